@@ -1,0 +1,5 @@
+"""``python -m adpilot`` runs the CLI."""
+
+from adpilot.cli import main
+
+main()

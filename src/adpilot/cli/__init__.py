@@ -1,0 +1,47 @@
+"""The ``adpilot`` command line: a thin shell over the library (Typer + Rich)."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.markup import escape
+
+from adpilot.cli import datasets as _datasets
+from adpilot.cli import ingest as _ingest
+from adpilot.cli import run as _run
+from adpilot.cli._common import err_console
+from adpilot.errors import AdpilotError
+
+app = typer.Typer(
+    name="adpilot",
+    help="Precision marketing with language models: profiles, copy, scoring, targeting, feedback.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(_ingest.app, name="ingest")
+app.add_typer(_datasets.app, name="datasets")
+app.command("run")(_run.run)
+app.command("status")(_run.status)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: adpilot errors become one red line and an exit code, never a traceback.
+
+    With ``argv`` (tests) the exit code is returned; as the console script it exits.
+    """
+    try:
+        app(args=argv, prog_name="adpilot")  # standalone: handles usage errors and --help
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except AdpilotError as exc:
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        code = 130
+    if argv is None:
+        sys.exit(code)
+    return code

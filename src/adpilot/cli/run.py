@@ -1,0 +1,70 @@
+"""``adpilot run`` (the main job) and ``adpilot status``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from adpilot.cli._common import console, err_console, print_json
+
+
+def run(
+    out: Path = typer.Option(Path("adpilot-out"), "--out", help="Folder for report and outputs."),
+    data: Path = typer.Option(None, "--data",
+                              help="Folder with customers/products/reviews/transactions/events "
+                                   "files (default: the built-in sample)."),
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB",
+                           help="Database URL (default: SQLite in the output folder)."),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
+) -> None:
+    """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from adpilot.pipeline import STEPS
+    from adpilot.pipeline import run as run_pipeline
+
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=as_json) as progress:
+        task = progress.add_task("adpilot run", total=len(STEPS))
+
+        def on_step(name: str) -> None:
+            progress.update(task, description=f"adpilot run: {name}",
+                            completed=[n for n, _ in STEPS].index(name))
+
+        result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step)
+        progress.update(task, completed=len(STEPS), description="adpilot run: done")
+    if as_json:
+        print_json(result.summary())
+        return
+    table = Table("stage", "seconds", title="adpilot run")
+    for name, secs in result.timings.items():
+        table.add_row(name, f"{secs:.2f}")
+    console.print(table)
+    for kind, s in result.ingests.items():
+        console.print(f"  {kind:<13} read {s['read']:>5}  kept {s['kept']:>5}  "
+                      f"quarantined {s['quarantined']:>3}")
+    console.print(f"[bold green]report:[/] {result.report.resolve()}")
+    console.print(f"[bold]database:[/] {result.db_url}")
+    for name, path in result.outputs.items():
+        console.print(f"[bold]{name}:[/] {path}")
+
+
+def status(
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB", help="Database URL."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Row counts per table in the store."""
+    from adpilot.data.schema import SCHEMAS
+    from adpilot.store import open_store
+
+    store = open_store(db)
+    counts = {kind: store.count(kind) for kind in SCHEMAS}
+    if as_json:
+        print_json({"db": store.safe_url, "counts": counts})
+        return
+    table = Table("table", "rows", title=store.safe_url)
+    for kind, n in counts.items():
+        table.add_row(kind, f"{n:,}")
+    console.print(table)

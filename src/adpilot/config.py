@@ -1,0 +1,36 @@
+"""Settings read from the environment (``ADPILOT_*``) when asked for, never at import time."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where adpilot keeps its state. Every field can be set by an ``ADPILOT_<NAME>`` variable."""
+
+    model_config = SettingsConfigDict(env_prefix="ADPILOT_", extra="ignore")
+
+    home: Path = Field(default_factory=lambda: Path.home() / ".adpilot",
+                       description="Folder for the default database, caches, quarantine files.")
+    db: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in home.")
+    cache_dir: Path | None = Field(default=None, description="Model cache; default: home/cache.")
+
+    @property
+    def db_url(self) -> str:
+        return self.db or f"sqlite:///{self.home / 'adpilot.db'}"
+
+    @property
+    def models_dir(self) -> Path:
+        return (self.cache_dir or self.home / "cache") / "models"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now."""
+    return Settings()

@@ -1,0 +1,135 @@
+"""``adpilot run``: the end-to-end main job, as a list of steps over one shared context.
+
+Each stage adds its step to :data:`STEPS`; a step reads what earlier steps put in the context
+and adds a section to the report.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from adpilot.data import columns as C
+from adpilot.data.ingest import IngestResult, ingest_file
+from adpilot.report import Report
+from adpilot.store import Store
+
+SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
+    "customers": "customers.csv",
+    "products": "products.csv",
+    "reviews": "reviews.csv",
+    "transactions": "transactions.csv",
+    "events": "events.csv",
+}
+
+
+def sample_dir() -> Path:
+    """The built-in sample shipped in the package (English and Chinese, written for adpilot)."""
+    return Path(str(resources.files("adpilot") / "sample"))
+
+
+@dataclass
+class RunContext:
+    """What the steps share: where data comes from and goes, and what earlier steps made."""
+
+    store: Store
+    out_dir: Path
+    data_dir: Path
+    report: Report
+    ingests: dict[str, IngestResult] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def table(self, kind: str) -> pd.DataFrame:
+        return self.store.read(kind)
+
+
+Step = Callable[[RunContext], None]
+
+
+def step_ingest(ctx: RunContext) -> None:
+    """Ingest every sample file into the store; bad rows go to quarantine files in out_dir."""
+    for kind, name in SAMPLE_FILES.items():
+        path = ctx.data_dir / name
+        if path.exists():
+            ctx.ingests[kind] = ingest_file(
+                kind, path, store=ctx.store, quarantine_path=ctx.out_dir / f"quarantine-{kind}.csv")
+
+
+def step_data_report(ctx: RunContext) -> None:
+    """Data overview / 数据概览: counts, what was quarantined and why, first charts."""
+    from adpilot.report.charts import funnel_chart, rating_chart, revenue_chart
+
+    sec = ctx.report.section("Data overview · 数据概览")
+    counts = {k: ctx.store.count(k) for k in SAMPLE_FILES}
+    sec.parts.append(Report.kpis({f"{k} stored": v for k, v in counts.items()}))
+    rows = [{"kind": r.kind, "file": Path(r.source).name, "read": r.read, "kept": r.kept,
+             "quarantined": r.quarantined,
+             "reasons": "; ".join(f"{n}× {why}" for why, n in r.summary()["reasons"].items())}
+            for r in ctx.ingests.values()]
+    from adpilot.report.html import table_html
+
+    sec.parts.append("<h3>Ingest · 导入 (read = kept + quarantined)</h3>")
+    sec.parts.append(table_html(pd.DataFrame(rows)))
+    reviews, tx, events = ctx.table("reviews"), ctx.table("transactions"), ctx.table("events")
+    figs = []
+    if len(reviews):
+        figs.append(rating_chart(reviews))
+    if len(tx):
+        figs.append(revenue_chart(tx))
+    if len(events):
+        figs.append(funnel_chart(events))
+    sec.parts.append(Report.figures(*figs))
+    if len(reviews):
+        langs = reviews[C.LANGUAGE].value_counts().to_dict()
+        sec.parts.append(Report.text(
+            "Reviews by detected language: " + ", ".join(f"{k} {v}" for k, v in langs.items()),
+            note=True))
+
+
+STEPS: list[tuple[str, Step]] = [
+    ("ingest", step_ingest),
+    ("data report", step_data_report),
+]
+
+
+@dataclass
+class RunResult:
+    out_dir: Path
+    report: Path
+    db_url: str
+    ingests: dict[str, dict]
+    timings: dict[str, float]
+    outputs: dict[str, str]
+
+    def summary(self) -> dict:
+        return {"out_dir": str(self.out_dir), "report": str(self.report), "db": self.db_url,
+                "ingests": self.ingests, "timings": self.timings, "outputs": self.outputs}
+
+
+def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
+        steps: list[tuple[str, Step]] | None = None,
+        on_step: Callable[[str], None] | None = None) -> RunResult:
+    """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    db_url = db_url or f"sqlite:///{(out_dir / 'adpilot.db').resolve()}"
+    store = Store(db_url).init()
+    ctx = RunContext(store=store, out_dir=out_dir,
+                     data_dir=Path(data_dir) if data_dir else sample_dir(),
+                     report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"))
+    for name, step in steps or STEPS:
+        if on_step:
+            on_step(name)
+        started = time.perf_counter()
+        step(ctx)
+        ctx.timings[name] = round(time.perf_counter() - started, 3)
+    report_path = ctx.report.write(out_dir / "report.html")
+    store.dispose()
+    return RunResult(out_dir, report_path, store.safe_url,
+                     {k: r.summary() for k, r in ctx.ingests.items()}, ctx.timings, ctx.outputs)

@@ -1,0 +1,172 @@
+"""SQLAlchemy store: one table per record kind, idempotent upserts keyed by record id."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    func,
+    select,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from adpilot.data.schema import SCHEMAS, FieldSpec, get_schema
+from adpilot.errors import AdpilotError, ConfigError
+
+_CHUNK = 5_000  # rows per INSERT batch: bounded memory, few round trips
+
+metadata = MetaData()
+
+
+def _column(spec: FieldSpec, primary: bool) -> Column:
+    kind = {
+        "str": String(512), "text": Text(), "int": Integer(), "float": Float(),
+        "datetime": DateTime(), "choice": String(32), "language": String(8),
+    }[spec.kind]
+    if primary:
+        return Column(spec.name, String(512), primary_key=True)
+    return Column(spec.name, kind, nullable=True)
+
+
+TABLES: dict[str, Table] = {
+    name: Table(
+        name, metadata,
+        *[_column(f, f.name == schema.id_field) for f in schema.fields],
+        Column("attributes", Text(), nullable=False, default="{}"),
+    )
+    for name, schema in SCHEMAS.items()
+}
+
+INGEST_RUNS = Table(
+    "ingest_runs", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("source", Text, nullable=False),
+    Column("read", Integer, nullable=False),
+    Column("kept", Integer, nullable=False),
+    Column("quarantined", Integer, nullable=False),
+    Column("inserted", Integer, nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("finished_at", DateTime, nullable=False),
+)
+
+
+class StoreError(AdpilotError):
+    """The database cannot be reached or written."""
+
+
+class Store:
+    """Canonical records in a SQL database.
+
+    Writes run in one transaction per call and are idempotent by record id: re-ingesting the
+    same rows updates them in place and adds none.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        try:
+            if url.startswith("sqlite:///"):
+                Path(url.removeprefix("sqlite:///")).expanduser().parent.mkdir(
+                    parents=True, exist_ok=True)
+            self.engine: Engine = create_engine(url, future=True)
+        except (ArgumentError, ImportError) as exc:
+            raise ConfigError(f"cannot use database URL {self.safe_url}: {exc}") from None
+        self.dialect = self.engine.dialect.name
+        if self.dialect not in ("sqlite", "postgresql"):
+            raise ConfigError(f"unsupported database {self.dialect!r}; use sqlite or postgresql")
+
+    @property
+    def safe_url(self) -> str:
+        """The URL without its password, for messages."""
+        try:
+            from sqlalchemy.engine import make_url
+
+            return make_url(self.url).render_as_string(hide_password=True)
+        except Exception:
+            return "<database url>"
+
+    def init(self) -> Store:
+        """Create missing tables."""
+        try:
+            metadata.create_all(self.engine)
+        except OperationalError as exc:
+            raise StoreError(f"cannot open database {self.safe_url}: {exc.orig}") from None
+        return self
+
+    def _insert(self, table: Table):
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert
+        return insert(table)
+
+    def upsert(self, kind: str, frame: pd.DataFrame) -> int:
+        """Insert or update ``frame`` (canonical columns) by id; returns rows newly inserted."""
+        schema = get_schema(kind)
+        table = TABLES[kind]
+        cols = [c.name for c in table.columns if c.name in frame.columns]
+        stmt = self._insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[schema.id_field],
+            set_={c: stmt.excluded[c] for c in cols if c != schema.id_field},
+        )
+        before = self.count(kind)
+        try:
+            with self.engine.begin() as conn:
+                for chunk in _records(frame[cols]):
+                    conn.execute(stmt, chunk)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing {kind} to {self.safe_url} failed: {exc}") from None
+        return self.count(kind) - before
+
+    def count(self, kind: str) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(TABLES[kind])).scalar_one())
+
+    def read(self, kind: str) -> pd.DataFrame:
+        """The whole table as a DataFrame (use SQL or DuckDB for tables that do not fit)."""
+        with self.engine.connect() as conn:
+            return pd.read_sql_table(kind, conn)
+
+    def log_ingest(self, *, kind: str, source: str, read: int, kept: int, quarantined: int,
+                   inserted: int, details: dict | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(INGEST_RUNS.insert().values(
+                kind=kind, source=source, read=read, kept=kept, quarantined=quarantined,
+                inserted=inserted, details=details, finished_at=datetime.now(UTC).replace(tzinfo=None)))
+
+    def ingest_runs(self) -> pd.DataFrame:
+        with self.engine.connect() as conn:
+            return pd.read_sql_table("ingest_runs", conn)
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _records(frame: pd.DataFrame) -> Iterator[list[dict]]:
+    """Rows as dicts with None for missing values and Python datetimes, in chunks."""
+    for start in range(0, len(frame), _CHUNK):
+        part = frame.iloc[start:start + _CHUNK].astype(object)
+        # pd.Timestamp is a datetime subclass, so both drivers take it as it is.
+        yield part.where(part.notna(), None).to_dict("records")
+
+
+def open_store(url: str | None = None) -> Store:
+    """Open (and create if needed) the store at ``url`` or at the configured default."""
+    from adpilot.config import get_settings
+
+    return Store(url or get_settings().db_url).init()
