@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -44,6 +45,7 @@ class RunContext:
     ingests: dict[str, IngestResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    profiles: Any = None  # ProfileRun, once the profiles step ran
 
     def table(self, kind: str) -> pd.DataFrame:
         return self.store.read(kind)
@@ -92,9 +94,35 @@ def step_data_report(ctx: RunContext) -> None:
             note=True))
 
 
+def step_profiles(ctx: RunContext) -> None:
+    """Profiles and segments / 用户画像与分群: sentiment, aspects, RFM, embeddings, k-means."""
+    from adpilot.profiling.build import export_profiles, profile_store
+    from adpilot.report.charts import segment_chart
+    from adpilot.report.html import table_html
+
+    run = profile_store(ctx.store, seed=0)
+    ctx.profiles = run
+    ctx.outputs.update(export_profiles(run, ctx.out_dir))
+    sec = ctx.report.section("Profiles and segments · 用户画像与分群")
+    table = run.profiles.table
+    sec.parts.append(Report.kpis({"profiles": len(table), "segments": len(run.segments),
+                                  "aspect opinions": len(run.aspects)}))
+    sec.parts.append(Report.text(
+        f"Review sentiment from: {run.sentiment_source}; embeddings: {run.embedder}; "
+        f"k chosen by silhouette: {run.silhouettes}", note=True))
+    sec.parts.append(Report.figures(segment_chart(run.segments)))
+    sec.parts.append("<h3>Segments · 分群</h3>")
+    sec.parts.append(table_html(run.segments[["segment", "size", "name", "description",
+                                              "description_zh"]]))
+    sec.parts.append("<h3>Example profiles · 用户画像示例</h3>")
+    examples = table.sort_values("n_reviews", ascending=False).groupby("segment").head(1)
+    sec.parts.append(table_html(examples[["user_id", "segment", "summary", "summary_zh"]]))
+
+
 STEPS: list[tuple[str, Step]] = [
     ("ingest", step_ingest),
     ("data report", step_data_report),
+    ("profiles", step_profiles),
 ]
 
 

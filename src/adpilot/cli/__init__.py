@@ -9,6 +9,7 @@ from rich.markup import escape
 
 from adpilot.cli import datasets as _datasets
 from adpilot.cli import ingest as _ingest
+from adpilot.cli import profile as _profile
 from adpilot.cli import run as _run
 from adpilot.cli._common import err_console
 from adpilot.errors import AdpilotError
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 app.add_typer(_ingest.app, name="ingest")
 app.add_typer(_datasets.app, name="datasets")
+app.add_typer(_profile.app, name="profile")
 app.command("run")(_run.run)
 app.command("status")(_run.status)
 

@@ -62,3 +62,12 @@ def funnel_chart(events: pd.DataFrame) -> str:
     ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.legend(frameon=False, fontsize=9)
     return figure_svg(fig)
+
+
+def segment_chart(segments: pd.DataFrame) -> str:
+    """Segment sizes with their short names."""
+    fig, ax = _axes("Segments by size", size=(5.6, 0.5 + 0.45 * max(1, len(segments))))
+    labels = segments["segment"] + "  " + segments["name"].str.slice(0, 38)
+    ax.barh(labels[::-1], segments["size"][::-1], color=PALETTE[0])
+    ax.set_xlabel("customers")
+    return figure_svg(fig)

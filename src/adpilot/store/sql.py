@@ -142,6 +142,21 @@ class Store:
         with self.engine.connect() as conn:
             return pd.read_sql_table(kind, conn)
 
+    def write_table(self, name: str, frame: pd.DataFrame) -> None:
+        """Replace a derived table (profiles, segments, …) in one transaction."""
+        if name in TABLES or name == "ingest_runs":
+            raise ConfigError(f"{name!r} is a record table; use upsert")
+        try:
+            with self.engine.begin() as conn:
+                frame.to_sql(name, conn, if_exists="replace", index=False, chunksize=_CHUNK)
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing {name} to {self.safe_url} failed: {exc}") from None
+
+    def has_table(self, name: str) -> bool:
+        from sqlalchemy import inspect
+
+        return inspect(self.engine).has_table(name)
+
     def log_ingest(self, *, kind: str, source: str, read: int, kept: int, quarantined: int,
                    inserted: int, details: dict | None = None) -> None:
         with self.engine.begin() as conn:

@@ -1,0 +1,105 @@
+"""``adpilot profile …``: build, query and export user profiles and segments."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from adpilot.cli._common import console, err_console, print_json
+from adpilot.errors import ConfigError
+
+app = typer.Typer(help="User profiles and segments.", no_args_is_help=True)
+
+
+@app.command("build")
+def build(
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB", help="Database URL."),
+    out: Path = typer.Option(None, "--out", help="Also export profiles/segments here."),
+    embedder: str = typer.Option("auto", help="minilm | lsa | auto"),
+    k: int = typer.Option(None, help="Number of segments (default: chosen by silhouette)."),
+    seed: int = typer.Option(0),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Build profiles and segments from everything in the store."""
+    from adpilot.profiling.build import export_profiles, profile_store
+    from adpilot.store import open_store
+
+    store = open_store(db)
+    with err_console.status("profiling …"):
+        run = profile_store(store, embedder=embedder, k=k, seed=seed)
+    summary = run.summary()
+    if out:
+        summary["outputs"] = export_profiles(run, out)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("segment", "size", "name", "description", title=f"{len(run.profiles)} profiles")
+    for row in run.segments.itertuples():
+        table.add_row(row.segment, str(row.size), row.name, row.description)
+    console.print(table)
+
+
+def _age(value: str | None) -> tuple[int, int] | None:
+    if not value:
+        return None
+    try:
+        lo, hi = (int(v) for v in value.split("-", 1))
+    except ValueError:
+        raise ConfigError(f"--age expects LOW-HIGH such as 25-34, got {value!r}") from None
+    return lo, hi
+
+
+@app.command("query")
+def query(
+    age: str = typer.Option(None, help="Age range, e.g. 25-34."),
+    gender: str = typer.Option(None),
+    region: str = typer.Option(None),
+    unhappy_with: str = typer.Option(None, help="Aspect: fit quality price comfort style delivery."),
+    happy_with: str = typer.Option(None, help="Aspect the user is happy with."),
+    bought: str = typer.Option(None, help="Category among the user's top categories."),
+    segment: str = typer.Option(None, help="Segment id, e.g. S2."),
+    limit: int = typer.Option(20),
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Find profiles, e.g. --age 25-34 --unhappy-with fit --bought dresses."""
+    from adpilot.profiling.profiles import query_profiles
+    from adpilot.store import open_store
+
+    store = open_store(db)
+    if not store.has_table("profiles"):
+        raise ConfigError("no profiles in the store yet; run `adpilot profile build` first")
+    profiles = store.read("profiles")
+    hits = query_profiles(profiles, age=_age(age), gender=gender, region=region,
+                          unhappy_with=unhappy_with, happy_with=happy_with, bought=bought,
+                          segment=segment)
+    if as_json:
+        print_json({"matched": len(hits), "profiles": hits.head(limit).to_dict("records")})
+        return
+    table = Table("user", "segment", "summary", title=f"{len(hits)} profiles match")
+    for row in hits.head(limit).itertuples():
+        table.add_row(str(row.user_id), str(getattr(row, "segment", "")), str(row.summary))
+    console.print(table)
+
+
+@app.command("export")
+def export(
+    out: Path = typer.Argument(..., help="File to write: .parquet or .csv"),
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
+) -> None:
+    """Export the stored profiles."""
+    from adpilot.store import open_store
+
+    store = open_store(db)
+    if not store.has_table("profiles"):
+        raise ConfigError("no profiles in the store yet; run `adpilot profile build` first")
+    profiles = store.read("profiles")
+    if out.suffix == ".parquet":
+        profiles.to_parquet(out, index=False)
+    elif out.suffix == ".csv":
+        profiles.to_csv(out, index=False, encoding="utf-8")
+    else:
+        raise ConfigError(f"export to .parquet or .csv, not {out.suffix!r}")
+    console.print(f"wrote {len(profiles):,} profiles to {out}")

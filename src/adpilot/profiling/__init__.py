@@ -1,0 +1,1 @@
+"""Profiling stage: sentiment, aspects, interests, RFM, embeddings, user profiles, segments."""

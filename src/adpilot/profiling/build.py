@@ -1,0 +1,120 @@
+"""Profile the store: reviews, customers, products and transactions in → per-review sentiment
+and aspects, user profiles, segments out (stored, and exported as Parquet/CSV)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from adpilot.data import columns as C
+from adpilot.profiling.aspects import extract_aspects
+from adpilot.profiling.embeddings import get_embedder
+from adpilot.profiling.profiles import Profiles, build_profiles
+from adpilot.profiling.segments import SegmentModel
+
+# A sentiment scorer maps reviews (id, text, language, …) to polarity in [-1, 1] per review.
+SentimentScorer = Callable[[pd.DataFrame], pd.Series]
+
+
+def rating_polarity(reviews: pd.DataFrame) -> pd.Series:
+    """Polarity from the star rating ((r - 3) / 2); 0 where there is no rating."""
+    return ((reviews[C.RATING].astype(float) - 3) / 2).fillna(0.0)
+
+
+def default_sentiment_scorer() -> tuple[str, SentimentScorer]:
+    """The trained sentiment models when they are in the cache, else the rating itself."""
+    try:
+        from adpilot.profiling.sentiment import model_polarity_scorer
+    except ImportError:
+        return "rating", rating_polarity
+    scorer = model_polarity_scorer()
+    return ("model", scorer) if scorer is not None else ("rating", rating_polarity)
+
+
+@dataclass
+class ProfileRun:
+    profiles: Profiles
+    segments: pd.DataFrame
+    aspects: pd.DataFrame
+    review_sentiment: pd.Series
+    sentiment_source: str
+    embedder: str
+    timings: dict[str, float] = field(default_factory=dict)
+    silhouettes: dict[int, float] = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        return {"users": len(self.profiles), "segments": self.segments.to_dict("records"),
+                "aspect_mentions": int(len(self.aspects)), "sentiment": self.sentiment_source,
+                "embedder": self.embedder, "silhouettes": self.silhouettes,
+                "timings": self.timings}
+
+
+def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = None,
+                   transactions: pd.DataFrame | None = None,
+                   products: pd.DataFrame | None = None,
+                   sentiment: tuple[str, SentimentScorer] | None = None,
+                   embedder: str = "auto", seed: int = 0, k: int | None = None) -> ProfileRun:
+    """Run the profiling stage on in-memory canonical tables."""
+    timings: dict[str, float] = {}
+    reviews = reviews.reset_index(drop=True)
+
+    def timed(name, fn, *a, **kw):
+        t = time.perf_counter()
+        out = fn(*a, **kw)
+        timings[name] = round(time.perf_counter() - t, 3)
+        return out
+
+    source, scorer = sentiment or default_sentiment_scorer()
+    polarity = timed("sentiment", scorer, reviews).astype(float)
+    aspects = timed("aspects", extract_aspects, reviews, overall=polarity)
+    name = embedder
+    if embedder == "auto":
+        try:
+            import sentence_transformers  # noqa: F401
+
+            name = "minilm"
+        except ImportError:
+            name = "lsa"
+    emb = timed("embeddings", get_embedder(name).encode, reviews[C.TEXT]) if len(reviews) else None
+    profiles = timed("profiles", build_profiles, reviews, customers=customers,
+                     transactions=transactions, products=products, sentiment=polarity,
+                     aspects=aspects, review_embeddings=emb)
+    model = SegmentModel(k=k, seed=seed)
+    profiles.table["segment"] = timed("segments", model.fit_predict, profiles.table,
+                                      profiles.embeddings).to_numpy()
+    segments = model.describe()
+    return ProfileRun(profiles, segments, aspects, polarity, source, name, timings,
+                      model.silhouettes_)
+
+
+def profile_store(store, **kwargs) -> ProfileRun:
+    """Profile everything in ``store`` and write ``profiles``, ``segments`` and
+    ``review_aspects`` tables back to it."""
+    tables = {k: store.read(k) for k in ("reviews", "customers", "transactions", "products")}
+    run = profile_tables(tables["reviews"], customers=tables["customers"],
+                         transactions=tables["transactions"], products=tables["products"],
+                         **kwargs)
+    store.write_table("profiles", run.profiles.table)
+    store.write_table("segments", run.segments)
+    store.write_table("review_aspects", run.aspects)
+    return run
+
+
+def export_profiles(run: ProfileRun, out_dir: str | Path) -> dict[str, str]:
+    """Write profiles (Parquet and CSV, embeddings in the Parquet file) and segments (CSV)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = run.profiles.table.copy()
+    csv_path, pq_path, seg_path = out / "profiles.csv", out / "profiles.parquet", out / "segments.csv"
+    table.to_csv(csv_path, index=False, encoding="utf-8")
+    if run.profiles.embeddings is not None:
+        table["embedding"] = list(np.asarray(run.profiles.embeddings, dtype=np.float32))
+    table.to_parquet(pq_path, index=False)
+    run.segments.to_csv(seg_path, index=False, encoding="utf-8")
+    return {"profiles_csv": str(csv_path), "profiles_parquet": str(pq_path),
+            "segments_csv": str(seg_path)}
