@@ -10,7 +10,9 @@ from rich.markup import escape
 from adpilot.cli import datasets as _datasets
 from adpilot.cli import ingest as _ingest
 from adpilot.cli import profile as _profile
+from adpilot.cli import recommend as _recommend
 from adpilot.cli import run as _run
+from adpilot.cli import uplift as _uplift
 from adpilot.cli._common import err_console
 from adpilot.errors import AdpilotError
 
@@ -24,6 +26,8 @@ app = typer.Typer(
 app.add_typer(_ingest.app, name="ingest")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_profile.app, name="profile")
+app.add_typer(_uplift.app, name="uplift")
+app.add_typer(_recommend.app, name="recommend")
 app.command("run")(_run.run)
 app.command("status")(_run.status)
 

@@ -71,3 +71,17 @@ def segment_chart(segments: pd.DataFrame) -> str:
     ax.barh(labels[::-1], segments["size"][::-1], color=PALETTE[0])
     ax.set_xlabel("customers")
     return figure_svg(fig)
+
+
+def qini_chart(curves: dict, *, title: str = "Qini curve") -> str:
+    """Qini curves (incremental outcomes vs people targeted) against random targeting."""
+    fig, ax = _axes(title)
+    for i, (name, (x, q)) in enumerate(curves.items()):
+        frac = x / x[-1]
+        ax.plot(frac, q, label=name, color=PALETTE[i % len(PALETTE)])
+        if i == 0:
+            ax.plot([0, 1], [0, q[-1]], "--", color="grey", label="random")
+    ax.set_xlabel("share of customers targeted (by score)")
+    ax.set_ylabel("incremental outcomes")
+    ax.legend(frameon=False, fontsize=9)
+    return figure_svg(fig)

@@ -1,0 +1,1 @@
+"""Targeting stage: who gets which message (uplift), policy evaluation, budgets."""
