@@ -7,6 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
+from adpilot.cli import campaign as _campaign
 from adpilot.cli import datasets as _datasets
 from adpilot.cli import ingest as _ingest
 from adpilot.cli import profile as _profile
@@ -28,6 +29,9 @@ app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_profile.app, name="profile")
 app.add_typer(_uplift.app, name="uplift")
 app.add_typer(_recommend.app, name="recommend")
+app.add_typer(_campaign.app, name="campaign")
+app.add_typer(_campaign.events_app, name="events")
+app.add_typer(_campaign.ope_app, name="ope")
 app.command("run")(_run.run)
 app.command("status")(_run.status)
 

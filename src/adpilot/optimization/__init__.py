@@ -1,0 +1,1 @@
+"""Optimisation stage: campaigns, bandit allocation, feedback, experiment statistics, OPE."""

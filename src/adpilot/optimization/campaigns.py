@@ -1,0 +1,317 @@
+"""Campaigns in the store: variants, an allocation policy whose state persists, a decision
+log with propensities, and feedback events that update the policy.
+
+A decision is computed in process from the in-memory policy (microseconds) and logged in
+batches; the policy state is rebuilt from the stored events, so ingesting the same batch twice
+changes nothing and a restart loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import Column, DateTime, Float, Integer, String, Table, Text, select, update
+
+from adpilot.data import columns as C
+from adpilot.data.readers import quarantine_frame
+from adpilot.data.schema import EVENTS
+from adpilot.data.validation import validate
+from adpilot.errors import ConfigError
+from adpilot.optimization.policies import (
+    FixedSplit,
+    Policy,
+    ThompsonSampling,
+    policy_from_state,
+)
+from adpilot.store.sql import Store, metadata
+
+CAMPAIGNS = Table(
+    "campaigns", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("goal", String(16), nullable=False),
+    Column("audience", Text, nullable=False, default="{}"),
+    Column("schedule", Text, nullable=False, default="{}"),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("attribution_hours", Integer, nullable=False, default=72),
+    Column("policy_state", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+VARIANTS = Table(
+    "campaign_variants", metadata,
+    Column("campaign_id", String(64), primary_key=True),
+    Column("variant", String(128), primary_key=True),
+    Column("channel", String(32), nullable=True),
+    Column("copy", Text, nullable=False, default="{}"),
+    Column("status", String(16), nullable=False, default="active"),
+    Column("created_at", DateTime, nullable=False),
+)
+DECISIONS = Table(
+    "decisions", metadata,
+    Column("decision_id", String(64), primary_key=True),
+    Column("campaign_id", String(64), nullable=False, index=True),
+    Column("user_id", String(128), nullable=False),
+    Column("variant", String(128), nullable=False),
+    Column("channel", String(32), nullable=True),
+    Column("propensity", Float, nullable=False),
+    Column("time", DateTime, nullable=False),
+)
+
+GOALS = ("click", "conversion")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+@dataclass
+class Decision:
+    decision_id: str
+    campaign_id: str
+    user_id: str
+    variant: str
+    channel: str | None
+    propensity: float
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("decision_id", "campaign_id", "user_id", "variant",
+                                              "channel", "propensity")}
+
+
+@dataclass
+class EventIngest:
+    read: int
+    kept: int
+    quarantined: int
+    duplicates_in_store: int
+    quarantine: pd.DataFrame = field(repr=False)
+
+    def summary(self) -> dict:
+        return {"read": self.read, "kept": self.kept, "quarantined": self.quarantined,
+                "already_stored": self.duplicates_in_store,
+                "reasons": self.quarantine[C.Q_REASON].str.replace(
+                    r"\(first seen.*|'.*'", "", regex=True).str.strip().value_counts().to_dict()
+                if len(self.quarantine) else {}}
+
+
+class Campaigns:
+    """Campaign operations over a :class:`~adpilot.store.Store`."""
+
+    def __init__(self, store: Store, *, seed: int | None = None, log_batch: int = 500) -> None:
+        self.store = store
+        metadata.create_all(store.engine, tables=[CAMPAIGNS, VARIANTS, DECISIONS])
+        self._rng = np.random.default_rng(seed)
+        self._policies: dict[str, Policy] = {}
+        self._channels: dict[str, dict[str, str | None]] = {}
+        self._pending: list[dict] = []
+        self.log_batch = log_batch
+
+    # --- set-up ---------------------------------------------------------------------------
+    def create(self, name: str, variants: list[str], *, channel: str | None = None,
+               policy: str = "thompson", goal: str = "click", floor: float = 0.05,
+               audience: dict | None = None, schedule: dict | None = None,
+               attribution_hours: int = 72, copies: dict[str, dict] | None = None) -> str:
+        if goal not in GOALS:
+            raise ConfigError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+        pol = {"thompson": lambda: ThompsonSampling(variants, floor=floor),
+               "fixed": lambda: FixedSplit(variants)}.get(policy)
+        if pol is None:
+            raise ConfigError(f"policy must be thompson or fixed, got {policy!r}")
+        state = pol().state()
+        cid = f"{name.lower().replace(' ', '-')[:40]}-{uuid.uuid4().hex[:8]}"
+        with self.store.engine.begin() as conn:
+            conn.execute(CAMPAIGNS.insert().values(
+                id=cid, name=name, goal=goal, audience=json.dumps(audience or {}),
+                schedule=json.dumps(schedule or {}), status="active",
+                attribution_hours=attribution_hours, policy_state=json.dumps(state),
+                created_at=_now()))
+            for v in variants:
+                conn.execute(VARIANTS.insert().values(
+                    campaign_id=cid, variant=v, channel=channel,
+                    copy=json.dumps((copies or {}).get(v, {}), ensure_ascii=False),
+                    status="active", created_at=_now()))
+        return cid
+
+    def add_variant(self, campaign_id: str, variant: str, *, channel: str | None = None,
+                    copy: dict | None = None) -> None:
+        """Add a variant to a running campaign (it starts from the prior: cold start)."""
+        policy = self.policy(campaign_id)
+        policy.add_arm(variant)
+        with self.store.engine.begin() as conn:
+            conn.execute(VARIANTS.insert().values(
+                campaign_id=campaign_id, variant=variant, channel=channel,
+                copy=json.dumps(copy or {}, ensure_ascii=False), status="active",
+                created_at=_now()))
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
+                policy_state=json.dumps(policy.state())))
+        self._channels.pop(campaign_id, None)
+
+    def set_status(self, campaign_id: str, status: str) -> None:
+        if status not in ("active", "paused"):
+            raise ConfigError(f"status must be active or paused, got {status!r}")
+        self._campaign(campaign_id)
+        with self.store.engine.begin() as conn:
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
+                status=status))
+
+    def _campaign(self, campaign_id: str) -> dict:
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
+        if row is None:
+            raise ConfigError(f"unknown campaign {campaign_id!r}")
+        return dict(row._mapping)
+
+    def list(self) -> pd.DataFrame:
+        with self.store.engine.connect() as conn:
+            return pd.read_sql(select(CAMPAIGNS.c.id, CAMPAIGNS.c.name, CAMPAIGNS.c.goal,
+                                      CAMPAIGNS.c.status, CAMPAIGNS.c.created_at), conn)
+
+    def variants(self, campaign_id: str) -> pd.DataFrame:
+        with self.store.engine.connect() as conn:
+            return pd.read_sql(select(VARIANTS).where(VARIANTS.c.campaign_id == campaign_id), conn)
+
+    # --- decisions ------------------------------------------------------------------------
+    def policy(self, campaign_id: str) -> Policy:
+        if campaign_id not in self._policies:
+            self._policies[campaign_id] = policy_from_state(
+                json.loads(self._campaign(campaign_id)["policy_state"]))
+        return self._policies[campaign_id]
+
+    def decide(self, user_id: str, campaign_id: str) -> Decision:
+        """Choose a variant for ``user_id``; returns it with its propensity (logged)."""
+        started = time.perf_counter()
+        policy = self.policy(campaign_id)
+        if campaign_id not in self._channels:
+            v = self.variants(campaign_id)
+            if self._campaign(campaign_id)["status"] != "active":
+                raise ConfigError(f"campaign {campaign_id!r} is paused")
+            self._channels[campaign_id] = dict(zip(v["variant"], v["channel"], strict=True))
+        arm, p = policy.choose(self._rng)
+        d = Decision(uuid.uuid4().hex, campaign_id, str(user_id), arm,
+                     self._channels[campaign_id].get(arm), p)
+        self._pending.append({**d.as_dict(), "time": _now()})
+        if len(self._pending) >= self.log_batch:
+            self.flush()
+        d.seconds = time.perf_counter() - started
+        return d
+
+    def flush(self) -> None:
+        """Write buffered decisions to the decision log."""
+        if self._pending:
+            with self.store.engine.begin() as conn:
+                conn.execute(DECISIONS.insert(), self._pending)
+            self._pending = []
+
+    def decisions(self, campaign_id: str) -> pd.DataFrame:
+        self.flush()
+        with self.store.engine.connect() as conn:
+            return pd.read_sql(select(DECISIONS).where(DECISIONS.c.campaign_id == campaign_id),
+                               conn)
+
+    # --- feedback -------------------------------------------------------------------------
+    def ingest_events(self, frame: pd.DataFrame) -> EventIngest:
+        """Validate, deduplicate and store feedback events, then refresh the policies.
+
+        Rejected (quarantined, with a reason): invalid rows, duplicate event ids in the batch,
+        unknown campaigns or variants, and — for campaigns that log decisions — events of users
+        with no decision, or outside the attribution window after it.
+        """
+        self.flush()
+        read = len(frame)
+        v = validate(frame[[c for c in frame.columns if c in EVENTS.names]], EVENTS,
+                     extra=frame[[c for c in frame.columns if c not in EVENTS.names]])
+        kept, quarantine = v.kept, v.quarantine
+        rows = pd.Series(v.kept_positions + 1)
+        reject = pd.Series("", index=kept.index, dtype=object)
+        with self.store.engine.connect() as conn:
+            camps = pd.read_sql(select(CAMPAIGNS.c.id, CAMPAIGNS.c.attribution_hours), conn)
+            variants = pd.read_sql(select(VARIANTS.c.campaign_id, VARIANTS.c.variant), conn)
+        known = kept[C.CAMPAIGN].isin(camps["id"])
+        reject[~known] = "unknown campaign"
+        pairs = set(zip(variants["campaign_id"], variants["variant"], strict=True))
+        known_variant = pd.Series([(c, x) in pairs for c, x in zip(
+            kept[C.CAMPAIGN], kept[C.VARIANT], strict=True)], index=kept.index)
+        reject[known & ~known_variant] = "unknown variant for this campaign"
+        window = camps.set_index("id")["attribution_hours"]
+        with self.store.engine.connect() as conn:
+            first = pd.read_sql(
+                select(DECISIONS.c.campaign_id, DECISIONS.c.user_id, DECISIONS.c.time), conn)
+        if len(first):
+            first = first.groupby(["campaign_id", "user_id"])["time"].agg(["min", "max"])
+            logged = kept[C.CAMPAIGN].isin(first.index.get_level_values(0))
+            key = pd.MultiIndex.from_arrays([kept[C.CAMPAIGN], kept[C.USER_ID]])
+            t_min = first["min"].reindex(key).to_numpy()
+            t_max = first["max"].reindex(key).to_numpy()
+            hours = window.reindex(kept[C.CAMPAIGN]).fillna(72).to_numpy()
+            t = pd.to_datetime(kept[C.TIME]).to_numpy()
+            no_decision = logged.to_numpy() & pd.isna(t_min)
+            late = logged.to_numpy() & ~pd.isna(t_max) & (
+                t > t_max + (hours * 3600).astype("timedelta64[s]"))
+            early = logged.to_numpy() & ~pd.isna(t_min) & (t < t_min - np.timedelta64(5, "m"))
+            ok = reject == ""
+            reject[ok & no_decision] = "no decision logged for this user in this campaign"
+            reject[(reject == "") & late] = "outside the attribution window"
+            reject[(reject == "") & early] = "before the user's first decision"
+        bad = (reject != "").to_numpy()
+        if bad.any():
+            extra = quarantine_frame([]).reindex(range(int(bad.sum())))
+            extra[C.Q_ROW] = pd.array(rows[bad].to_numpy(), dtype="Int64")
+            extra[C.Q_COLUMN] = C.CAMPAIGN
+            extra[C.Q_VALUE] = (kept.loc[bad, C.CAMPAIGN] + "/" + kept.loc[bad, C.VARIANT]).to_numpy()
+            extra[C.Q_REASON] = reject[bad].to_numpy()
+            quarantine = pd.concat([quarantine, extra], ignore_index=True)
+            kept = kept.loc[~bad].reset_index(drop=True)
+        inserted = self.store.upsert("events", kept) if len(kept) else 0
+        self.refresh_policies(kept[C.CAMPAIGN].unique().tolist())
+        return EventIngest(read, len(kept), len(quarantine), len(kept) - inserted, quarantine)
+
+    def events(self, campaign_id: str) -> pd.DataFrame:
+        from adpilot.store.sql import TABLES
+
+        with self.store.engine.connect() as conn:
+            return pd.read_sql(select(TABLES["events"]).where(
+                TABLES["events"].c.campaign == campaign_id), conn)
+
+    def refresh_policies(self, campaign_ids: list[str]) -> None:
+        """Rebuild each campaign's policy from all its stored events (idempotent)."""
+        for cid in campaign_ids:
+            camp = self._campaign(cid)
+            state = json.loads(camp["policy_state"])
+            if state["kind"] != "thompson":
+                continue
+            ev = self.events(cid)
+            counts = pd.crosstab(ev[C.VARIANT], ev[C.EVENT_TYPE]) if len(ev) else pd.DataFrame()
+            imp = counts.get("impression", pd.Series(dtype=float))
+            succ = counts.get(camp["goal"], pd.Series(dtype=float))
+            state["alpha"] = [1.0 + float(succ.get(a, 0)) for a in state["arms"]]
+            state["beta"] = [1.0 + max(0.0, float(imp.get(a, 0)) - float(succ.get(a, 0)))
+                             for a in state["arms"]]
+            with self.store.engine.begin() as conn:
+                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == cid).values(
+                    policy_state=json.dumps(state)))
+            self._policies[cid] = policy_from_state(state)
+
+    def report(self, campaign_id: str) -> dict:
+        """Variant statistics, the stopping decision, and allocation over time."""
+        from adpilot.optimization.stats import stopping_decision, variant_report
+
+        camp = self._campaign(campaign_id)
+        ev = self.events(campaign_id)
+        if ev.empty:
+            return {"campaign": campaign_id, "name": camp["name"], "events": 0}
+        rep = variant_report(ev, goal=camp["goal"])
+        daily = (ev[ev[C.EVENT_TYPE] == "impression"].assign(day=pd.to_datetime(
+            ev[C.TIME]).dt.floor("D")).groupby(["day", C.VARIANT]).size().unstack(fill_value=0))
+        return {"campaign": campaign_id, "name": camp["name"], "goal": camp["goal"],
+                "status": camp["status"], "events": int(len(ev)),
+                "variants": rep.reset_index().rename(columns={"index": "variant"}).to_dict(
+                    "records"),
+                "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
+                "allocation_by_day": {str(k.date()): v for k, v in daily.to_dict("index").items()}}
