@@ -41,6 +41,10 @@ class ConfigError(AdpilotError):
     exit_code = 2
 
 
+class NotFoundError(ConfigError):
+    """A named resource (campaign, profile, segment, job) does not exist."""
+
+
 class MissingDependencyError(AdpilotError):
     """An optional dependency is not installed; the message says which extra to install."""
 

@@ -13,6 +13,7 @@ from adpilot.cli import ingest as _ingest
 from adpilot.cli import profile as _profile
 from adpilot.cli import recommend as _recommend
 from adpilot.cli import run as _run
+from adpilot.cli import score as _score
 from adpilot.cli import uplift as _uplift
 from adpilot.cli._common import err_console
 from adpilot.errors import AdpilotError
@@ -32,6 +33,8 @@ app.add_typer(_recommend.app, name="recommend")
 app.add_typer(_campaign.app, name="campaign")
 app.add_typer(_campaign.events_app, name="events")
 app.add_typer(_campaign.ope_app, name="ope")
+app.add_typer(_score.attract_app, name="attract")
+app.command("score")(_score.score)
 app.command("run")(_run.run)
 app.command("status")(_run.status)
 

@@ -22,7 +22,7 @@ from adpilot.data import columns as C
 from adpilot.data.readers import quarantine_frame
 from adpilot.data.schema import EVENTS
 from adpilot.data.validation import validate
-from adpilot.errors import ConfigError
+from adpilot.errors import ConfigError, NotFoundError
 from adpilot.optimization.policies import (
     FixedSplit,
     Policy,
@@ -156,17 +156,25 @@ class Campaigns:
     def set_status(self, campaign_id: str, status: str) -> None:
         if status not in ("active", "paused"):
             raise ConfigError(f"status must be active or paused, got {status!r}")
-        self._campaign(campaign_id)
+        self.get(campaign_id)
         with self.store.engine.begin() as conn:
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
                 status=status))
 
-    def _campaign(self, campaign_id: str) -> dict:
+    def get(self, campaign_id: str) -> dict:
+        """The stored campaign row; :class:`NotFoundError` if there is none."""
         with self.store.engine.connect() as conn:
             row = conn.execute(select(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id)).first()
         if row is None:
-            raise ConfigError(f"unknown campaign {campaign_id!r}")
+            raise NotFoundError(f"unknown campaign {campaign_id!r}")
         return dict(row._mapping)
+
+
+    def invalidate(self, campaign_id: str) -> None:
+        """Drop cached policy and channels so the next decision reloads the stored state
+        (another process or instance may have changed status, variants or posterior)."""
+        self._policies.pop(campaign_id, None)
+        self._channels.pop(campaign_id, None)
 
     def list(self) -> pd.DataFrame:
         with self.store.engine.connect() as conn:
@@ -181,7 +189,7 @@ class Campaigns:
     def policy(self, campaign_id: str) -> Policy:
         if campaign_id not in self._policies:
             self._policies[campaign_id] = policy_from_state(
-                json.loads(self._campaign(campaign_id)["policy_state"]))
+                json.loads(self.get(campaign_id)["policy_state"]))
         return self._policies[campaign_id]
 
     def decide(self, user_id: str, campaign_id: str) -> Decision:
@@ -190,7 +198,7 @@ class Campaigns:
         policy = self.policy(campaign_id)
         if campaign_id not in self._channels:
             v = self.variants(campaign_id)
-            if self._campaign(campaign_id)["status"] != "active":
+            if self.get(campaign_id)["status"] != "active":
                 raise ConfigError(f"campaign {campaign_id!r} is paused")
             self._channels[campaign_id] = dict(zip(v["variant"], v["channel"], strict=True))
         arm, p = policy.choose(self._rng)
@@ -240,12 +248,9 @@ class Campaigns:
             kept[C.CAMPAIGN], kept[C.VARIANT], strict=True)], index=kept.index)
         reject[known & ~known_variant] = "unknown variant for this campaign"
         window = camps.set_index("id")["attribution_hours"]
-        with self.store.engine.connect() as conn:
-            first = pd.read_sql(
-                select(DECISIONS.c.campaign_id, DECISIONS.c.user_id, DECISIONS.c.time), conn)
-        if len(first):
-            first = first.groupby(["campaign_id", "user_id"])["time"].agg(["min", "max"])
-            logged = kept[C.CAMPAIGN].isin(first.index.get_level_values(0))
+        first, logged_campaigns = self._decision_window(kept)
+        if len(logged_campaigns):
+            logged = kept[C.CAMPAIGN].isin(logged_campaigns)
             key = pd.MultiIndex.from_arrays([kept[C.CAMPAIGN], kept[C.USER_ID]])
             t_min = first["min"].reindex(key).to_numpy()
             t_max = first["max"].reindex(key).to_numpy()
@@ -272,6 +277,31 @@ class Campaigns:
         self.refresh_policies(kept[C.CAMPAIGN].unique().tolist())
         return EventIngest(read, len(kept), len(quarantine), len(kept) - inserted, quarantine)
 
+    def _decision_window(self, kept: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """First and last decision time per (campaign, user) of this batch only, and which of
+        the batch's campaigns log decisions at all (queries bounded by the batch, not the log)."""
+        from sqlalchemy import func
+
+        cids = kept[C.CAMPAIGN].unique().tolist()
+        frames = []
+        with self.store.engine.connect() as conn:
+            logged = [r[0] for r in conn.execute(select(DECISIONS.c.campaign_id).where(
+                DECISIONS.c.campaign_id.in_(cids)).distinct())]
+            users = kept.loc[kept[C.CAMPAIGN].isin(logged), C.USER_ID].unique().tolist()
+            for start in range(0, len(users), 5000):  # stay under the driver's parameter limit
+                q = (select(DECISIONS.c.campaign_id, DECISIONS.c.user_id,
+                            func.min(DECISIONS.c.time).label("min"),
+                            func.max(DECISIONS.c.time).label("max"))
+                     .where(DECISIONS.c.campaign_id.in_(logged),
+                            DECISIONS.c.user_id.in_(users[start:start + 5000]))
+                     .group_by(DECISIONS.c.campaign_id, DECISIONS.c.user_id))
+                frames.append(pd.read_sql(q, conn))
+        window = (pd.concat(frames) if frames else pd.DataFrame(
+            columns=["campaign_id", "user_id", "min", "max"]))
+        window["min"] = pd.to_datetime(window["min"])
+        window["max"] = pd.to_datetime(window["max"])
+        return window.set_index(["campaign_id", "user_id"]), logged
+
     def events(self, campaign_id: str) -> pd.DataFrame:
         from adpilot.store.sql import TABLES
 
@@ -279,15 +309,29 @@ class Campaigns:
             return pd.read_sql(select(TABLES["events"]).where(
                 TABLES["events"].c.campaign == campaign_id), conn)
 
+    def event_counts(self, campaign_id: str) -> pd.DataFrame:
+        """Events per variant (rows) and type (columns), counted by the database."""
+        from sqlalchemy import func
+
+        from adpilot.store.sql import TABLES
+
+        ev = TABLES["events"]
+        q = (select(ev.c.variant, ev.c.type, func.count().label("n"))
+             .where(ev.c.campaign == campaign_id).group_by(ev.c.variant, ev.c.type))
+        with self.store.engine.connect() as conn:
+            rows = pd.read_sql(q, conn)
+        if rows.empty:
+            return pd.DataFrame()
+        return rows.pivot_table(index="variant", columns="type", values="n", fill_value=0)
+
     def refresh_policies(self, campaign_ids: list[str]) -> None:
         """Rebuild each campaign's policy from all its stored events (idempotent)."""
         for cid in campaign_ids:
-            camp = self._campaign(cid)
+            camp = self.get(cid)
             state = json.loads(camp["policy_state"])
             if state["kind"] != "thompson":
                 continue
-            ev = self.events(cid)
-            counts = pd.crosstab(ev[C.VARIANT], ev[C.EVENT_TYPE]) if len(ev) else pd.DataFrame()
+            counts = self.event_counts(cid)
             imp = counts.get("impression", pd.Series(dtype=float))
             succ = counts.get(camp["goal"], pd.Series(dtype=float))
             state["alpha"] = [1.0 + float(succ.get(a, 0)) for a in state["arms"]]
@@ -302,7 +346,7 @@ class Campaigns:
         """Variant statistics, the stopping decision, and allocation over time."""
         from adpilot.optimization.stats import stopping_decision, variant_report
 
-        camp = self._campaign(campaign_id)
+        camp = self.get(campaign_id)
         ev = self.events(campaign_id)
         if ev.empty:
             return {"campaign": campaign_id, "name": camp["name"], "events": 0}

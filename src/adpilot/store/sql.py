@@ -12,6 +12,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -50,6 +51,9 @@ TABLES: dict[str, Table] = {
     )
     for name, schema in SCHEMAS.items()
 }
+
+# Campaign reports and policy refreshes count events per campaign.
+Index("ix_events_campaign_variant", TABLES["events"].c.campaign, TABLES["events"].c.variant)
 
 INGEST_RUNS = Table(
     "ingest_runs", metadata,

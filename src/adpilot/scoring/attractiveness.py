@@ -1,0 +1,162 @@
+"""The attractiveness model (the discriminator): learns from real A/B outcomes which of two
+variants of the same test gets the higher click-through rate.
+
+A Bradley-Terry model: each copy gets a score s(x) = w · φ(x), and
+P(A beats B) = σ(s(A) − s(B)). φ = sentence embedding (MiniLM) + headline features + binary
+bag of words; w is fitted by logistic regression on feature differences of real pairs,
+weighted by how much evidence each pair carries (its z statistic, capped), with both
+orientations so the model has no side bias. Saved with config, version, data hash and metrics.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+import adpilot
+from adpilot.errors import ArtifactMismatchError, NotFittedError
+from adpilot.scoring.features import headline_features
+
+ARTIFACT = "attractiveness"
+
+
+def data_hash(pairs: pd.DataFrame) -> str:
+    cols = ["text_a", "text_b", "label"]
+    return hashlib.sha256(pd.util.hash_pandas_object(pairs[cols], index=False).values.tobytes()
+                          ).hexdigest()[:16]
+
+
+@dataclass
+class AttractivenessModel:
+    """Pairwise CTR ranker. ``embedder``: ``minilm`` (default) or ``lsa``."""
+
+    embedder: str = "minilm"
+    C: float = 0.03
+    bow_weight: float = 0.3
+    max_evidence: float = 3.0
+    seed: int = 0
+    metrics_: dict = field(default_factory=dict, init=False)
+
+    def _phi(self, texts: list[str]) -> sp.csr_matrix:
+        emb = self._embed.encode(texts)
+        hand = (headline_features(texts) - self._hand_mean) / self._hand_std
+        bow = self._bow.transform(texts) * self.bow_weight
+        return sp.hstack([sp.csr_matrix(emb), sp.csr_matrix(hand), bow]).tocsr()
+
+    def fit(self, pairs: pd.DataFrame) -> AttractivenessModel:
+        """``pairs``: text_a, text_b, label (1 = a had the higher CTR), z (evidence)."""
+        from sklearn.feature_extraction.text import CountVectorizer
+        from sklearn.linear_model import LogisticRegression
+
+        from adpilot.profiling.embeddings import get_embedder
+
+        texts = pd.Index(pd.concat([pairs["text_a"], pairs["text_b"]]).unique())
+        self._embed = get_embedder(self.embedder)
+        if hasattr(self._embed, "fit"):
+            self._embed.fit(list(texts))
+        hand = headline_features(list(texts))
+        self._hand_mean, self._hand_std = hand.mean(axis=0), hand.std(axis=0) + 1e-9
+        self._bow = CountVectorizer(min_df=3, binary=True).fit(list(texts))
+        phi = self._phi(list(texts))
+        pos = pd.Series(np.arange(len(texts)), index=texts)
+        diff = phi[pos[pairs["text_a"]].to_numpy()] - phi[pos[pairs["text_b"]].to_numpy()]
+        y = pairs["label"].to_numpy()
+        w = np.minimum(pairs.get("z", pd.Series(1.0, index=pairs.index)).to_numpy(),
+                       self.max_evidence) + 0.1
+        self.clf_ = LogisticRegression(C=self.C, max_iter=3000, fit_intercept=False).fit(
+            sp.vstack([diff, -diff]), np.concatenate([y, 1 - y]),
+            sample_weight=np.concatenate([w, w]))
+        train_scores = self.score(list(texts))
+        self.score_quantiles_ = np.quantile(train_scores, np.linspace(0, 1, 101))
+        self.data_hash_ = data_hash(pairs)
+        self.n_pairs_ = len(pairs)
+        return self
+
+    def _check(self) -> None:
+        if not hasattr(self, "clf_"):
+            raise NotFittedError("AttractivenessModel is not fitted yet; call fit or load.")
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """Per copy: the Bradley-Terry score (differences are log-odds of winning)."""
+        self._check()
+        return np.asarray(self._phi([str(t) for t in texts]) @ self.clf_.coef_.ravel()).ravel()
+
+    def percentile(self, scores: np.ndarray) -> np.ndarray:
+        """Where each score falls among the training headlines (0-100)."""
+        return np.interp(scores, self.score_quantiles_, np.arange(101))
+
+    def prob_a_beats_b(self, text_a: list[str], text_b: list[str]) -> np.ndarray:
+        d = self.score(list(text_a)) - self.score(list(text_b))
+        return 1 / (1 + np.exp(-d))
+
+    def evaluate(self, pairs: pd.DataFrame) -> dict:
+        """Pairwise accuracy (and log loss) over the given pairs."""
+        p = self.prob_a_beats_b(pairs["text_a"].tolist(), pairs["text_b"].tolist())
+        y = pairs["label"].to_numpy()
+        eps = 1e-9
+        return {"pairs": int(len(pairs)), "pairwise_accuracy": float(np.mean((p > 0.5) == y)),
+                "log_loss": float(-np.mean(y * np.log(p + eps) + (1 - y) * np.log(1 - p + eps)))}
+
+    # --- persistence -------------------------------------------------------------------------
+    def config(self) -> dict:
+        return {"embedder": self.embedder, "C": self.C, "bow_weight": self.bow_weight,
+                "max_evidence": self.max_evidence, "seed": self.seed}
+
+    def save(self, folder: str | Path) -> Path:
+        self._check()
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        meta = {"artifact": ARTIFACT, "adpilot_version": adpilot.__version__,
+                "config": self.config(), "data_hash": self.data_hash_, "n_pairs": self.n_pairs_,
+                "metrics": self.metrics_}
+        state = {k: getattr(self, k) for k in ("clf_", "_bow", "_hand_mean", "_hand_std",
+                                               "score_quantiles_", "data_hash_", "n_pairs_")}
+        if self.embedder == "lsa":
+            state["_embed"] = self._embed  # fitted on the training texts
+        with open(folder / "model.pkl", "wb") as fh:
+            pickle.dump(state, fh)
+        (folder / "adpilot.json").write_text(json.dumps(meta, indent=2))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AttractivenessModel:
+        folder = Path(folder)
+        meta_path = folder / "adpilot.json"
+        if not meta_path.exists():
+            raise ArtifactMismatchError(f"{folder} is not an adpilot model (no adpilot.json)")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("artifact") != ARTIFACT:
+            raise ArtifactMismatchError(
+                f"{folder} holds a {meta.get('artifact')!r} artifact, not {ARTIFACT!r}")
+        model = cls(**meta["config"])
+        with open(folder / "model.pkl", "rb") as fh:
+            state = pickle.load(fh)  # written by save() above
+        if state.get("data_hash_") != meta.get("data_hash"):
+            raise ArtifactMismatchError(f"{folder}: model file and metadata disagree (data hash)")
+        for k, v in state.items():
+            setattr(model, k, v)
+        if "_embed" not in state:
+            from adpilot.profiling.embeddings import get_embedder
+
+            model._embed = get_embedder(model.embedder)
+        model.metrics_ = meta.get("metrics", {})
+        return model
+
+
+def time_split(pairs: pd.DataFrame, week: int = 201430) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Upworthy evaluation split: tests that started before ``week`` train, the rest test."""
+    return (pairs[pairs["test_week"] < week].reset_index(drop=True),
+            pairs[pairs["test_week"] >= week].reset_index(drop=True))
+
+
+def default_model_dir() -> Path:
+    from adpilot.config import get_settings
+
+    return get_settings().models_dir / ARTIFACT

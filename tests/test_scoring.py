@@ -1,0 +1,108 @@
+"""Scoring: the reference LM, text measures, A/B pairs, the attractiveness model, the
+scorecard and best-of-N selection."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adpilot.cli import main
+from adpilot.datasets import load_dataset
+from adpilot.errors import ArtifactMismatchError, NotFittedError
+from adpilot.scoring import text_metrics as tm
+from adpilot.scoring.attractiveness import AttractivenessModel, time_split
+from adpilot.scoring.fluency import CharNgramLM
+from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
+from adpilot.scoring.scorecard import Scorecard, best_of
+
+
+@pytest.fixture(scope="module")
+def upworthy_pairs(shared_data):
+    return make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+
+
+def test_char_lm_prefers_real_text(shared_data):
+    reviews = load_dataset("womens_clothing").tables["reviews"]["text"].head(3000)
+    lm = CharNgramLM().fit(reviews.tolist())
+    good = lm.perplexity("This dress fits well and the fabric feels soft.")
+    bad = lm.perplexity("sfot fablirc eht dwell fits dsers siTh.")
+    assert good < bad / 2
+    zh = CharNgramLM().fit(load_dataset("online_shopping_zh").tables["reviews"]["text"]
+                           .head(3000).tolist())
+    assert zh.perplexity("质量很好，物流也很快。") < zh.perplexity("快也流物，好很量质。")
+
+
+def test_text_measures():
+    assert tm.distinct_n(["a b c", "a b c"], 1) == pytest.approx(0.5)
+    sb = tm.self_bleu(["the dress fits well today", "the dress fits well today",
+                       "totally different words here now"])
+    assert sb[0] > 0.9 and sb[2] < 0.1
+    easy, _ = tm.readability("The cat sat on the mat. It was warm.", "en")
+    hard, _ = tm.readability("Notwithstanding considerable institutional heterogeneity, "
+                             "organisational accountability mechanisms proliferate.", "en")
+    assert easy > hard
+    assert tm.rouge_l("面料很舒服", ["面料舒服"]) > 0.8
+    assert tm.bleu("the dress fits well", ["the dress fits well"]) == pytest.approx(1.0)
+
+
+def test_pairs_from_upworthy(upworthy_pairs):
+    p = upworthy_pairs
+    assert (p["text_a"] != p["text_b"]).all() and (p["ctr_a"] != p["ctr_b"]).all()
+    assert set(p["label"]) == {0, 1}
+    assert ((p["ctr_a"] > p["ctr_b"]).astype(int) == p["label"]).all()
+    assert len(p) > 10000 and (p["z"] >= 0).all()
+
+
+def test_attractiveness_fit_save_load(upworthy_pairs, tmp_path):
+    train, test = time_split(upworthy_pairs)
+    model = AttractivenessModel(embedder="lsa").fit(train.head(3000))
+    with pytest.raises(NotFittedError):
+        AttractivenessModel().score(["x"])
+    result = model.evaluate(test.head(2000))
+    assert result["pairs"] == 2000 and result["pairwise_accuracy"] > 0.5
+    p = model.prob_a_beats_b(["A headline"], ["Another one"])
+    q = model.prob_a_beats_b(["Another one"], ["A headline"])
+    assert p[0] + q[0] == pytest.approx(1.0)  # no side bias
+    folder = model.save(tmp_path / "m")
+    again = AttractivenessModel.load(folder)
+    texts = test["text_a"].head(20).tolist()
+    assert np.allclose(again.score(texts), model.score(texts))
+    meta = json.loads((folder / "adpilot.json").read_text())
+    meta["artifact"] = "sentiment"
+    (folder / "adpilot.json").write_text(json.dumps(meta))
+    with pytest.raises(ArtifactMismatchError, match="not 'attractiveness'"):
+        AttractivenessModel.load(folder)
+
+
+def test_scorecard_explains_and_ranks(shared_data):
+    product = {"title": "Linen Wrap Midi Dress", "category": "dresses",
+               "description": "100% linen, relaxed fit, side pockets."}
+    audience = {"top_categories": "dresses, knitwear", "summary": "likes linen dresses"}
+
+    def no_free(text: str) -> list[str]:
+        return ["banned claim: free"] if "free" in text.lower() else []
+
+    copies = ["Our linen wrap dress keeps you cool all summer: relaxed fit, side pockets.",
+              "Quarterly earnings beat expectations as the central bank held rates.",
+              "Get this dress for FREE today!"]
+    card = Scorecard(guardrails=[no_free], embedder="lsa").score(copies, product=product,
+                                                                   audience=audience)
+    assert card.loc[0, "relevance_product"] > card.loc[1, "relevance_product"]
+    assert card.loc[2, "compliance"] == 0 and card.loc[2, "overall"] == 0
+    assert "dresses" in card.loc[2, "why_personalisation"] or card.loc[0, "personalisation"] >= 0
+    assert card["why_fluency"].str.contains("perplexity").all()
+    assert best_of(card) == 0
+
+
+def test_score_cli_json(tmp_path, capsys):
+    copies = tmp_path / "copies.txt"
+    copies.write_text("Soft merino that keeps you warm.\n柔软的美利奴羊毛，保暖又舒适。\n",
+                      encoding="utf-8")
+    code = main(["score", "--copy", str(copies), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0 and len(out["copies"]) == 2
+    assert {"fluency", "readability", "diversity", "tone", "overall"} <= set(out["copies"][0])
+    assert out["copies"][1]["why_readability"].endswith("characters per sentence")
