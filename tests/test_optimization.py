@@ -155,6 +155,9 @@ def test_campaign_lifecycle_persists_and_dedupes(store):
     second = camps.ingest_events(batch)
     assert second.duplicates_in_store == 42 and store.count("events") == 42
     state = camps.policy(cid).state()
+    camps.refresh_policies([cid])  # a full recount agrees with the incremental counts
+    assert camps.policy(cid).state()["alpha"] == state["alpha"]
+    assert camps.policy(cid).state()["beta"] == state["beta"]
     restarted = Campaigns(store, seed=1).policy(cid).state()  # survives a restart
     assert restarted["alpha"] == state["alpha"] and sum(state["alpha"]) == 2 + 2
     camps.add_variant(cid, "C", channel="sms")

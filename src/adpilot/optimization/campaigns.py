@@ -273,9 +273,39 @@ class Campaigns:
             extra[C.Q_REASON] = reject[bad].to_numpy()
             quarantine = pd.concat([quarantine, extra], ignore_index=True)
             kept = kept.loc[~bad].reset_index(drop=True)
-        inserted = self.store.upsert("events", kept) if len(kept) else 0
-        self.refresh_policies(kept[C.CAMPAIGN].unique().tolist())
-        return EventIngest(read, len(kept), len(quarantine), len(kept) - inserted, quarantine)
+        new_ids = self.store.insert_new("events", kept) if len(kept) else []
+        new = kept[kept[C.EVENT_ID].isin(new_ids)]
+        self._add_to_policies(new)
+        return EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
+                           quarantine)
+
+    def _add_to_policies(self, new: pd.DataFrame) -> None:
+        """Add the newly stored events' counts to each Thompson policy (O(batch), not a
+        recount of the campaign's history; ``refresh_policies`` recounts from scratch)."""
+        for cid, part in new.groupby(C.CAMPAIGN):
+            camp = self.get(cid)
+            state = json.loads(camp["policy_state"])
+            if state["kind"] != "thompson":
+                continue
+            counts = pd.crosstab(part[C.VARIANT], part[C.EVENT_TYPE])
+            imp = counts.get("impression", pd.Series(dtype=float))
+            succ = counts.get(camp["goal"], pd.Series(dtype=float))
+            totals = state.get("counts") or {"impressions": [0.0] * len(state["arms"]),
+                                             "successes": [0.0] * len(state["arms"])}
+            for i, arm in enumerate(state["arms"]):
+                totals["impressions"][i] += float(imp.get(arm, 0))
+                totals["successes"][i] += float(succ.get(arm, 0))
+            self._save_thompson(cid, state, totals)
+
+    def _save_thompson(self, cid: str, state: dict, totals: dict) -> None:
+        state["counts"] = totals
+        state["alpha"] = [1.0 + s for s in totals["successes"]]
+        state["beta"] = [1.0 + max(0.0, n - s)
+                         for n, s in zip(totals["impressions"], totals["successes"], strict=True)]
+        with self.store.engine.begin() as conn:
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == cid).values(
+                policy_state=json.dumps(state)))
+        self._policies[cid] = policy_from_state(state)
 
     def _decision_window(self, kept: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         """First and last decision time per (campaign, user) of this batch only, and which of
@@ -334,13 +364,9 @@ class Campaigns:
             counts = self.event_counts(cid)
             imp = counts.get("impression", pd.Series(dtype=float))
             succ = counts.get(camp["goal"], pd.Series(dtype=float))
-            state["alpha"] = [1.0 + float(succ.get(a, 0)) for a in state["arms"]]
-            state["beta"] = [1.0 + max(0.0, float(imp.get(a, 0)) - float(succ.get(a, 0)))
-                             for a in state["arms"]]
-            with self.store.engine.begin() as conn:
-                conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == cid).values(
-                    policy_state=json.dumps(state)))
-            self._policies[cid] = policy_from_state(state)
+            self._save_thompson(cid, state, {
+                "impressions": [float(imp.get(a, 0)) for a in state["arms"]],
+                "successes": [float(succ.get(a, 0)) for a in state["arms"]]})
 
     def report(self, campaign_id: str) -> dict:
         """Variant statistics, the stopping decision, and allocation over time."""

@@ -81,7 +81,8 @@ class ThompsonSampling(Policy):
     kind = "thompson"
 
     def __init__(self, arms: list[str], floor: float = 0.05, alpha: list[float] | None = None,
-                 beta: list[float] | None = None, seed: int = 0) -> None:
+                 beta: list[float] | None = None, seed: int = 0,
+                 counts: dict | None = None) -> None:
         super().__init__(arms)
         if not 0 <= floor < 1:
             raise ConfigError(f"The 'floor' parameter of ThompsonSampling must be in [0, 1). "
@@ -91,6 +92,7 @@ class ThompsonSampling(Policy):
         self.beta = list(beta) if beta else [1.0] * len(arms)
         self._rng = np.random.default_rng(seed)
         self._cache: np.ndarray | None = None
+        self.counts = counts  # raw impression/success totals behind alpha/beta, when stored
 
     def probabilities(self, context=None) -> np.ndarray:
         if self._cache is None:
@@ -117,10 +119,13 @@ class ThompsonSampling(Policy):
         super().add_arm(arm)
         self.alpha.append(1.0)
         self.beta.append(1.0)
+        if self.counts:
+            self.counts = {k: [*v, 0.0] for k, v in self.counts.items()}
         self._cache = None
 
     def state(self) -> dict:
-        return {**super().state(), "floor": self.floor, "alpha": self.alpha, "beta": self.beta}
+        state = {**super().state(), "floor": self.floor, "alpha": self.alpha, "beta": self.beta}
+        return {**state, "counts": self.counts} if self.counts else state
 
 
 class LinearThompson(Policy):

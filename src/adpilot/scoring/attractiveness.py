@@ -44,8 +44,16 @@ class AttractivenessModel:
     seed: int = 0
     metrics_: dict = field(default_factory=dict, init=False)
 
+    def _embeddings(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings, cached per text: fitting and evaluating see each text again."""
+        cache = self.__dict__.setdefault("_emb_cache", {})
+        missing = [t for t in dict.fromkeys(texts) if t not in cache]
+        if missing:
+            cache.update(zip(missing, self._embed.encode(missing), strict=True))
+        return np.vstack([cache[t] for t in texts]) if texts else np.zeros((0, 1))
+
     def _phi(self, texts: list[str]) -> sp.csr_matrix:
-        emb = self._embed.encode(texts)
+        emb = self._embeddings(texts)
         hand = (headline_features(texts) - self._hand_mean) / self._hand_std
         bow = self._bow.transform(texts) * self.bow_weight
         return sp.hstack([sp.csr_matrix(emb), sp.csr_matrix(hand), bow]).tocsr()

@@ -137,6 +137,25 @@ class Store:
             raise StoreError(f"writing {kind} to {self.safe_url} failed: {exc}") from None
         return self.count(kind) - before
 
+    def insert_new(self, kind: str, frame: pd.DataFrame) -> list[str]:
+        """Insert the rows whose id is not stored yet (others are left as they are); returns
+        the ids actually inserted, so callers can count exactly what is new (append-only
+        records such as feedback events)."""
+        schema = get_schema(kind)
+        table = TABLES[kind]
+        cols = [c.name for c in table.columns if c.name in frame.columns]
+        key = table.c[schema.id_field]
+        stmt = self._insert(table).on_conflict_do_nothing(index_elements=[schema.id_field])
+        stmt = stmt.returning(key)
+        inserted: list[str] = []
+        try:
+            with self.engine.begin() as conn:
+                for chunk in _records(frame[cols]):
+                    inserted += [row[0] for row in conn.execute(stmt, chunk)]
+        except SQLAlchemyError as exc:
+            raise StoreError(f"writing {kind} to {self.safe_url} failed: {exc}") from None
+        return inserted
+
     def count(self, kind: str) -> int:
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(TABLES[kind])).scalar_one())
