@@ -10,7 +10,6 @@ attractiveness (the A/B-trained model), and BLEU / ROUGE-L against references wh
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
