@@ -45,6 +45,8 @@ class RunContext:
     ingests: dict[str, IngestResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    sentiment: str = "auto"  # auto | model | rating (see profiling.build.default_sentiment_scorer)
+    progress: Callable[[str, int, int], None] | None = None  # long sub-tasks report here
     profiles: Any = None  # ProfileRun, once the profiles step ran
     plan: pd.DataFrame | None = None  # per-customer delivery plan, once targeting ran
 
@@ -101,7 +103,7 @@ def step_profiles(ctx: RunContext) -> None:
     from adpilot.report.charts import segment_chart
     from adpilot.report.html import table_html
 
-    run = profile_store(ctx.store, seed=0)
+    run = profile_store(ctx.store, seed=0, sentiment=ctx.sentiment, progress=ctx.progress)
     ctx.profiles = run
     ctx.outputs.update(export_profiles(run, ctx.out_dir))
     sec = ctx.report.section("Profiles and segments · 用户画像与分群")
@@ -174,8 +176,9 @@ class RunResult:
 
 
 def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
-        steps: list[tuple[str, Step]] | None = None,
-        on_step: Callable[[str], None] | None = None) -> RunResult:
+        steps: list[tuple[str, Step]] | None = None, sentiment: str = "auto",
+        on_step: Callable[[str], None] | None = None,
+        progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +186,8 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
     store = Store(db_url).init()
     ctx = RunContext(store=store, out_dir=out_dir,
                      data_dir=Path(data_dir) if data_dir else sample_dir(),
-                     report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"))
+                     report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
+                     sentiment=sentiment, progress=progress)
     for name, step in steps or STEPS:
         if on_step:
             on_step(name)

@@ -14,6 +14,7 @@ from adpilot.cli import profile as _profile
 from adpilot.cli import recommend as _recommend
 from adpilot.cli import run as _run
 from adpilot.cli import score as _score
+from adpilot.cli import sentiment as _sentiment
 from adpilot.cli import uplift as _uplift
 from adpilot.cli._common import err_console
 from adpilot.errors import AdpilotError
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(_ingest.app, name="ingest")
 app.add_typer(_datasets.app, name="datasets")
 app.add_typer(_profile.app, name="profile")
+app.add_typer(_sentiment.app, name="sentiment")
 app.add_typer(_uplift.app, name="uplift")
 app.add_typer(_recommend.app, name="recommend")
 app.add_typer(_campaign.app, name="campaign")

@@ -20,6 +20,7 @@ def build(
     embedder: str = typer.Option("auto", help="minilm | lsa | auto"),
     k: int = typer.Option(None, help="Number of segments (default: chosen by silhouette)."),
     seed: int = typer.Option(0),
+    sentiment: str = typer.Option("auto", help="auto | model | rating"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Build profiles and segments from everything in the store."""
@@ -28,7 +29,7 @@ def build(
 
     store = open_store(db)
     with err_console.status("profiling …"):
-        run = profile_store(store, embedder=embedder, k=k, seed=seed)
+        run = profile_store(store, embedder=embedder, k=k, seed=seed, sentiment=sentiment)
     summary = run.summary()
     if out:
         summary["outputs"] = export_profiles(run, out)

@@ -17,6 +17,8 @@ def run(
                                    "files (default: the built-in sample)."),
     db: str = typer.Option(None, "--db", envvar="ADPILOT_DB",
                            help="Database URL (default: SQLite in the output folder)."),
+    sentiment: str = typer.Option("auto", help="auto: the fine-tuned models (trained on first "
+                                               "use); rating: the star rating only."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
 ) -> None:
     """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
@@ -33,7 +35,15 @@ def run(
             progress.update(task, description=f"adpilot run: {name}",
                             completed=[n for n, _ in STEPS].index(name))
 
-        result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step)
+        sub: dict[str, int] = {}
+
+        def on_progress(name: str, done: int, total: int) -> None:
+            if name not in sub:
+                sub[name] = progress.add_task(f"training sentiment model {name}", total=total)
+            progress.update(sub[name], completed=done, total=total)
+
+        result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,
+                              sentiment=sentiment, progress=on_progress)
         progress.update(task, completed=len(STEPS), description="adpilot run: done")
     if as_json:
         print_json(result.summary())

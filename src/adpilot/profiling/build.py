@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from adpilot.data import columns as C
+from adpilot.errors import MissingDependencyError
 from adpilot.profiling.aspects import extract_aspects
 from adpilot.profiling.embeddings import get_embedder
 from adpilot.profiling.profiles import Profiles, build_profiles
@@ -26,14 +27,57 @@ def rating_polarity(reviews: pd.DataFrame) -> pd.Series:
     return ((reviews[C.RATING].astype(float) - 3) / 2).fillna(0.0)
 
 
-def default_sentiment_scorer() -> tuple[str, SentimentScorer]:
-    """The trained sentiment models when they are in the cache, else the rating itself."""
-    try:
-        from adpilot.profiling.sentiment import model_polarity_scorer
-    except ImportError:
+POLARITY_MODELS = [("polarity", "en"), ("polarity", "zh")]
+
+
+def model_polarity_scorer(*, train_if_missing: bool = False,
+                          progress: Callable[[str, int, int], None] | None = None,
+                          ) -> SentimentScorer | None:
+    """Polarity in [-1, 1] from the default sentiment models (2·P(positive) − 1), English and
+    Chinese reviews each through their own model. ``None`` when the models are not trained
+    and ``train_if_missing`` is off."""
+    from adpilot.profiling.sentiment import (
+        default_model_dir,
+        ensure_default_models,
+        load_default_model,
+    )
+
+    if train_if_missing:
+        ensure_default_models(POLARITY_MODELS, progress=progress)
+    elif not all((default_model_dir(t, lang) / "meta.json").is_file()
+                 for t, lang in POLARITY_MODELS):
+        return None
+    models = {lang: load_default_model(t, lang) for t, lang in POLARITY_MODELS}
+
+    def score(reviews: pd.DataFrame) -> pd.Series:
+        out = pd.Series(0.0, index=reviews.index)
+        lang = reviews[C.LANGUAGE].where(reviews[C.LANGUAGE].isin(list(models)), "en")
+        for code, model in models.items():
+            mask = (lang == code).to_numpy()
+            if mask.any():
+                texts = reviews.loc[mask, C.TEXT].fillna("").astype(str).tolist()
+                proba = model.predict_proba(texts)
+                positive = list(model.classes_).index(1)
+                out[mask] = 2 * proba[:, positive] - 1
+        return out
+
+    return score
+
+
+def default_sentiment_scorer(mode: str = "auto",
+                             progress: Callable[[str, int, int], None] | None = None,
+                             ) -> tuple[str, SentimentScorer]:
+    """``model``: the trained models (trained now if missing); ``rating``: the star rating;
+    ``auto``: the models when installed (``ml`` extra), else the rating."""
+    if mode == "rating":
         return "rating", rating_polarity
-    scorer = model_polarity_scorer()
-    return ("model", scorer) if scorer is not None else ("rating", rating_polarity)
+    try:
+        scorer = model_polarity_scorer(train_if_missing=True, progress=progress)
+    except (ImportError, MissingDependencyError):
+        if mode == "model":
+            raise
+        return "rating", rating_polarity
+    return "model (fine-tuned polarity, EN + ZH)", scorer
 
 
 @dataclass
@@ -57,8 +101,9 @@ class ProfileRun:
 def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = None,
                    transactions: pd.DataFrame | None = None,
                    products: pd.DataFrame | None = None,
-                   sentiment: tuple[str, SentimentScorer] | None = None,
-                   embedder: str = "auto", seed: int = 0, k: int | None = None) -> ProfileRun:
+                   sentiment: tuple[str, SentimentScorer] | str = "auto",
+                   embedder: str = "auto", seed: int = 0, k: int | None = None,
+                   progress: Callable[[str, int, int], None] | None = None) -> ProfileRun:
     """Run the profiling stage on in-memory canonical tables."""
     timings: dict[str, float] = {}
     reviews = reviews.reset_index(drop=True)
@@ -69,7 +114,8 @@ def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
         timings[name] = round(time.perf_counter() - t, 3)
         return out
 
-    source, scorer = sentiment or default_sentiment_scorer()
+    source, scorer = (default_sentiment_scorer(sentiment, progress) if isinstance(sentiment, str)
+                      else sentiment)
     polarity = timed("sentiment", scorer, reviews).astype(float)
     aspects = timed("aspects", extract_aspects, reviews, overall=polarity)
     name = embedder

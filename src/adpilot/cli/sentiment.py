@@ -1,0 +1,190 @@
+"""``adpilot sentiment …``: train, evaluate and apply review sentiment models."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from adpilot.cli._common import console, err_console, print_json
+from adpilot.errors import InputError, MissingColumnError
+
+app = typer.Typer(help="Review sentiment: 5-class rating and polarity, English and Chinese.",
+                  no_args_is_help=True)
+
+TEXT_COL_HELP = "Text column; several comma-separated columns are joined with '. ' (e.g. Title,Text)."
+
+
+def _read(path: Path, text_col: str, label_col: str | None) -> tuple[list[str], list | None]:
+    """Texts (and labels) from a data file; rows without any text are dropped."""
+    from adpilot.data.readers import read_table
+
+    frame = read_table(path).frame
+    cols = [c.strip() for c in text_col.split(",") if c.strip()]
+    for col in [*cols, *([label_col] if label_col else [])]:
+        if col not in frame.columns:
+            raise MissingColumnError(col, list(frame.columns), path=str(path))
+    parts = frame[cols].astype("string").fillna("")
+    texts = parts.apply(lambda r: ". ".join(v for v in r if v.strip()), axis=1)
+    keep = texts.str.len() > 0
+    if not keep.any():
+        raise InputError("no row has any text", path=str(path))
+    labels = frame.loc[keep, label_col].tolist() if label_col else None
+    return texts[keep].tolist(), labels
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeRemainingColumn(), console=err_console, transient=False)
+
+
+@app.command("train")
+def train(
+    data: Path = typer.Option(..., "--data", help="Labelled reviews (CSV/TSV/JSONL/Parquet)."),
+    text_col: str = typer.Option(..., "--text-col", help=TEXT_COL_HELP),
+    label_col: str = typer.Option(..., "--label-col", help="1-5 ratings, or 0/1 for polarity."),
+    task: str = typer.Option("rating", "--task", help="rating (1-5) or polarity (0/1)."),
+    lang: str = typer.Option("auto", "--lang", help="en, zh or auto."),
+    out: Path = typer.Option(..., "--out", help="Folder to save the model in."),
+    backbone: str = typer.Option("auto", "--backbone",
+                                 help="auto/minilm, a local HF model folder, or none (TF-IDF)."),
+    epochs: float = typer.Option(2.0, "--epochs"),
+    max_length: int = typer.Option(128, "--max-length"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate."),
+    freeze_layers: int = typer.Option(0, "--freeze-layers",
+                                      help="Freeze and cache this many lower layers (faster)."),
+    threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: cores)."),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop fine-tuning after N steps."),
+    device: str = typer.Option("auto", "--device", help="auto (GPU if any), cpu, cuda, …"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Fine-tune a sentiment model on a labelled file and save it (resumes if interrupted)."""
+    from adpilot.profiling.sentiment import SentimentModel
+
+    texts, labels = _read(data, text_col, label_col)
+    model = SentimentModel(task, lang, backbone=backbone, epochs=epochs, max_length=max_length,
+                           batch_size=batch_size, lr=lr, freeze_layers=freeze_layers,
+                           num_threads=threads, max_steps=max_steps, device=device,
+                           checkpoint_dir=str(out.with_name(out.name + ".partial")))
+    with _progress() as bar:
+        handle = bar.add_task(f"fine-tuning {task}", total=None)
+        model.fit(texts, labels, progress=lambda d, t: bar.update(handle, completed=d, total=t))
+    model.save(out)
+    summary = {"model": str(out), "task": task, "lang": model.lang_, "n_train": model.n_train_,
+               "fit_seconds": model.fit_seconds_, "tfidf_weight": model.weight_,
+               "validation": model.metrics_}
+    if as_json:
+        print_json(summary)
+    else:
+        console.print(f"saved {task}/{model.lang_} model to [bold]{out}[/] "
+                      f"({model.n_train_:,} texts, {model.fit_seconds_:.0f} s)")
+        for key, value in model.metrics_.items():
+            if isinstance(value, dict):
+                console.print(f"  validation {key[4:]}: accuracy {value['accuracy']:.3f}, "
+                              f"macro-F1 {value['macro_f1']:.3f}")
+
+
+def _load(model_dir: Path | None, task: str, lang: str):
+    from adpilot.profiling.sentiment import SentimentModel, load_default_model
+
+    if model_dir is not None:
+        return SentimentModel.load(model_dir)
+    return load_default_model(task, lang)
+
+
+@app.command("eval")
+def evaluate(
+    model_dir: Path = typer.Option(..., "--model", help="A saved model folder."),
+    data: Path = typer.Option(..., "--data"),
+    text_col: str = typer.Option(..., "--text-col", help=TEXT_COL_HELP),
+    label_col: str = typer.Option(..., "--label-col",
+                                  help="1-5 ratings or 0/1; a polarity model maps 1-2→0, 4-5→1, "
+                                       "drops 3."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Accuracy and macro-F1 of a saved model on a labelled file."""
+    model = _load(model_dir, "rating", "en")
+    texts, labels = _read(data, text_col, label_col)
+    result = {"model": str(model_dir), "task": model.task, "lang": model.lang_,
+              **model.score(texts, labels)}
+    if as_json:
+        print_json(result)
+        return
+    table = Table(title=f"{model.task}/{model.lang_} model on {data.name}", show_header=False)
+    for key in ("n", "accuracy", "macro_f1"):
+        value = result[key]
+        table.add_row(key, f"{value:,}" if key == "n" else f"{value:.3f}")
+    console.print(table)
+
+
+@app.command("predict")
+def predict(
+    model_dir: Path = typer.Option(None, "--model",
+                                   help="A saved model folder (default: the cached default)."),
+    task: str = typer.Option("rating", "--task", help="Default model to use without --model."),
+    lang: str = typer.Option("en", "--lang", help="Default model to use without --model."),
+    data: Path = typer.Option(None, "--data", help="A file of texts."),
+    text_col: str = typer.Option("text", "--text-col", help=TEXT_COL_HELP),
+    text: list[str] = typer.Option(None, "--text", help="A text to classify (repeatable)."),
+    limit: int = typer.Option(None, "--limit", help="Only the first N texts of --data."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Predict labels and class probabilities for texts from a file or ``--text``."""
+    if not data and not text:
+        raise InputError("give --data FILE or --text TEXT")
+    texts = list(text or [])
+    if data:
+        texts += _read(data, text_col, None)[0]
+    texts = texts[:limit] if limit else texts
+    model = _load(model_dir, task, lang)
+    proba = model.predict_proba(texts)
+    labels = model.classes_[proba.argmax(1)]
+    rows = [{"text": t, "label": int(y),
+             "proba": {str(c): round(float(p), 4) for c, p in zip(model.classes_, ps, strict=True)}}
+            for t, y, ps in zip(texts, labels, proba, strict=True)]
+    if as_json:
+        print_json({"task": model.task, "lang": model.lang_,
+                    "classes": model.classes_.tolist(), "predictions": rows})
+        return
+    table = Table("label", *(f"p({c})" for c in model.classes_), "text",
+                  title=f"{model.task}/{model.lang_}")
+    for row in rows:
+        table.add_row(str(row["label"]), *(f"{v:.2f}" for v in row["proba"].values()),
+                      row["text"][:80])
+    console.print(table)
+
+
+@app.command("train-defaults")
+def train_defaults(
+    device: str = typer.Option("auto", "--device"),
+    threads: int = typer.Option(None, "--threads",
+                                help="torch CPU threads; 1 is faster when the cores are busy."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Train the default models (English rating + polarity, Chinese polarity) into the cache.
+
+    Models already in the cache are kept; an interrupted run resumes from its last checkpoint.
+    """
+    from adpilot.profiling.sentiment import DEFAULT_MODELS, default_model_dir, ensure_default_models
+
+    handles: dict[str, int] = {}
+    with _progress() as bar:
+        for task, lang in DEFAULT_MODELS:
+            cached = (default_model_dir(task, lang) / "meta.json").is_file()
+            handles[f"{task}/{lang}"] = bar.add_task(
+                f"{task}/{lang}" + (" (cached)" if cached else ""),
+                total=1 if cached else None, completed=1 if cached else 0)
+
+        def update(name: str, done: int, total: int) -> None:
+            bar.update(handles[name], completed=done, total=total)
+
+        paths = ensure_default_models(progress=update, device=device, num_threads=threads)
+    result = {f"{t}/{lg}": str(p) for (t, lg), p in paths.items()}
+    if as_json:
+        print_json(result)
+    else:
+        for name, path in result.items():
+            console.print(f"{name}: {path}")
