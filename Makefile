@@ -4,27 +4,35 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
+# llama.cpp must not be built for the build machine's own CPU features (its AMX kernels crash
+# on these machines): a portable build, see ../shared/DESIGN.md.
+LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF"
 
-.PHONY: demo test test-fast lint clean
+.PHONY: demo test test-fast test-llm lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
+# One environment for the demo and the tests: everything, the local LLM included.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,postgres,ml]'
+	$(LLAMA_ENV) $(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring]'
 	touch $@
 
 demo: $(VENV)/.installed  ## run `adpilot run` end-to-end on the built-in sample
 	$(BIN)/adpilot run --out $(OUT)
 
-test: $(VENV)/.installed  ## the whole default suite (what CI runs)
+test: $(VENV)/.installed  ## the default suite (what CI runs)
 	$(BIN)/python -m pytest -q
 
-test-fast: $(VENV)/.installed  ## skip slow real-model tests
+test-fast: $(VENV)/.installed  ## skip slow tests
 	$(BIN)/python -m pytest -q -m "not slow"
 
+test-llm: $(VENV)/.installed  ## only the generation tests (local Qwen, llama.cpp server)
+	$(BIN)/python -m pytest -q tests/test_generation.py tests/test_llm_backends.py
+
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks evaluation
+	$(BIN)/ruff check src tests benchmarks evaluation tools
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

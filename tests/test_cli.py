@@ -72,7 +72,7 @@ def test_bad_ratings_are_reported_not_fatal(tmp_path, capsys):
 def test_run_on_builtin_sample(tmp_path, capsys):
     # --sentiment rating: the fine-tuned models are proven in tests/test_sentiment.py
     code, out, _ = _run(["run", "--out", str(tmp_path / "demo"), "--sentiment", "rating",
-                         "--json"], capsys)
+                         "--llm", "none", "--json"], capsys)
     assert code == 0
     summary = json.loads(out)
     reviews = summary["ingests"]["reviews"]

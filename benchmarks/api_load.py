@@ -1,0 +1,187 @@
+"""Load test on loopback: POST /v1/events with concurrent clients (100,000 events including
+duplicates, 500 per request) against a real uvicorn server, compared in the same run with a bare
+endpoint of the same framework that only parses the same batches; POST /v1/decide latency is
+measured while the events load runs. Checks in the database that no event is lost and none is
+stored twice. Bounded in time and requests; writes benchmarks/results/api_load.json.
+
+    nice .venv/bin/python benchmarks/api_load.py [--events 100000] [--batch 500] [--clients 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import socket
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import uvicorn
+from sqlalchemy import func, select
+
+from adpilot.api.app import create_app
+from adpilot.api.keys import create_key
+from adpilot.api.routers.campaigns import EventsIn
+from adpilot.api.settings import ApiSettings
+from adpilot.store import Store
+from adpilot.store.sql import TABLES
+
+OUT = Path(__file__).parent / "results" / "api_load.json"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) * 1000 if values else float("nan")
+
+
+async def post_batches(url: str, path: str, batches: list[list[dict]], headers: dict,
+                       clients: int, deadline: float) -> dict:
+    """Send every batch with ``clients`` concurrent senders; latency per request."""
+    queue: asyncio.Queue = asyncio.Queue()
+    for b in batches:
+        queue.put_nowait(b)
+    latencies: list[float] = []
+    errors: list[str] = []
+    sent = 0
+
+    async def sender(client: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while not queue.empty() and time.monotonic() < deadline:
+            batch = queue.get_nowait()
+            t = time.perf_counter()
+            r = await client.post(path, json={"events": batch}, headers=headers)
+            latencies.append(time.perf_counter() - t)
+            if r.status_code != 200:
+                errors.append(f"{r.status_code} {r.text[:200]}")
+            else:
+                sent += len(batch)
+
+    started = time.perf_counter()
+    async with httpx.AsyncClient(base_url=url, timeout=120) as client:
+        await asyncio.gather(*(sender(client) for _ in range(clients)))
+    seconds = time.perf_counter() - started
+    return {"requests": len(latencies), "events": sent, "seconds": round(seconds, 3),
+            "events_per_s": round(sent / seconds, 1), "requests_per_s": round(len(latencies) / seconds, 2),
+            "p50_ms": round(pct(latencies, 50), 2), "p99_ms": round(pct(latencies, 99), 2),
+            "errors": errors[:5], "n_errors": len(errors), "complete": queue.empty()}
+
+
+async def decide_loop(url: str, cid: str, headers: dict, stop: asyncio.Event, limit: int) -> list[float]:
+    latencies: list[float] = []
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        i = 0
+        while not stop.is_set() and i < limit:
+            t = time.perf_counter()
+            r = await client.post("/v1/decide", json={"user_id": f"d{i}", "campaign": cid},
+                                  headers=headers)
+            latencies.append(time.perf_counter() - t)
+            r.raise_for_status()
+            i += 1
+            await asyncio.sleep(0.005)
+    return latencies
+
+
+async def phase(url: str, path: str, batches, headers, clients, deadline, decide_cid=None) -> dict:
+    stop = asyncio.Event()
+    decider = (asyncio.create_task(decide_loop(url, decide_cid, headers, stop, 20_000))
+               if decide_cid else None)
+    result = await post_batches(url, path, batches, headers, clients, deadline)
+    stop.set()
+    if decider:
+        lat = await decider
+        result["decide"] = {"requests": len(lat), "p50_ms": round(pct(lat, 50), 2),
+                            "p99_ms": round(pct(lat, 99), 2)}
+    return result
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--duplicates", type=float, default=0.1, help="Share of resent events.")
+    ap.add_argument("--batch", type=int, default=500)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--max-seconds", type=float, default=300, help="Stop sending after this.")
+    ap.add_argument("--db", default=None, help="Database URL (default: a temporary SQLite file).")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="adpilot-load-"))
+    settings = ApiSettings(home=tmp, db=args.db or f"sqlite:///{tmp / 'load.db'}",
+                           session_secret="load")
+    store = Store(settings.db_url).init()
+    key, _ = create_key(store, "write", "load test")
+    app = create_app(settings, dashboard=False)
+
+    @app.post("/bench/bare")
+    def bare(body: EventsIn) -> dict:  # same framework, same body model, no auth, no database
+        return {"read": len(body.events)}
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers) as c:
+        ev_cid = c.post("/v1/campaigns", json={"name": "load events", "variants": [
+            {"variant": v} for v in "AB"]}).json()["campaign"]
+        dec_cid = c.post("/v1/campaigns", json={"name": "load decide", "variants": [
+            {"variant": v} for v in "ABC"]}).json()["campaign"]
+
+    rng = random.Random(0)
+    n_unique = int(args.events * (1 - args.duplicates))
+    now = datetime.now(UTC).replace(tzinfo=None).isoformat()
+    unique = [{"event_id": f"e{i}", "campaign": ev_cid, "variant": "AB"[i % 2], "user_id": f"u{i % 5000}",
+               "type": "click" if i % 10 == 0 else "impression", "time": now} for i in range(n_unique)]
+    stream = unique + [rng.choice(unique) for _ in range(args.events - n_unique)]
+    rng.shuffle(stream)
+    batches = [stream[i:i + args.batch] for i in range(0, len(stream), args.batch)]
+
+    deadline = time.monotonic() + args.max_seconds
+    results = {"config": {k: str(v) for k, v in vars(args).items()},
+               "database": store.dialect, "unique_events": n_unique, "events_sent": len(stream)}
+    results["bare"] = asyncio.run(phase(url, "/bench/bare", batches, headers, args.clients,
+                                        time.monotonic() + args.max_seconds))
+    results["events"] = asyncio.run(phase(url, "/v1/events", batches, headers, args.clients,
+                                          deadline, decide_cid=dec_cid))
+    server.should_exit = True
+    thread.join(10)
+
+    table = TABLES["events"]
+    with store.engine.connect() as conn:
+        stored = conn.execute(select(func.count()).select_from(table).where(
+            table.c.campaign == ev_cid)).scalar_one()
+        distinct = conn.execute(select(func.count(func.distinct(table.c.event_id))).where(
+            table.c.campaign == ev_cid)).scalar_one()
+    sent_ids = {e["event_id"] for b in batches[:results["events"]["requests"]] for e in b}
+    results["check"] = {"stored": int(stored), "distinct_ids": int(distinct),
+                        "expected": len(sent_ids), "lost": len(sent_ids) - int(stored),
+                        "duplicates_stored": int(stored) - int(distinct)}
+    ratio = results["events"]["events_per_s"] / results["bare"]["events_per_s"]
+    results["summary"] = {
+        "events_vs_bare_throughput": round(ratio, 3), "target_ratio": 0.6,
+        "decide_p99_ms": results["events"].get("decide", {}).get("p99_ms"), "target_decide_p99_ms": 20,
+        "ok_no_loss": results["check"]["lost"] == 0 and results["check"]["duplicates_stored"] == 0,
+        "events_complete": results["events"]["complete"]}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    print(json.dumps(results["summary"] | {"bare": results["bare"]["events_per_s"],
+                                           "events": results["events"]["events_per_s"],
+                                           "check": results["check"]}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

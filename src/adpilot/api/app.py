@@ -1,0 +1,94 @@
+"""The application factory: ``create_app(settings)`` builds the API (under /v1) and the
+dashboard on one FastAPI app. Settings are read when the app is built, never at import."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from contextlib import asynccontextmanager
+
+from adpilot.deps import require as require_module
+
+require_module("fastapi", feature="the HTTP API")
+
+from fastapi import FastAPI  # noqa: E402
+from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
+
+from adpilot.api import errors  # noqa: E402
+from adpilot.api.jobs import JobRunner  # noqa: E402
+from adpilot.api.keys import KeyVerifier  # noqa: E402
+from adpilot.api.limits import BodyLimitMiddleware  # noqa: E402
+from adpilot.api.routers import campaigns, copy, data, system  # noqa: E402
+from adpilot.api.security import AppState  # noqa: E402
+from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
+from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
+from adpilot.store.sql import Store  # noqa: E402
+
+log = logging.getLogger("adpilot.api")
+FLUSH_SECONDS = 1.0  # buffered decisions reach the decision log at least this often
+
+
+def default_backend_factory(settings: ApiSettings) -> Callable[[], object]:
+    """Build the configured LLM backend on first use (loading a model takes a while)."""
+
+    def build():
+        from adpilot.backends.llm import get_backend
+
+        options = {"llamacpp": {"model": settings.llm_model},
+                   "openai": {"base_url": settings.llm_base_url, "model": settings.llm_model},
+                   "transformers": {"model_dir": settings.llm_model}}.get(settings.llm_backend, {})
+        return get_backend(settings.llm_backend, **{k: v for k, v in options.items() if v})
+
+    return build
+
+
+def create_app(settings: ApiSettings | None = None, *, llm_backend: object | None = None,
+               dashboard: bool = True) -> FastAPI:
+    """Build the app. ``llm_backend`` (an :class:`~adpilot.backends.llm.LLMBackend`) replaces
+    the configured one, e.g. a small local model in tests."""
+    settings = settings or get_api_settings()
+    store = Store(settings.db_url).init()
+    factory = (lambda: llm_backend) if llm_backend is not None else default_backend_factory(settings)
+    state = AppState(settings=settings, store=store,
+                     keys=KeyVerifier(store, ttl=settings.key_cache_seconds),
+                     campaigns=CampaignService(store), data=DataService(store),
+                     copy=CopyService(factory), jobs=JobRunner(store, workers=settings.job_workers))
+    stop = threading.Event()
+
+    def flusher() -> None:
+        while not stop.wait(FLUSH_SECONDS):
+            try:
+                state.campaigns.flush()
+            except Exception:  # keep flushing; the next tick retries the same buffer
+                log.exception("flushing decisions failed")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        thread = threading.Thread(target=flusher, name="adpilot-flush", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            state.campaigns.flush()
+            state.jobs.shutdown()
+            state.copy.close()
+
+    app = FastAPI(title="adpilot", version="1", lifespan=lifespan,
+                  description="Profiles, copy, campaigns and feedback over HTTP. Every endpoint "
+                              "but /health needs an API key (`adpilot keys create`).")
+    app.state.adpilot = state
+    errors.install(app)
+    for module in (system, data, copy, campaigns):
+        app.include_router(module.router)
+    if dashboard:
+        from adpilot.dashboard.routes import mount
+
+        mount(app, state)
+    if settings.cors_origins:  # off unless origins are configured
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "X-API-Key", "Content-Type"])
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

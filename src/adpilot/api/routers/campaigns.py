@@ -1,0 +1,133 @@
+"""Campaigns, decisions, feedback events and reports."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from adpilot.api.errors import error_response
+from adpilot.api.security import Read, State, Write
+from adpilot.api.services import records
+
+router = APIRouter(prefix="/v1", tags=["campaigns"])
+
+
+class VariantIn(BaseModel):
+    variant: str = Field(min_length=1, max_length=128)
+    channel: str | None = None
+    copy_: dict[str, Any] | None = Field(None, alias="copy", description="The copy's fields.")
+
+
+class CampaignIn(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    variants: list[VariantIn] = Field(min_length=1, max_length=50)
+    channel: str | None = None
+    policy: Literal["thompson", "fixed"] = "thompson"
+    goal: Literal["click", "conversion"] = "click"
+    floor: float = Field(0.05, ge=0, le=0.5)
+    audience: dict[str, Any] | None = None
+
+
+@router.post("/campaigns", status_code=201, dependencies=[Write])
+def create_campaign(body: CampaignIn, state: State) -> dict:
+    """Create a campaign with its variants (their copy is stored with them)."""
+    names = [v.variant for v in body.variants]
+    if len(set(names)) != len(names):
+        return error_response(422, "variant names must be unique")
+    cid = state.campaigns.create(
+        body.name, names, channel=body.channel, policy=body.policy, goal=body.goal,
+        floor=body.floor, audience=body.audience,
+        copies={v.variant: v.copy_ or {} for v in body.variants})
+    return {"campaign": cid}
+
+
+@router.get("/campaigns", dependencies=[Read])
+def list_campaigns(state: State) -> dict:
+    return {"items": records(state.campaigns.list())}
+
+
+@router.get("/campaigns/{campaign_id}", dependencies=[Read])
+def get_campaign(campaign_id: str, state: State) -> dict:
+    """The campaign and its variants."""
+    camp = state.campaigns.exists(campaign_id)
+    return {"campaign": campaign_id, "name": camp["name"], "goal": camp["goal"],
+            "status": camp["status"], "created_at": camp["created_at"].isoformat(),
+            "variants": records(state.campaigns.variants(campaign_id))}
+
+
+@router.post("/campaigns/{campaign_id}/variants", status_code=201, dependencies=[Write])
+def add_variant(campaign_id: str, body: VariantIn, state: State) -> dict:
+    """Add a variant to a running campaign (it starts from the prior)."""
+    state.campaigns.add_variant(campaign_id, body.variant, channel=body.channel, copy=body.copy_)
+    return {"campaign": campaign_id, "variant": body.variant}
+
+
+@router.post("/campaigns/{campaign_id}/pause", dependencies=[Write])
+def pause(campaign_id: str, state: State) -> dict:
+    state.campaigns.set_status(campaign_id, "paused")
+    return {"campaign": campaign_id, "status": "paused"}
+
+
+@router.post("/campaigns/{campaign_id}/resume", dependencies=[Write])
+def resume(campaign_id: str, state: State) -> dict:
+    state.campaigns.set_status(campaign_id, "active")
+    return {"campaign": campaign_id, "status": "active"}
+
+
+@router.get("/campaigns/{campaign_id}/report", dependencies=[Read])
+def campaign_report(campaign_id: str, state: State) -> dict:
+    """Per-variant rates with intervals, P(best), always-valid tests, SRM, the stopping
+    decision and impressions per day."""
+    return state.campaigns.report(campaign_id)
+
+
+class DecideIn(BaseModel):
+    user_id: str = Field(min_length=1, max_length=128)
+    campaign: str = Field(min_length=1, max_length=64)
+
+
+@router.post("/decide", dependencies=[Write])
+def decide(body: DecideIn, state: State) -> dict:
+    """Choose the variant (and channel) for a user; the decision is logged with its propensity."""
+    return state.campaigns.decide(body.user_id, body.campaign).as_dict()
+
+
+class EventsIn(BaseModel):
+    events: list[dict[str, Any]] = Field(
+        description="Feedback events: event_id, campaign, variant, user_id, type "
+                    "(impression|click|conversion), time, optional channel and value.")
+
+
+@router.post("/events", dependencies=[Write])
+def events(body: EventsIn, state: State, request: Request) -> Any:
+    """Store a batch of feedback events, idempotent by ``event_id``: resending a batch adds
+    nothing. Rejected rows come back with their row number and reason."""
+    limit = state.settings.max_events_per_batch
+    if len(body.events) > limit:
+        return error_response(422, f"{len(body.events)} events in one batch; the limit is {limit}",
+                              code="batch_too_large")
+    if not body.events:
+        return {"read": 0, "kept": 0, "quarantined": 0, "already_stored": 0, "reasons": {}}
+    result = state.campaigns.ingest_events(pd.DataFrame.from_records(body.events))
+    return {**result.summary(), "rejected": records(result.quarantine.head(100))}
+
+
+@router.get("/reports/roi", tags=["reports"], dependencies=[Read])
+def roi(state: State, cpm: float | None = Query(None, ge=0, description="One cost per 1,000 "
+                                                     "impressions for every channel.")) -> dict:
+    """Revenue, assumed media cost and ROI per campaign (all events in the store)."""
+    from adpilot.api.roi import DEFAULT_CPM, roi_table
+
+    names = dict(zip(*[state.campaigns.list()[c] for c in ("id", "name")], strict=True))
+    costs = dict.fromkeys(DEFAULT_CPM, cpm) if cpm is not None else None
+    table = roi_table(state.store.read("events"), names, cpm=costs)
+    return {"items": records(table), "cpm": costs or DEFAULT_CPM}
+
+
+@router.get("/reports/campaigns", tags=["reports"], dependencies=[Read])
+def campaign_reports(state: State) -> dict:
+    """The report of every campaign."""
+    return {"items": [state.campaigns.report(cid) for cid in state.campaigns.list()["id"]]}

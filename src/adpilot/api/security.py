@@ -1,0 +1,67 @@
+"""Request dependencies: the app state, API-key authentication with scopes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+
+from adpilot.api.jobs import JobRunner
+from adpilot.api.keys import KeyInfo, KeyVerifier, scope_allows
+from adpilot.api.services import CampaignService, CopyService, DataService
+from adpilot.api.settings import ApiSettings
+from adpilot.store.sql import Store
+
+
+@dataclass
+class AppState:
+    """Everything a request handler may use; built once per app by ``create_app``."""
+
+    settings: ApiSettings
+    store: Store
+    keys: KeyVerifier
+    campaigns: CampaignService
+    data: DataService
+    copy: CopyService
+    jobs: JobRunner
+
+
+def get_state(request: Request) -> AppState:
+    return request.app.state.adpilot
+
+
+State = Annotated[AppState, Depends(get_state)]
+
+_bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer adp_…`")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-API-Key: adp_…`")
+
+
+def require(scope: str):
+    """Dependency: a valid API key whose scope covers ``scope`` (401 without, 403 if too weak)."""
+
+    def check(request: Request, state: State,
+              bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+              header: Annotated[str | None, Depends(_header)]) -> KeyInfo:
+        presented = bearer.credentials if bearer else header
+        if not presented:
+            raise HTTPException(401, "an API key is required (Authorization: Bearer <key>)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        key = state.keys.verify(presented)
+        if key is None:
+            raise HTTPException(401, "invalid or revoked API key",
+                                headers={"WWW-Authenticate": "Bearer"})
+        if not scope_allows(key.scope, scope):
+            raise HTTPException(403, f"this key has scope {key.scope!r}; this endpoint needs "
+                                     f"{scope!r}")
+        request.state.key = key
+        return key
+
+    check.required_scope = scope  # read by the test that walks every route
+    return check
+
+
+Read = Depends(require("read"))
+Write = Depends(require("write"))
+Admin = Depends(require("admin"))

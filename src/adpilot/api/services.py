@@ -1,0 +1,221 @@
+"""Thread-safe wrappers the API and dashboard share: campaign decisions and feedback, data
+look-ups, copy generation. They only route calls to the library and guard shared state."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from adpilot.data import columns as C
+from adpilot.errors import AdpilotError, ConfigError, MissingDependencyError, NotFoundError
+from adpilot.optimization.campaigns import Campaigns, Decision, EventIngest
+from adpilot.store.sql import Store
+
+
+class NotReadyError(AdpilotError):
+    """The data the request needs has not been built yet (HTTP 409), e.g. no profiles."""
+
+
+def records(frame: pd.DataFrame) -> list[dict]:
+    """JSON-ready rows: NaN → null, timestamps → ISO strings."""
+    return json.loads(frame.to_json(orient="records", date_format="iso", force_ascii=False))
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars → Python, NaN → null, timestamps → ISO strings."""
+    from adpilot.api.jobs import dumps
+
+    return json.loads(dumps(value), parse_constant=lambda _: None)
+
+
+class CampaignService:
+    """One :class:`Campaigns` answers decisions from memory (under a short lock); a second one
+    ingests feedback, so a slow ingest never holds up a decision."""
+
+    def __init__(self, store: Store, *, seed: int | None = None) -> None:
+        self.store = store
+        self._decider = Campaigns(store, seed=seed)
+        self._writer = Campaigns(store, seed=seed)
+        self._decide_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    def _forget(self, campaign_id: str) -> None:
+        # Campaigns caches policy and channels per campaign; drop them so the next decision
+        # reloads the state the writer just stored (status, variants, posterior).
+        with self._decide_lock:
+            self._decider.invalidate(campaign_id)
+
+    def exists(self, campaign_id: str) -> dict:
+        return self._writer.get(campaign_id)
+
+    def create(self, name: str, variants: list[str], **options: Any) -> str:
+        with self._write_lock:
+            return self._writer.create(name, variants, **options)
+
+    def add_variant(self, campaign_id: str, variant: str, **options: Any) -> None:
+        self.exists(campaign_id)
+        if variant in set(self._writer.variants(campaign_id)["variant"]):
+            raise ConfigError(f"campaign {campaign_id!r} already has a variant {variant!r}")
+        with self._write_lock:
+            self._writer.invalidate(campaign_id)  # reload: another writer may have changed it
+            self._writer.add_variant(campaign_id, variant, **options)
+        self._forget(campaign_id)
+
+    def set_status(self, campaign_id: str, status: str) -> None:
+        self.exists(campaign_id)
+        with self._write_lock:
+            self._writer.set_status(campaign_id, status)
+        self._forget(campaign_id)
+
+    def list(self) -> pd.DataFrame:
+        return self._writer.list()
+
+    def variants(self, campaign_id: str) -> pd.DataFrame:
+        self.exists(campaign_id)
+        return self._writer.variants(campaign_id)
+
+    def decide(self, user_id: str, campaign_id: str) -> Decision:
+        try:
+            with self._decide_lock:
+                return self._decider.decide(user_id, campaign_id)
+        except ConfigError as exc:
+            if str(exc).startswith("unknown campaign"):
+                raise NotFoundError(str(exc)) from None
+            raise
+
+    def flush(self) -> None:
+        with self._decide_lock:
+            self._decider.flush()
+
+    def ingest_events(self, frame: pd.DataFrame) -> EventIngest:
+        self.flush()  # decisions must be in the log before events are checked against it
+        with self._write_lock:
+            result = self._writer.ingest_events(frame)
+        for cid in frame[C.CAMPAIGN].dropna().astype(str).unique() if C.CAMPAIGN in frame else []:
+            self._forget(cid)
+        return result
+
+    def report(self, campaign_id: str) -> dict:
+        self.exists(campaign_id)
+        return jsonable(self._writer.report(campaign_id))
+
+    def events(self, campaign_id: str) -> pd.DataFrame:
+        return self._writer.events(campaign_id)
+
+
+class DataService:
+    """Read-side look-ups over the store's derived tables."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def table(self, name: str) -> pd.DataFrame:
+        if not self.store.has_table(name):
+            raise NotReadyError(f"no {name} yet: ingest data, then run a profiling job "
+                                "(POST /v1/profiling/jobs)")
+        return self.store.read(name)
+
+    def counts(self) -> dict[str, int]:
+        from adpilot.store.sql import TABLES
+
+        return {k: self.store.count(k) for k in TABLES}
+
+    def row_count(self, name: str) -> int:
+        """Rows in a derived table (0 when it does not exist yet)."""
+        from sqlalchemy import func, select, table
+
+        if not self.store.has_table(name):
+            return 0
+        with self.store.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(table(name))).scalar_one())
+
+    def profile(self, user_id: str) -> dict:
+        p = self.table("profiles")
+        row = p[p[C.USER_ID].astype(str) == str(user_id)]
+        if row.empty:
+            raise NotFoundError(f"no profile for user {user_id!r}")
+        return records(row)[0]
+
+    def segment(self, segment_id: str) -> dict:
+        s = self.table("segments")
+        row = s[s["segment"].astype(str) == str(segment_id)]
+        if row.empty:
+            raise NotFoundError(f"unknown segment {segment_id!r}")
+        return records(row)[0]
+
+    def product(self, product_id: str):
+        from adpilot.data.records import Product
+
+        products = self.store.read("products")
+        row = products[products[C.ID].astype(str) == str(product_id)]
+        if row.empty:
+            raise NotFoundError(f"unknown product {product_id!r}")
+        d = {k: v for k, v in row.iloc[0].to_dict().items()
+             if not (v is None or (isinstance(v, float) and math.isnan(v)))}
+        d.pop(C.ATTRIBUTES, None)
+        if d.get(C.LANGUAGE) not in ("en", "zh", "und"):
+            d.pop(C.LANGUAGE, None)
+        return Product.model_validate(d)
+
+    def audience(self, lang: str, *, segment: str | None = None, user_id: str | None = None,
+                 description: str | None = None):
+        """A generation audience from a segment, one user's profile, or a free description."""
+        from adpilot.generation import Audience
+        from adpilot.generation.campaign import segment_audiences
+
+        if user_id:
+            return Audience.model_validate(self.profile(user_id))
+        if segment:
+            self.segment(segment)
+            audiences = segment_audiences(self.table("segments"), self.table("profiles"),
+                                          self.store.read("reviews"), lang)
+            return audiences[str(segment)]
+        if description:
+            return Audience(description=description)
+        raise ConfigError("give a segment, a user_id or an audience description")
+
+
+BackendFactory = Callable[[], Any]
+
+
+class CopyService:
+    """Copy generation with one lazily built LLM backend, used by one job at a time
+    (in-process models are not thread-safe and take the whole machine anyway)."""
+
+    def __init__(self, backend_factory: BackendFactory) -> None:
+        self._factory = backend_factory
+        self._backend = None
+        self.lock = threading.Lock()  # held while a generation runs
+        self._build_lock = threading.Lock()
+
+    def generator(self, **options: Any):
+        try:
+            from adpilot.generation import CopyGenerator
+        except ImportError as exc:  # the generation stage is optional in a slim install
+            raise MissingDependencyError(f"copy generation is not available: {exc}") from None
+        with self._build_lock:
+            if self._backend is None:
+                try:
+                    self._backend = self._factory()
+                except ImportError as exc:
+                    raise MissingDependencyError(f"the LLM backend cannot be loaded: {exc}") from None
+        return CopyGenerator(self._backend, **options)
+
+    def check(self) -> None:
+        """Raise :class:`MissingDependencyError` if copy cannot be generated here."""
+        self.generator()
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+
+
+def scoring_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("adpilot.scoring") is not None

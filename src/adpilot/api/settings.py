@@ -1,0 +1,38 @@
+"""API and dashboard settings: the core :class:`~adpilot.config.Settings` plus server options,
+all read from ``ADPILOT_*`` environment variables when the app is built."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+
+from adpilot.config import Settings
+
+
+class ApiSettings(Settings):
+    """Every field can be set by an ``ADPILOT_<NAME>`` variable (lists as JSON)."""
+
+    max_body_bytes: int = Field(10 * 1024 * 1024, description="Largest request body (413 above).")
+    max_events_per_batch: int = Field(50_000, description="Most events in one POST /v1/events.")
+    max_page_size: int = Field(500, description="Largest `limit` for paginated lists.")
+    cors_origins: list[str] = Field(default_factory=list,
+                                    description="Origins allowed by CORS; empty = CORS off.")
+    ingest_roots: list[str] = Field(default_factory=list,
+                                    description="Folders a server-side ingest path may be under; "
+                                                "empty = server paths refused.")
+    session_secret: SecretStr | None = Field(None, description="Signs dashboard session cookies; "
+                                             "unset = random per process (logins end on restart).")
+    session_hours: float = 12.0
+    cookie_secure: bool = Field(False, description="Set the Secure flag (behind HTTPS).")
+    admin_user: str | None = None
+    admin_password: SecretStr | None = None
+    llm_backend: str = Field("llamacpp", description="Backend for copy generation.")
+    llm_model: str | None = None
+    llm_base_url: str | None = None
+    job_workers: int = Field(2, ge=1, description="Threads running background jobs.")
+    key_cache_seconds: float = Field(5.0, description="How long a verified API key is trusted "
+                                     "before it is looked up again (revocation delay).")
+
+
+def get_api_settings() -> ApiSettings:
+    """Read the API settings from the environment now."""
+    return ApiSettings()

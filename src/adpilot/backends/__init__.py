@@ -1,0 +1,1 @@
+"""Pluggable backends: ``llm/`` (local llama.cpp, OpenAI-compatible HTTP, transformers)."""

@@ -1,0 +1,128 @@
+"""Any OpenAI-compatible chat server (vLLM, Ollama, llama.cpp server, cloud APIs) over HTTP.
+
+The key comes from an environment variable (never from code or files); requests have timeouts,
+transient failures (connection errors, 429, 5xx) are retried with exponential backoff, and
+:meth:`complete_many` runs at most ``concurrency`` requests at once so a batching server
+(vLLM, llama.cpp with parallel slots) is kept busy without being flooded.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+from adpilot.backends.llm.base import (
+    Completion,
+    GenerationParams,
+    LLMBackend,
+    LLMError,
+    Message,
+    Usage,
+    register_backend,
+)
+from adpilot.deps import require
+from adpilot.errors import ConfigError
+
+_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+
+# how a JSON schema is passed on: servers differ (llama.cpp: "schema" inside json_object;
+# OpenAI / vLLM / Ollama: structured outputs "json_schema"; others: plain JSON mode or nothing)
+RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
+    "schema": lambda schema: {"type": "json_object", "schema": schema},
+    "json_schema": lambda schema: {"type": "json_schema",
+                                   "json_schema": {"name": "copy", "schema": schema}},
+    "json_object": lambda schema: {"type": "json_object"},
+    "none": lambda schema: None,
+}
+
+
+@register_backend("openai")
+class OpenAICompatBackend(LLMBackend):
+    """Chat completions at ``{base_url}/chat/completions``.
+
+    ``base_url`` / ``model`` default to ``ADPILOT_LLM_BASE_URL`` / ``ADPILOT_LLM_MODEL``; the key is
+    read from the variable named by ``api_key_env`` (default ``ADPILOT_LLM_API_KEY``, then
+    ``OPENAI_API_KEY``); local servers usually need none.
+    """
+
+    name = "openai"
+    remote = True
+
+    def __init__(self, base_url: str | None = None, model: str | None = None, *,
+                 api_key_env: str | None = None, timeout: float = 60.0, max_retries: int = 3,
+                 backoff: float = 0.5, concurrency: int = 4, response_format: str = "schema") -> None:
+        self.base_url = (base_url or os.environ.get("ADPILOT_LLM_BASE_URL") or "").rstrip("/")
+        if not self.base_url:
+            raise ConfigError("the openai backend needs a base URL (--base-url or "
+                              "ADPILOT_LLM_BASE_URL), e.g. http://127.0.0.1:8000/v1")
+        self.model = model or os.environ.get("ADPILOT_LLM_MODEL") or "default"
+        names = [api_key_env] if api_key_env else ["ADPILOT_LLM_API_KEY", "OPENAI_API_KEY"]
+        key = next((os.environ[n] for n in names if os.environ.get(n)), None)
+        if concurrency < 1:
+            raise ConfigError(f"The 'concurrency' parameter of OpenAICompatBackend must be an int "
+                              f">= 1. Got {concurrency}.")
+        self.timeout, self.max_retries, self.backoff = timeout, max_retries, backoff
+        if response_format not in RESPONSE_FORMATS:
+            raise ConfigError(f"unknown response_format {response_format!r}; choose one of "
+                              f"{', '.join(RESPONSE_FORMATS)}")
+        self.concurrency, self.response_format = concurrency, response_format
+        httpx = require("httpx", feature="the openai backend")
+        self._httpx = httpx
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self._client = httpx.Client(base_url=self.base_url, headers=headers,
+                                    timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+                                    limits=httpx.Limits(max_connections=concurrency))
+
+    @property
+    def model_id(self) -> str:
+        return f"openai:{self.base_url}:{self.model}"
+
+    def _payload(self, messages: Sequence[Message], params: GenerationParams) -> dict:
+        body = {"model": self.model, "messages": [m.as_dict() for m in messages],
+                "max_tokens": params.max_tokens, "temperature": params.temperature}
+        if params.seed is not None:
+            body["seed"] = params.seed
+        fmt = (RESPONSE_FORMATS[self.response_format](params.json_schema)
+               if params.json_schema is not None else None)
+        if fmt is not None:
+            body["response_format"] = fmt
+        return body
+
+    def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+        body = self._payload(messages, params)
+        last: str = ""
+        for attempt in range(self.max_retries + 1):
+            if attempt:
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+            started = time.perf_counter()
+            try:
+                resp = self._client.post("/chat/completions", json=body)
+            except self._httpx.TransportError as exc:  # connect/read timeouts, refused, reset
+                last = f"{type(exc).__name__}: {exc}"
+                continue
+            if resp.status_code in _RETRY_STATUS:
+                last = f"HTTP {resp.status_code}: {resp.text[:200]}"
+                continue
+            if resp.status_code >= 400:
+                raise LLMError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+            data = resp.json()
+            usage = data.get("usage") or {}
+            try:
+                text = data["choices"][0]["message"]["content"] or ""
+            except (KeyError, IndexError, TypeError) as exc:
+                raise LLMError(f"{self.base_url} sent a reply without choices[0].message: "
+                               f"{str(data)[:300]}") from exc
+            return Completion(text, Usage(usage.get("prompt_tokens", 0),
+                                          usage.get("completion_tokens", 0)),
+                              time.perf_counter() - started, self.model_id)
+        raise LLMError(f"{self.base_url} failed after {self.max_retries + 1} tries: {last}")
+
+    def complete_many(self, batch: Sequence[Sequence[Message]],
+                      params: GenerationParams) -> list[Completion]:
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda m: self.complete(m, params), batch))
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,220 @@
+"""Copy generation: prompt → model → validated JSON → guardrails → re-ask → variants.
+
+Every variant reports its violations (empty when it passed every guardrail), attempts, tokens
+and seconds. A model that never produces valid JSON raises
+:class:`~adpilot.backends.llm.StructuredOutputError` with the attempts and token usage.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from adpilot.backends.llm import DEFAULT_BACKEND, get_backend
+from adpilot.backends.llm.base import (
+    Completion,
+    GenerationParams,
+    LLMBackend,
+    LLMError,
+    Message,
+    Usage,
+    structured,
+)
+from adpilot.data.records import Product
+from adpilot.errors import ConfigError
+from adpilot.generation.audience import Audience
+from adpilot.generation.brand import BrandKit, load_brand
+from adpilot.generation.cache import PromptCache
+from adpilot.generation.channels import ChannelSpec, channel_spec
+from adpilot.generation.guardrails import ENDS_SENTENCE, GuardContext, check_copy
+from adpilot.generation.prompts import Prompt, budget, build_prompt, reask_message
+from adpilot.generation.safety import contains_value, find_pii
+
+
+@dataclass
+class CopyVariant:
+    """One piece of copy. ``text`` joins the fields; ``passed`` means no guardrail objected."""
+
+    fields: dict[str, str]
+    violations: list[str]
+    attempts: int
+    usage: Usage
+    seconds: float
+    cached: bool = False
+    closed: list[str] = field(default_factory=list)  # fields cut at the cap and closed by us
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.fields.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "fields": self.fields, "violations": self.violations,
+                "passed": self.passed, "attempts": self.attempts, "tokens": self.usage.as_dict(),
+                "seconds": round(self.seconds, 3), "cached": self.cached, "closed": self.closed}
+
+
+@dataclass
+class GenerationResult:
+    variants: list[CopyVariant]
+    backend: str
+    channel: str
+    lang: str
+    seconds: float
+    usage: Usage = field(default_factory=Usage)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"variants": [v.as_dict() for v in self.variants], "backend": self.backend,
+                "channel": self.channel, "lang": self.lang, "tokens": self.usage.as_dict(),
+                "seconds": round(self.seconds, 3)}
+
+
+_SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
+_DANGLING = re.compile(r"[\s,;:–-]+(?:(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|from)\b"
+                       r"[\s,;:–-]*)*$", re.I)
+
+
+def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False) -> str:
+    """Copy that ran into the length cap (grammar-limited backends stop it there) ends at its
+    last complete sentence; a short ``phrase`` field (title, headline) loses its dangling last
+    words instead. Anything else is left for the guardrails to reject."""
+    if len(text) < cap - 1 or ENDS_SENTENCE.search(text):
+        return text
+    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
+    if ends and ends[-1] >= lo:
+        return text[: ends[-1]].rstrip()
+    if not phrase:  # close at the last clause boundary: "…for your mom, featuring a" → "…for your mom."
+        cut = max(text.rfind(c) for c in ",;:，；：、")
+        stop = "。" if re.search(r"[\u4e00-\u9fff]", text) else "."
+        return text[:cut].rstrip() + stop if cut >= lo else text
+    trimmed = _DANGLING.sub("", text.rsplit(" ", 1)[0] if " " in text else text)
+    return trimmed if len(trimmed) >= lo else text
+
+
+def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
+    return {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
+            else str(getattr(value, f)).strip() for f in spec.fields}
+
+
+def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> list[str]:
+    """Fields :func:`close_cut` changed (reported, so evaluations can count them)."""
+    raw = _raw_fields(value, spec)
+    return [f for f, v in raw.items() if close_cut(v, budget(spec, brand, f), spec.limits[f][0],
+                                                   phrase=f != spec.main_field) != v]
+
+
+def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, str]:
+    """The model's fields, tidied (whitespace; copy cut off at the length cap closed at its last
+    sentence or clause), with the brand's disclaimer appended to the main field."""
+    fields = {f: close_cut(v, budget(spec, brand, f), spec.limits[f][0],
+                           phrase=f != spec.main_field) for f, v in _raw_fields(value, spec).items()}
+    disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
+    main = spec.main_field
+    if disclaimer and not fields[main].endswith(disclaimer):
+        sep = "" if spec.lang == "zh" and fields[main][-1:] in "。！？" else " "
+        fields[main] = f"{fields[main]}{sep}{disclaimer}"
+    return fields
+
+
+def output_schema(spec: ChannelSpec, brand: BrandKit) -> dict[str, Any]:
+    """JSON schema sent to the backend: the reply model plus each field's length budget, which
+    grammar-constrained backends (llama.cpp) enforce while sampling: no run-away copy, and
+    fewer tokens to pay for."""
+    schema = spec.schema().model_json_schema()
+    for name, prop in schema["properties"].items():
+        prop["maxLength"] = budget(spec, brand, name)
+    return schema
+
+
+class CopyGenerator:
+    """Generate copy with any registered backend.
+
+    ``backend`` is a backend object or a registered name; ``cache=None`` uses the default disk
+    cache, ``cache=False`` disables it. ``on_message(variant)`` is called after each variant
+    (logging, cost accounting).
+    """
+
+    def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
+                 cache: PromptCache | None | bool = None, max_attempts: int = 3,
+                 temperature: float = 0.7, max_tokens: int = 320, seed: int = 0,
+                 on_message: Callable[[CopyVariant], None] | None = None) -> None:
+        if max_attempts < 1:
+            raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
+                              f"Got {max_attempts}.")
+        self.backend = get_backend(backend) if isinstance(backend, str) else backend
+        self.brand = brand or load_brand()
+        self.cache = PromptCache() if cache is None or cache is True else (cache or None)
+        self.max_attempts, self.seed = max_attempts, seed
+        GenerationParams(max_tokens=max_tokens, temperature=temperature)  # validates early
+        self.temperature, self.max_tokens = temperature, max_tokens
+        self.on_message = on_message
+
+    def _call(self, convo: list[Message], params: GenerationParams,
+              sensitive: list[str]) -> Completion:
+        if self.backend.remote:
+            self._check_outgoing(convo, sensitive)
+        if self.cache is not None:
+            return self.cache.complete(self.backend, convo, params)
+        return self.backend.complete(convo, params)
+
+    @staticmethod
+    def _check_outgoing(convo: list[Message], sensitive: list[str]) -> None:
+        """Masking happened when the prompt was built; this is the check after it."""
+        text = "\n".join(m.content for m in convo if m.role != "assistant")  # ours, not the model's
+        leaks = find_pii(text) + [v for v in sensitive if contains_value(text, v)]
+        if leaks:
+            raise LLMError(f"refusing to send personal data to the remote backend: {leaks[:3]}")
+
+    def generate(self, product: Product, audience: Audience, channel: str, lang: str, *,
+                 n: int = 1) -> GenerationResult:
+        """``n`` variants of copy for ``product`` × ``audience`` on ``channel`` in ``lang``."""
+        if n < 1:
+            raise ConfigError(f"The 'n' parameter of CopyGenerator.generate must be an int >= 1. Got {n}.")
+        spec = channel_spec(channel, lang)
+        started = time.perf_counter()
+        variants = self.map(lambda i: self.variant(product, audience, spec, i), range(n))
+        total = sum((v.usage for v in variants), Usage())
+        return GenerationResult(variants, self.backend.model_id, channel, lang,
+                                time.perf_counter() - started, total)
+
+    def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """``[fn(x) for x in items]``, concurrently up to the backend's ``concurrency`` (servers
+        batch parallel requests; in-process backends run one at a time anyway)."""
+        items = list(items)
+        workers = min(getattr(self.backend, "concurrency", 1), len(items))
+        if workers <= 1:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return list(pool.map(fn, items))
+
+    def variant(self, product: Product, audience: Audience, spec: ChannelSpec,
+                index: int = 0) -> CopyVariant:
+        """One variant: render the prompt, ask until the JSON validates and the guardrails pass
+        (or attempts run out), and report what is still wrong."""
+        prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index)
+        ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
+                           injected=prompt.injected, reviews=prompt.reviews)
+        schema = spec.schema()
+        params = GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
+                                  seed=self.seed + index, json_schema=output_schema(spec, self.brand))
+        result = structured(
+            lambda convo: self._call(convo, params, prompt.sensitive), prompt.messages, schema,
+            max_attempts=self.max_attempts,
+            check=lambda value: check_copy(finalize(value, spec, self.brand), ctx),
+            reask=lambda err: reask_message(err, spec, self.brand))
+        fields = finalize(result.value, spec, self.brand)
+        out = CopyVariant(fields, check_copy(fields, ctx), len(result.attempts), result.usage,
+                          result.seconds, result.cached,
+                          closed_fields(result.value, spec, self.brand))
+        if self.on_message:
+            self.on_message(out)
+        return out

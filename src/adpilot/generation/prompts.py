@@ -1,0 +1,110 @@
+"""Prompt rendering from the template files in ``generation/prompts/`` (Jinja2 + YAML).
+
+The system prompt depends only on brand and language, so local backends reuse its KV cache
+across requests; everything variable goes into the user message.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+
+import yaml
+
+from adpilot.backends.llm.base import Message
+from adpilot.data.records import Product
+from adpilot.deps import require
+from adpilot.generation.audience import Audience, product_facts
+from adpilot.generation.brand import BrandKit
+from adpilot.generation.channels import ChannelSpec
+from adpilot.generation.safety import clean_snippet, mask_pii
+
+MAX_REVIEWS = 2  # snippets per prompt: enough voice of the customer, few prompt tokens
+# a small model copies long snippets into the copy; Chinese packs more per character
+SNIPPET_CHARS = {"en": 160, "zh": 60}
+
+
+@lru_cache(maxsize=1)
+def _env():
+    jinja2 = require("jinja2", feature="prompt templates")
+    root = resources.files("adpilot") / "generation" / "prompts"
+    return jinja2.Environment(loader=jinja2.FunctionLoader(
+        lambda name: (root / name).read_text(encoding="utf-8")),
+        autoescape=False, keep_trailing_newline=False, undefined=jinja2.StrictUndefined)
+
+
+@lru_cache(maxsize=4)
+def prompt_config(name: str = "channels.yaml") -> dict:
+    text = (resources.files("adpilot") / "generation" / "prompts" / name).read_text("utf-8")
+    return yaml.safe_load(text)
+
+
+def render(template: str, **values) -> str:
+    return _env().get_template(template).render(**values).strip()
+
+
+@dataclass
+class Prompt:
+    """Messages for the model plus what cleaning removed (the guardrails check the copy for it)."""
+
+    messages: list[Message]
+    sensitive: list[str] = field(default_factory=list)
+    injected: list[str] = field(default_factory=list)
+    facts: str = ""
+    reviews: list[str] = field(default_factory=list)  # the cleaned snippets the model saw
+
+
+def budget(spec: ChannelSpec, brand: BrandKit, name: str) -> int:
+    """Characters the model may use in field ``name`` (the disclaimer takes its share)."""
+    hi = spec.limits[name][1]
+    disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
+    return hi - (len(disclaimer) + 1 if disclaimer and name == spec.main_field else 0)
+
+
+def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand: BrandKit, *,
+                 variant: int = 0) -> Prompt:
+    """System + user message for one variant; review snippets are cleaned and quoted as data."""
+    lang = spec.lang
+    cfg = prompt_config()
+    sensitive = [audience.name] if audience.name else []
+    injected: list[str] = []
+    reviews = []
+    for raw in audience.reviews[:MAX_REVIEWS]:
+        c = clean_snippet(raw, max_chars=SNIPPET_CHARS[lang])
+        sensitive += c.pii
+        injected += c.injected
+        if re.sub(r"\[removed\]|[\W_]", "", c.text):  # something besides removed spans
+            reviews.append(c.text)
+    described = mask_pii(audience.describe(lang))  # free-text descriptions can carry PII too
+    sensitive += described.pii
+    facts = product_facts(product, lang)
+    unit = "characters" if lang == "en" else "字"
+    # ask for ~80% of the limit: small models overshoot the length they are given
+    shape = json.dumps({f: f"<{desc}, ≤ {int(budget(spec, brand, f) * 0.8)} {unit}>"
+                        for f, desc in cfg[spec.channel][lang]["fields"].items()},
+                       ensure_ascii=False)
+    brand_name = brand.name.get(lang) or next(iter(brand.name.values()), "")
+    sep = "、" if lang == "zh" else ", "
+    angles = cfg["angles"][lang]
+    system = render(f"system_{lang}.j2", brand=brand_name)
+    user = render(f"user_{lang}.j2", what=cfg[spec.channel][lang]["what"], brand=brand_name,
+                  voice=brand.voice.get(lang, ""), do_words=sep.join(brand.do_words.get(lang, [])),
+                  dont_words=sep.join(brand.banned(lang)), emoji=cfg["emoji"][lang][brand.emoji],
+                  facts=facts, audience=described.text, reviews=reviews,
+                  angle=angles[variant % len(angles)], shape=shape)
+    return Prompt([Message("system", system), Message("user", user)],
+                  sensitive=[s for s in sensitive if s], injected=injected,
+                  facts=facts + "\n" + brand_name, reviews=reviews)
+
+
+def reask_message(error: str, spec: ChannelSpec, brand: BrandKit) -> str:
+    """The follow-up that feeds a rejection back to the model."""
+    disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
+    unit = "characters" if spec.lang == "en" else "字"
+    sep = ", " if spec.lang == "en" else "，"
+    limits = sep.join(f"{f} ≤ {budget(spec, brand, f)} {unit}" for f in spec.fields)
+    return render(f"reask_{spec.lang}.j2", error=error, disclaimer=disclaimer,
+                  main_field=spec.main_field, limits=limits)
