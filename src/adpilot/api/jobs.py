@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import threading
 import traceback
 import uuid
@@ -14,10 +13,10 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Column, DateTime, Float, String, Table, Text, select, update
 
 from adpilot.errors import AdpilotError
+from adpilot.jsonable import dumps
 from adpilot.store.sql import Store, metadata
 
 log = logging.getLogger("adpilot.api.jobs")
@@ -44,20 +43,6 @@ INTERRUPTED = "interrupted: the server stopped before the job finished (outcome 
 
 def _now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, np.integer):
-        return int(o)
-    if isinstance(o, np.floating):
-        return None if math.isnan(o) else float(o)
-    if hasattr(o, "isoformat"):
-        return o.isoformat()
-    return str(o)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, default=_json_default)
 
 
 class JobRunner:

@@ -28,7 +28,7 @@ def records(frame: pd.DataFrame) -> list[dict]:
 
 def jsonable(value: Any) -> Any:
     """Plain JSON types: numpy scalars → Python, NaN → null, timestamps → ISO strings."""
-    from adpilot.api.jobs import dumps
+    from adpilot.jsonable import dumps
 
     return json.loads(dumps(value), parse_constant=lambda _: None)
 

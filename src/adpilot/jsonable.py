@@ -1,0 +1,24 @@
+"""JSON for results that carry numpy scalars, NaN and timestamps (CLI ``--json``, API jobs)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+
+
+def json_default(o: Any) -> Any:
+    """``json.dumps(default=…)``: numpy scalars → Python, NaN → null, dates → ISO strings."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return None if math.isnan(o) else float(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    return str(o)
+
+
+def dumps(value: Any, **kwargs: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=json_default, **kwargs)
