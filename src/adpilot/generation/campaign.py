@@ -47,9 +47,13 @@ def pick_products(profiles: pd.DataFrame, products: pd.DataFrame,
         user = row.user_id
         wanted = [c.strip() for c in str(getattr(row, "top_categories", "") or "").split(",") if c.strip()]
         done = seen.get(user, set())
+        lang = getattr(row, "language", None)
+        # copy is written in the user's language, so only offer products described in it
         choice = next((pid for pid, p in cat.iterrows()
-                       if p[C.CATEGORY] in wanted and pid not in done), None)
-        picks[user] = choice or fallback.get(getattr(row, "language", None), any_product)
+                       if p[C.CATEGORY] in wanted and pid not in done
+                       and (lang is None or pd.isna(p.get(C.LANGUAGE))
+                            or p.get(C.LANGUAGE) == lang)), None)
+        picks[user] = choice or fallback.get(lang, any_product)
     return pd.Series(picks, name=C.PRODUCT_ID)
 
 
