@@ -163,8 +163,13 @@ def test_workflow_ingest_profile_generate_campaign_feedback(api, db_url):
     job = wait_job(client, w, bulk.json()["job"])
     assert job["status"] == "succeeded", job["error"]
     assert job["result"]["messages"] == segs[1]["size"]
-    score = client.post("/v1/score", headers=auth(r), json={"texts": ["hello"]})
-    assert score.status_code == 501 and "scoring" in score.json()["error"]["message"]
+    score = client.post("/v1/score", headers=auth(r),
+                        json={"texts": ["Soft merino that keeps you warm all winter.",
+                                        "柔软的美利奴羊毛，保暖又舒适。"]})
+    assert score.status_code == 200, score.text
+    copies = score.json()["copies"]
+    assert len(copies) == 2 and all(0 <= c["overall"] <= 1 for c in copies)
+    assert copies[1]["why_readability"].endswith("characters per sentence")
 
     # campaign from two generated variants, a third added later
     variants = [{"variant": n, "channel": "email", "copy": v["fields"]}

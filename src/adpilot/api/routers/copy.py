@@ -115,16 +115,44 @@ def generate_for_audience(body: AudienceRequest, state: State, request: Request)
 
 class ScoreRequest(BaseModel):
     texts: list[str] = Field(min_length=1, max_length=100)
-    channel: Channel = "email"
-    lang: Lang = "en"
+    product_id: str | None = Field(None, description="Score relevance to this product.")
+    segment: str | None = Field(None, description="Score personalisation for this segment.")
+    lang: Lang | None = Field(None, description="Language of the texts (default: detected).")
 
 
 @router.post("/score", dependencies=[Read], responses={501: {"description": "no scoring stage"}})
 def score(body: ScoreRequest, state: State) -> JSONResponse:
-    """Scorecards for pieces of copy (needs the scoring stage)."""
+    """A scorecard per copy: fluency, relevance, personalisation, diversity, readability, tone
+    and predicted attractiveness (the A/B-trained model, when it is in the model cache), each
+    with a one-line explanation, and an overall score."""
     if not scoring_available():
         return error_response(501, "copy scoring is not available in this installation: the "
                                    "adpilot.scoring stage is not installed", code="not_available")
-    # The stage exists but its public entry point is not settled yet: say so rather than guess.
-    return error_response(501, "the adpilot.scoring stage is present but this server does not "
-                               "know its API yet", code="not_available")
+    from adpilot.api.services import jsonable
+    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.scorecard import Scorecard
+
+    product = state.data.product(body.product_id) if body.product_id else None
+    audience = None
+    if body.segment:
+        segments = state.data.table("segments")
+        match = segments[segments["segment"] == body.segment] if len(segments) else segments
+        if match.empty:
+            raise ConfigError(f"unknown segment {body.segment!r}")
+        audience = match.iloc[0].to_dict()
+    folder = default_model_dir()
+    attract = AttractivenessModel.load(folder) if (folder / "adpilot.json").exists() else None
+    card = Scorecard(attractiveness=attract).score(
+        body.texts, product=product if isinstance(product, dict) else _as_dict(product),
+        audience=audience, lang=body.lang)
+    return JSONResponse(jsonable({"copies": card.drop(columns=["language"]).to_dict("records"),
+                                  "set": card.attrs.get("set_diversity"),
+                                  "attractiveness_model": str(folder) if attract else None}))
+
+
+def _as_dict(product) -> dict | None:
+    if product is None:
+        return None
+    if hasattr(product, "model_dump"):
+        return product.model_dump()
+    return dict(product)
