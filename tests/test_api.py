@@ -91,6 +91,17 @@ def wait_job(client, key: str, job_id: str, timeout: float = 120) -> dict:
     raise AssertionError(f"job {job_id} did not finish: {seen[-5:]}")
 
 
+def wait_for_batch(client, url: str, headers: dict, timeout: float = 30) -> dict:
+    """Poll an event batch sent without ``wait`` until the background drainer processed it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = client.get(url, headers=headers).json()
+        if got["status"] == "processed":
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"event batch {url} still pending after {timeout} s")
+
+
 def load_sample(client, key: str) -> dict:
     """Ingest the built-in sample by upload and profile it (fast embedder) through the API."""
     for kind in SAMPLE:
@@ -207,11 +218,15 @@ def test_workflow_ingest_profile_generate_campaign_feedback(api, db_url):
                            "time": now_iso()})
     events.append({"event_id": "bad", "campaign": cid, "variant": "Z", "user_id": "U1",
                    "type": "click", "time": now_iso()})
-    first = client.post("/v1/events", headers=auth(w), json={"events": events}).json()
+    first = client.post("/v1/events?wait=true", headers=auth(w), json={"events": events}).json()
     assert first["kept"] == len(events) - 1 and first["quarantined"] == 1
     assert first["rejected"][0]["reason"] == "unknown variant for this campaign"
-    again = client.post("/v1/events", headers=auth(w), json={"events": events}).json()
-    assert again["already_stored"] == len(events) - 1
+    # without wait the batch goes to the inbox (202) and is processed in the background
+    queued = client.post("/v1/events", headers=auth(w), json={"events": events})
+    assert queued.status_code == 202 and queued.json()["accepted"] == len(events)
+    again = wait_for_batch(client, queued.json()["status_url"], auth(r))
+    assert again["already_stored"] == len(events) - 1 and again["quarantined"] == 1
+    assert again["rejected"][0]["row"] == len(events)
     assert store.count("events") == len(events) - 1
 
     report = client.get(f"/v1/campaigns/{cid}/report", headers=auth(r)).json()
@@ -346,7 +361,8 @@ def test_real_uvicorn_server(tmp_path, db_url):
         d = http.post("/v1/decide", headers=w, json={"user_id": "u1", "campaign": cid}).json()
         ev = {"event_id": "e1", "campaign": cid, "variant": d["variant"], "user_id": "u1",
               "type": "impression", "time": now_iso()}
-        assert http.post("/v1/events", headers=w, json={"events": [ev, ev]}).json()["kept"] == 1
+        assert http.post("/v1/events?wait=true", headers=w,
+                         json={"events": [ev, ev]}).json()["kept"] == 1
         assert http.get(f"/v1/campaigns/{cid}/report", headers=w).json()["events"] == 1
         assert http.get("/openapi.json").json()["info"]["title"] == "adpilot"
         assert http.get("/", follow_redirects=False).status_code == 303  # dashboard needs login
@@ -376,3 +392,38 @@ def test_keys_cli(tmp_path, db_url):
     assert rows[0]["revoked_at"] is not None
     bad = runner.invoke(app, ["create", "--scope", "root", "--db", db_url])
     assert bad.exit_code != 0
+
+
+def test_event_inbox_merges_batches_and_survives_a_restart(tmp_path, db_url):
+    """Batches accepted but not yet processed when the server stops are processed by the next
+    one; merged processing gives each batch the counts it would have had on its own."""
+    from adpilot.api.services import CampaignService
+
+    keys = keys_for(db_url)
+    settings = make_settings(tmp_path, db_url)
+    store = Store(settings.db_url).init()
+    service = CampaignService(store)
+    cid = service.create("inbox", ["A", "B"])
+
+    def ev(i, variant="A"):
+        return {"event_id": f"x{i}", "campaign": cid, "variant": variant, "user_id": f"u{i}",
+                "type": "impression", "time": now_iso()}
+
+    batches = [[ev(0), ev(1), ev(1)],           # a repeat inside the batch: quarantined
+               [ev(1), ev(2), ev(3, "Z")],     # x1 again (stored by batch 0), unknown variant
+               [ev(4), {"event_id": "x5"}]]    # a row missing its fields
+    # a server accepted these, then died before its drainer ran
+    ids = [service.inbox.put(json.dumps({"events": b}).encode(), len(b)) for b in batches]
+    assert service.inbox.pending() == 8 and store.count("events") == 0
+
+    with TestClient(create_app(settings, llm_backend=TemplateLLM(), dashboard=False)) as client:
+        r = auth(keys["read"])
+        got = [wait_for_batch(client, f"/v1/events/batches/{i}", r) for i in ids]
+    assert [(g["read"], g["kept"], g["quarantined"], g["already_stored"]) for g in got] == [
+        (3, 2, 1, 0), (3, 2, 1, 1), (2, 1, 1, 0)]
+    assert got[1]["rejected"][0]["row"] == 3
+    assert got[1]["rejected"][0]["reason"] == "unknown variant for this campaign"
+    assert got[2]["rejected"][0]["row"] == 2
+    assert store.count("events") == 4  # x0, x1, x2, x4: each once
+    assert CampaignService(store).inbox.pending() == 0
+    store.dispose()

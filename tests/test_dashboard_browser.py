@@ -105,7 +105,7 @@ def test_dashboard_end_to_end(browser, tmp_path, db_url):
             if (d["variant"] == "A" and i % 3 == 0) or i % 9 == 0:
                 events.append({"event_id": f"c{i}", "campaign": cid, "variant": d["variant"],
                                "user_id": f"u{i}", "type": "click", "time": now_iso()})
-        result = http.post("/v1/events", headers=w, json={"events": events}).json()
+        result = http.post("/v1/events?wait=true", headers=w, json={"events": events}).json()
         assert result["kept"] == len(events), result
 
         page.reload()

@@ -67,11 +67,12 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
     async def lifespan(app: FastAPI):
         thread = threading.Thread(target=flusher, name="adpilot-flush", daemon=True)
         thread.start()
+        state.campaigns.start_drainer()  # batches left pending by a previous run are processed
         try:
             yield
         finally:
             stop.set()
-            state.campaigns.flush()
+            state.campaigns.close()  # processes what is still in the event inbox
             state.jobs.shutdown()
             state.copy.close()
 

@@ -28,7 +28,7 @@ class AppState:
     jobs: JobRunner
 
 
-def get_state(request: Request) -> AppState:
+async def get_state(request: Request) -> AppState:  # async: no thread hop per request
     return request.app.state.adpilot
 
 
@@ -41,7 +41,9 @@ _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="or `X-AP
 def require(scope: str):
     """Dependency: a valid API key whose scope covers ``scope`` (401 without, 403 if too weak)."""
 
-    def check(request: Request, state: State,
+    # async: keys are cached (``key_cache_seconds``), so most checks never touch the
+    # database, and a sync dependency would cost every request a thread hop
+    async def check(request: Request, state: State,
               bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
               header: Annotated[str | None, Depends(_header)]) -> KeyInfo:
         presented = bearer.credentials if bearer else header

@@ -4,17 +4,23 @@ look-ups, copy generation. They only route calls to the library and guard shared
 from __future__ import annotations
 
 import json
+import logging
 import math
 import threading
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from adpilot.data import columns as C
+from adpilot.data.readers import quarantine_frame
 from adpilot.errors import AdpilotError, ConfigError, MissingDependencyError, NotFoundError
 from adpilot.optimization.campaigns import Campaigns, Decision, EventIngest
+from adpilot.optimization.inbox import EventInbox, merge_batches, split_outcomes
 from adpilot.store.sql import Store
+
+log = logging.getLogger(__name__)
 
 
 class NotReadyError(AdpilotError):
@@ -39,10 +45,16 @@ class CampaignService:
 
     def __init__(self, store: Store, *, seed: int | None = None) -> None:
         self.store = store
-        self._decider = Campaigns(store, seed=seed)
+        # decisions are logged by the flusher thread, never by the request that made them
+        self._decider = Campaigns(store, seed=seed, log_batch=1_000_000)
         self._writer = Campaigns(store, seed=seed)
         self._decide_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self.inbox = EventInbox(store)
+        self._drainer: threading.Thread | None = None
+        self._wake = threading.Event()
+        self._stop = threading.Event()
 
     def _forget(self, campaign_id: str) -> None:
         # Campaigns caches policy and channels per campaign; drop them so the next decision
@@ -88,9 +100,18 @@ class CampaignService:
                 raise NotFoundError(str(exc)) from None
             raise
 
+    def is_warm(self, campaign_id: str) -> bool:
+        """Whether :meth:`decide` for this campaign needs no database read."""
+        return self._decider.is_warm(campaign_id)
+
     def flush(self) -> None:
-        with self._decide_lock:
-            self._decider.flush()
+        """Write buffered decisions. The decision lock is held only to take the buffer, so
+        decisions go on while it is written; the flush lock makes a caller that needs the log
+        complete (event ingest) wait for a write in progress."""
+        with self._flush_lock:
+            with self._decide_lock:
+                pending = self._decider.take_pending()
+            self._decider.write_decisions(pending)
 
     def ingest_events(self, frame: pd.DataFrame) -> EventIngest:
         self.flush()  # decisions must be in the log before events are checked against it
@@ -99,6 +120,63 @@ class CampaignService:
         for cid in frame[C.CAMPAIGN].dropna().astype(str).unique() if C.CAMPAIGN in frame else []:
             self._forget(cid)
         return result
+
+    # --- the event inbox: accept now, process in merged batches ----------------------------
+    def enqueue_events(self, body: bytes, n_events: int) -> int:
+        """Store a batch as received (one small write) and wake the drainer; returns its id."""
+        batch_id = self.inbox.put(body, n_events)
+        self.start_drainer()
+        self._wake.set()
+        return batch_id
+
+    def drain(self, max_events: int = 50_000) -> int:
+        """Process pending inbox batches (merged into one ingest per claim) until none are
+        left; returns the number of batches processed."""
+        done = 0
+        while batches := self.inbox.claim(max_events):
+            frame, cross = merge_batches(batches)
+            self.flush()
+            with self._write_lock:
+                if (~cross).any():
+                    result, outcome = self._writer.ingest_events_rows(frame[~cross])
+                    quarantine = result.quarantine
+                else:
+                    outcome, quarantine = np.array([], dtype=object), quarantine_frame([])
+            for cid in (frame[C.CAMPAIGN].dropna().astype(str).unique()
+                        if C.CAMPAIGN in frame else []):
+                self._forget(cid)
+            self.inbox.complete(split_outcomes(batches, frame, outcome, quarantine, cross))
+            done += len(batches)
+        return done
+
+    def start_drainer(self) -> None:
+        if self._drainer is not None and self._drainer.is_alive():
+            return
+        with self._write_lock:
+            if self._drainer is None or not self._drainer.is_alive():
+                self._stop.clear()
+                self._drainer = threading.Thread(target=self._drain_loop, name="adpilot-events",
+                                                 daemon=True)
+                self._drainer.start()
+
+    def _drain_loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            try:
+                self.drain()
+            except Exception:  # the batches stay pending; the next wake retries them
+                log.exception("processing the event inbox failed")
+                self._stop.wait(1.0)
+
+    def close(self) -> None:
+        """Stop the drainer after processing what is pending, and flush decisions."""
+        self._stop.set()
+        self._wake.set()
+        if self._drainer is not None:
+            self._drainer.join(30)
+        self.drain()
+        self.flush()
 
     def report(self, campaign_id: str) -> dict:
         self.exists(campaign_id)

@@ -212,10 +212,22 @@ class Campaigns:
 
     def flush(self) -> None:
         """Write buffered decisions to the decision log."""
-        if self._pending:
+        self.write_decisions(self.take_pending())
+
+    def take_pending(self) -> list[dict]:
+        """Hand over the buffered decisions (the buffer starts empty again)."""
+        pending, self._pending = self._pending, []
+        return pending
+
+    def write_decisions(self, rows: list[dict]) -> None:
+        """Append decisions to the decision log in one transaction."""
+        if rows:
             with self.store.engine.begin() as conn:
-                conn.execute(DECISIONS.insert(), self._pending)
-            self._pending = []
+                conn.execute(DECISIONS.insert(), rows)
+
+    def is_warm(self, campaign_id: str) -> bool:
+        """Whether a decision for this campaign is answered from memory (no database read)."""
+        return campaign_id in self._policies and campaign_id in self._channels
 
     def decisions(self, campaign_id: str) -> pd.DataFrame:
         self.flush()
@@ -231,8 +243,16 @@ class Campaigns:
         unknown campaigns or variants, and — for campaigns that log decisions — events of users
         with no decision, or outside the attribution window after it.
         """
+        return self.ingest_events_rows(frame)[0]
+
+    def ingest_events_rows(self, frame: pd.DataFrame) -> tuple[EventIngest, np.ndarray]:
+        """:meth:`ingest_events`, plus the outcome of each input row in order: ``"new"``,
+        ``"stored"`` (its id was already in the store) or ``"quarantined"`` — so a caller that
+        merged several batches into one call can split the counts back per batch."""
         self.flush()
+        frame = frame.reset_index(drop=True)
         read = len(frame)
+        outcome = np.full(read, "quarantined", dtype=object)
         v = validate(frame[[c for c in frame.columns if c in EVENTS.names]], EVENTS,
                      extra=frame[[c for c in frame.columns if c not in EVENTS.names]])
         kept, quarantine = v.kept, v.quarantine
@@ -241,11 +261,14 @@ class Campaigns:
         with self.store.engine.connect() as conn:
             camps = pd.read_sql(select(CAMPAIGNS.c.id, CAMPAIGNS.c.attribution_hours), conn)
             variants = pd.read_sql(select(VARIANTS.c.campaign_id, VARIANTS.c.variant), conn)
-        known = kept[C.CAMPAIGN].isin(camps["id"])
+        known = pd.Series(np.isin(kept[C.CAMPAIGN].to_numpy(dtype=str),
+                                  camps["id"].to_numpy(dtype=str)), index=kept.index)
         reject[~known] = "unknown campaign"
-        pairs = set(zip(variants["campaign_id"], variants["variant"], strict=True))
-        known_variant = pd.Series([(c, x) in pairs for c, x in zip(
-            kept[C.CAMPAIGN], kept[C.VARIANT], strict=True)], index=kept.index)
+        pairs = pd.MultiIndex.from_arrays([variants["campaign_id"].astype(str),
+                                           variants["variant"].astype(str)])
+        known_variant = pd.Series(pd.MultiIndex.from_arrays(
+            [kept[C.CAMPAIGN].astype(str), kept[C.VARIANT].astype(str)]).isin(pairs),
+            index=kept.index)
         reject[known & ~known_variant] = "unknown variant for this campaign"
         window = camps.set_index("id")["attribution_hours"]
         first, logged_campaigns = self._decision_window(kept)
@@ -273,11 +296,14 @@ class Campaigns:
             extra[C.Q_REASON] = reject[bad].to_numpy()
             quarantine = pd.concat([quarantine, extra], ignore_index=True)
             kept = kept.loc[~bad].reset_index(drop=True)
+        positions = np.asarray(v.kept_positions)[~bad]
         new_ids = self.store.insert_new("events", kept) if len(kept) else []
-        new = kept[kept[C.EVENT_ID].isin(new_ids)]
-        self._add_to_policies(new)
-        return EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
-                           quarantine)
+        # numpy, not Series.isin: pandas' Arrow strings build a scalar per looked-up value
+        is_new = np.isin(kept[C.EVENT_ID].to_numpy(dtype=str), np.asarray(new_ids, dtype=str))
+        outcome[positions] = np.where(is_new, "new", "stored")
+        self._add_to_policies(kept[is_new])
+        return (EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
+                            quarantine), outcome)
 
     def _add_to_policies(self, new: pd.DataFrame) -> None:
         """Add the newly stored events' counts to each Thompson policy (O(batch), not a

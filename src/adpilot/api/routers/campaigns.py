@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adpilot.api.errors import error_response
@@ -90,9 +92,12 @@ class DecideIn(BaseModel):
 
 
 @router.post("/decide", dependencies=[Write])
-def decide(body: DecideIn, state: State) -> dict:
+async def decide(body: DecideIn, state: State) -> dict:
     """Choose the variant (and channel) for a user; the decision is logged with its propensity."""
-    return state.campaigns.decide(body.user_id, body.campaign).as_dict()
+    if state.campaigns.is_warm(body.campaign):  # from memory: microseconds, no thread hop
+        return state.campaigns.decide(body.user_id, body.campaign).as_dict()
+    decision = await run_in_threadpool(state.campaigns.decide, body.user_id, body.campaign)
+    return decision.as_dict()
 
 
 class EventsIn(BaseModel):
@@ -101,18 +106,37 @@ class EventsIn(BaseModel):
                     "(impression|click|conversion), time, optional channel and value.")
 
 
-@router.post("/events", dependencies=[Write])
-def events(body: EventsIn, state: State, request: Request) -> Any:
+@router.post("/events", dependencies=[Write], status_code=202)
+async def events(body: EventsIn, state: State, request: Request, wait: bool = Query(
+        False, description="Process the batch before answering and return its counts "
+                           "(otherwise it is stored and processed in the background).")) -> Any:
     """Store a batch of feedback events, idempotent by ``event_id``: resending a batch adds
-    nothing. Rejected rows come back with their row number and reason."""
+    nothing. By default the batch is written to a durable inbox and processed in the
+    background (202, poll ``/v1/events/batches/{batch}``); with ``wait=true`` the answer has
+    the counts and each rejected row with its row number and reason."""
     limit = state.settings.max_events_per_batch
     if len(body.events) > limit:
         return error_response(422, f"{len(body.events)} events in one batch; the limit is {limit}",
                               code="batch_too_large")
     if not body.events:
-        return {"read": 0, "kept": 0, "quarantined": 0, "already_stored": 0, "reasons": {}}
-    result = state.campaigns.ingest_events(pd.DataFrame.from_records(body.events))
-    return {**result.summary(), "rejected": records(result.quarantine.head(100))}
+        return JSONResponse({"read": 0, "kept": 0, "quarantined": 0, "already_stored": 0,
+                             "reasons": {}}, status_code=200)
+    if wait:
+        result = await run_in_threadpool(
+            state.campaigns.ingest_events, pd.DataFrame.from_records(body.events))
+        return JSONResponse({**result.summary(), "rejected": records(result.quarantine.head(100))},
+                            status_code=200)
+    # the body FastAPI already read and validated is stored as it came: no re-encoding
+    batch = await run_in_threadpool(state.campaigns.enqueue_events, await request.body(),
+                                    len(body.events))
+    return {"accepted": len(body.events), "batch": batch, "status": "pending",
+            "status_url": f"/v1/events/batches/{batch}"}
+
+
+@router.get("/events/batches/{batch}", dependencies=[Read])
+def event_batch(batch: int, state: State) -> dict:
+    """A batch sent without ``wait``: pending, or processed with its counts and rejected rows."""
+    return state.campaigns.inbox.get(batch)
 
 
 @router.get("/reports/roi", tags=["reports"], dependencies=[Read])
