@@ -10,14 +10,17 @@ from rich.markup import escape
 from adpilot.cli import campaign as _campaign
 from adpilot.cli import datasets as _datasets
 from adpilot.cli import generate as _generate
+from adpilot.cli import generate_batch as _generate_batch
 from adpilot.cli import ingest as _ingest
 from adpilot.cli import keys as _keys
+from adpilot.cli import models as _models
 from adpilot.cli import profile as _profile
 from adpilot.cli import recommend as _recommend
 from adpilot.cli import run as _run
 from adpilot.cli import score as _score
 from adpilot.cli import sentiment as _sentiment
 from adpilot.cli import serve as _serve
+from adpilot.cli import tune as _tune
 from adpilot.cli import uplift as _uplift
 from adpilot.cli._common import err_console
 from adpilot.errors import AdpilotError
@@ -41,7 +44,10 @@ app.add_typer(_campaign.ope_app, name="ope")
 app.add_typer(_score.attract_app, name="attract")
 app.command("score")(_score.score)
 app.command("generate")(_generate.generate)
+app.command("generate-batch")(_generate_batch.generate_batch)
 app.add_typer(_keys.app, name="keys")
+app.add_typer(_tune.app, name="tune")
+app.add_typer(_models.app, name="models")
 app.command("serve")(_serve.serve)
 app.command("run")(_run.run)
 app.command("status")(_run.status)
