@@ -7,6 +7,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,9 @@ from adpilot.optimization.inbox import EventInbox, merge_batches, split_outcomes
 from adpilot.store.sql import Store
 
 log = logging.getLogger(__name__)
+
+DRAIN_QUIET_SECONDS = 0.05  # no new batch for this long: process the inbox now
+DRAIN_MAX_LAG_SECONDS = 2.0  # ... or at the latest this long after the first pending batch
 
 
 class NotReadyError(AdpilotError):
@@ -162,6 +166,15 @@ class CampaignService:
     def _drain_loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(1.0)
+            # Process in a lull: while batches keep arriving (each wakes us), wait — up to
+            # DRAIN_MAX_LAG_SECONDS after the first — so accepting requests comes first and
+            # batches arriving together merge into one ingest (per-event cost falls about 6×
+            # from a 500-event batch to a 20,000-event one).
+            first = time.monotonic()
+            self._wake.clear()
+            while (self._wake.wait(DRAIN_QUIET_SECONDS) and not self._stop.is_set()
+                   and time.monotonic() - first < DRAIN_MAX_LAG_SECONDS):
+                self._wake.clear()
             self._wake.clear()
             try:
                 self.drain()
