@@ -28,6 +28,7 @@ from adpilot.backends.llm import StructuredOutputError, get_backend
 from adpilot.data.records import Product
 from adpilot.datasets import data_dir
 from adpilot.generation import CHANNELS, Audience, CopyGenerator, PromptCache, channel_spec
+from adpilot.generation.brand import load_brand
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
@@ -180,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     ap.add_argument("--max-tokens", type=int, default=320)
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    ap.add_argument("--brand-en", default=None, help="brand kit for the English (fashion and "
+                    "beauty) items; default: the built-in fashion shop's kit")
+    ap.add_argument("--brand-zh", default=str(ROOT / "brand_marketplace.yaml"),
+                    help="brand kit for the Chinese items (ten categories: a general marketplace)")
     args = ap.parse_args(argv)
     base = data_dir()
     items = build_items(base)[: args.limit]
@@ -187,13 +192,17 @@ def main(argv: list[str] | None = None) -> int:
             "openai": {"base_url": args.base_url, "model": args.model},
             "transformers": {"model_dir": args.model}}.get(args.backend, {})
     backend = get_backend(args.backend, **{k: v for k, v in opts.items() if v})
-    gen = CopyGenerator(backend, cache=PromptCache(args.cache_dir) if args.cache_dir else None,
-                        max_tokens=args.max_tokens)
+    cache = PromptCache(args.cache_dir) if args.cache_dir else None
+    gens = {"en": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,
+                                brand=load_brand(args.brand_en) if args.brand_en else None),
+            "zh": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,
+                                brand=load_brand(args.brand_zh))}
     plan = [(i, lang, p, a, CHANNELS[(i + j) % len(CHANNELS)])
             for i, (lang, p, a) in enumerate(items) for j in range(args.channels_per_product)]
     rows: list[dict] = []
     started = time.time()
     meta = {"backend": backend.model_id, "data": str(base), "products": len(items),
+            "brands": {lang: g.brand.name[lang] for lang, g in gens.items()},
             "channels_per_product": args.channels_per_product, "started": time.ctime(started)}
     from adpilot.generation.safety import clean_snippet
     for k, (i, lang, product, audience, channel) in enumerate(plan, 1):
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                "reviews": [clean_snippet(r, max_chars=120).text for r in audience.reviews[:2]]}
         tick = time.perf_counter()
         try:
-            v = gen.variant(product, audience, channel_spec(channel, lang), 0)
+            v = gens[lang].variant(product, audience, channel_spec(channel, lang), 0)
             row.update(v.as_dict())
         except StructuredOutputError as exc:  # counted as a failure, never dropped
             row.update({"text": "", "fields": {}, "violations": [f"structured: {exc}"], "passed": False,

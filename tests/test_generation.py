@@ -102,6 +102,14 @@ def test_violation_is_fed_back_and_fixed():
     assert "price claim '$19.99' is not in the product record" in reask
 
 
+def test_a_failing_sentence_is_edited_out_instead_of_asking_again():
+    llm = CannedLLM([sms("Breathable linen with a relaxed fit. Guaranteed to last!")])
+    v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
+    assert v.passed and v.attempts == 1 and v.dropped == ["Guaranteed to last!"]
+    assert v.text == "Breathable linen with a relaxed fit. Reply STOP to opt out."
+    assert v.as_dict()["dropped"] == ["Guaranteed to last!"]
+
+
 def test_product_without_price_never_gets_one():
     llm = CannedLLM([sms("Linen shirt for $25, 20% off, free shipping!")])
     v = gen(llm, max_attempts=3).generate(PRODUCT, Audience(), "sms", "en").variants[0]

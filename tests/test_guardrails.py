@@ -217,3 +217,34 @@ def test_copy_cut_off_at_the_cap_is_flagged():
     cut = ("linen " * 30)[:160]  # 160 characters, at the cap, ends inside a word
     assert any("mid-sentence" in r for r in check_length({"text": cut}, c))
     assert not any("mid-sentence" in r for r in check_length({"text": "Linen shirts for warm days"}, c))
+
+
+def test_failing_sentences_are_dropped_and_the_rest_kept():
+    """The automatic edit removes only the sentences that break a sentence-level guardrail;
+    the copy is re-checked whole, and 最 about the customer (最在意) is not a claim."""
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.guardrails import GuardContext, check_copy, drop_failing_sentences
+
+    kit = load_brand()
+    review = "常坏,我怀疑是水货机子,动不动就死机,真拿它没办法."
+    ctx = GuardContext(channel_spec("social", "zh"), kit, facts="手机", reviews=[review])
+    copy = {"text": "你最在意的是稳定。常坏，我怀疑是水货机子，动不动就死机，真拿它没办法。"
+                    "这款手机是最好的选择！轻薄顺手，拍照清晰，值得一试。"}
+    reasons = check_copy(copy, ctx)
+    assert any(r.startswith("quotes:") and "水货机子" in r for r in reasons)
+    assert any(r.startswith("banned_claims:") for r in reasons)
+    fixed, dropped = drop_failing_sentences(copy, ctx)
+    assert fixed == {"text": "你最在意的是稳定。轻薄顺手，拍照清晰，值得一试。"}
+    assert dropped == ["常坏，我怀疑是水货机子，动不动就死机，真拿它没办法。", "这款手机是最好的选择！"]
+    assert check_copy(fixed, ctx) == []
+
+    en = GuardContext(channel_spec("email", "en"), kit, facts="linen dress")
+    body = ("Guaranteed to fit. It is soft linen and easy to care for, with a relaxed cut "
+            "you can wear every day. Only $19.99 this week. Reply STOP to opt out.")
+    fixed, dropped = drop_failing_sentences({"subject": "Your new dress", "body": body}, en)
+    assert dropped == ["Guaranteed to fit.", "Only $19.99 this week."]
+    assert fixed["body"].startswith("It is soft linen") and fixed["body"].endswith("opt out.")
+    # a field that is nothing but a failing sentence cannot be saved by an edit
+    fixed, _ = drop_failing_sentences({"subject": "The best dress ever", "body": body}, en)
+    assert fixed["subject"] == "" and check_copy(fixed, en)

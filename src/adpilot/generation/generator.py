@@ -32,7 +32,12 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
-from adpilot.generation.guardrails import ENDS_SENTENCE, GuardContext, check_copy
+from adpilot.generation.guardrails import (
+    ENDS_SENTENCE,
+    GuardContext,
+    check_copy,
+    drop_failing_sentences,
+)
 from adpilot.generation.prompts import Prompt, budget, build_prompt, reask_message
 from adpilot.generation.safety import contains_value, find_pii
 
@@ -48,6 +53,7 @@ class CopyVariant:
     seconds: float
     cached: bool = False
     closed: list[str] = field(default_factory=list)  # fields cut at the cap and closed by us
+    dropped: list[str] = field(default_factory=list)  # sentences removed by the automatic edit
 
     @property
     def passed(self) -> bool:
@@ -60,7 +66,8 @@ class CopyVariant:
     def as_dict(self) -> dict[str, Any]:
         return {"text": self.text, "fields": self.fields, "violations": self.violations,
                 "passed": self.passed, "attempts": self.attempts, "tokens": self.usage.as_dict(),
-                "seconds": round(self.seconds, 3), "cached": self.cached, "closed": self.closed}
+                "seconds": round(self.seconds, 3), "cached": self.cached, "closed": self.closed,
+                "dropped": self.dropped}
 
 
 @dataclass
@@ -206,15 +213,25 @@ class CopyGenerator:
         schema = spec.schema()
         params = GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
                                   seed=self.seed + index, json_schema=output_schema(spec, self.brand))
+        def edited(value: BaseModel) -> tuple[dict[str, str], list[str], list[str]]:
+            """Finalised fields; if they fail, the copy without its failing sentences when
+            that passes every guardrail (one edit instead of another model call)."""
+            fields = finalize(value, spec, self.brand)
+            violations = check_copy(fields, ctx)
+            if violations:
+                fixed, dropped = drop_failing_sentences(fields, ctx)
+                if dropped and not check_copy(fixed, ctx):
+                    return fixed, [], dropped
+            return fields, violations, []
+
         result = structured(
             lambda convo: self._call(convo, params, prompt.sensitive), prompt.messages, schema,
-            max_attempts=self.max_attempts,
-            check=lambda value: check_copy(finalize(value, spec, self.brand), ctx),
+            max_attempts=self.max_attempts, check=lambda value: edited(value)[1],
             reask=lambda err: reask_message(err, spec, self.brand))
-        fields = finalize(result.value, spec, self.brand)
-        out = CopyVariant(fields, check_copy(fields, ctx), len(result.attempts), result.usage,
+        fields, violations, dropped = edited(result.value)
+        out = CopyVariant(fields, violations, len(result.attempts), result.usage,
                           result.seconds, result.cached,
-                          closed_fields(result.value, spec, self.brand))
+                          closed_fields(result.value, spec, self.brand), dropped)
         if self.on_message:
             self.on_message(out)
         return out

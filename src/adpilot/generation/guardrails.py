@@ -115,8 +115,11 @@ BANNED_CLAIMS: dict[str, list[str]] = {
            r"best in the world", r"unbeatable", r"lowest price", r"100\s?%", r"clinically proven",
            r"unrivall?ed", r"one of a kind", r"unprecedented", r"perfect for everyone"],
 }
-# ordinary words that contain a banned character: 最近 (recently), 第一次 (first time) …
-ZH_ALLOWED = ["最近", "最后", "最终", "最初", "第一次", "第一眼", "第一时间"]
+# ordinary words that contain a banned character: 最近 (recently), 第一次 (first time) …, and
+# 最 describing the customer rather than the product (你最在意的 "what you care most about"):
+# the law forbids superlative claims about goods, not these
+ZH_ALLOWED = ["最近", "最后", "最终", "最初", "第一次", "第一眼", "第一时间", "最在意", "最关心",
+              "最喜欢", "最爱", "最想", "最需要", "最担心", "最不满意", "最常"]
 
 
 def _banned_hits(text: str, lang: str, extra: list[str]) -> list[str]:
@@ -251,14 +254,19 @@ def check_injection(fields: Fields, ctx: GuardContext) -> list[str]:
 QUOTE_WORDS, QUOTE_CHARS = 8, 12  # a verbatim run this long is copying, not paraphrase
 
 
-def _quoted(text: str, review: str) -> bool:
+def _quoted(text: str, review: str) -> str:
+    """The first run of the review the copy repeats verbatim ('' when there is none)."""
     words = re.findall(r"[a-z0-9']+", review.lower())
     low = " ".join(re.findall(r"[a-z0-9']+", text.lower()))
-    if any(" ".join(words[i:i + QUOTE_WORDS]) in low for i in range(len(words) - QUOTE_WORDS + 1)):
-        return True
+    for i in range(len(words) - QUOTE_WORDS + 1):
+        if (run := " ".join(words[i:i + QUOTE_WORDS])) in low:
+            return run
     cjk = "".join(re.findall(r"[\u4e00-\u9fff]", review))
     text_cjk = "".join(re.findall(r"[\u4e00-\u9fff]", text))
-    return any(cjk[i:i + QUOTE_CHARS] in text_cjk for i in range(len(cjk) - QUOTE_CHARS + 1))
+    for i in range(len(cjk) - QUOTE_CHARS + 1):
+        if (run := cjk[i:i + QUOTE_CHARS]) in text_cjk:
+            return run
+    return ""
 
 
 @guardrail("quotes")
@@ -267,9 +275,38 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
     text = _all_text(fields)
     if "<review" in text.lower() or "</review" in text.lower():
         return ["remove the <review> tags and the review text: write the copy in your own words"]
-    if any(_quoted(text, r) for r in ctx.reviews):
-        return ["the copy repeats a customer review word for word: write it in your own words"]
+    for review in ctx.reviews:
+        if run := _quoted(text, review):
+            return [f"the copy repeats a customer review word for word ('{run}…'): "
+                    "write it in your own words"]
     return []
+
+
+# --- automatic repair ---------------------------------------------------------------------------
+
+# guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
+SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection")
+_SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
+
+
+def drop_failing_sentences(fields: Fields, ctx: GuardContext) -> tuple[Fields, list[str]]:
+    """What an editor does first: remove each sentence that breaks a sentence-level guardrail
+    (an absolute claim, an invented price, a copied review line …) and keep the rest.
+
+    Returns the edited fields and the sentences dropped; the caller re-checks the whole copy
+    (length, language, …), so an edit that leaves a field empty or too short does not pass.
+    """
+    out: Fields = {}
+    dropped: list[str] = []
+    for name, text in fields.items():
+        kept = []
+        for sentence in _SENTENCE_BREAK.split(text):
+            if sentence.strip() and check_copy({name: sentence}, ctx, only=list(SENTENCE_LEVEL)):
+                dropped.append(sentence.strip())
+            else:
+                kept.append(sentence)
+        out[name] = "".join(kept).strip()
+    return out, dropped
 
 
 # --- brand rules -------------------------------------------------------------------------------
