@@ -167,3 +167,72 @@ def test_campaign_lifecycle_persists_and_dedupes(store):
     camps.set_status(cid, "paused")
     with pytest.raises(ConfigError, match="paused"):
         Campaigns(store).decide("u1", cid)
+
+
+def test_closing_the_loop_retires_losers_learns_from_winners_and_regenerates(tmp_path):
+    """A clear loser is retired (never chosen again), the winner becomes a few-shot example the
+    generator is shown, a winner-vs-loser pair comes back, and a fresh variant replaces the
+    loser in the running campaign."""
+    from adpilot.backends.llm.base import Completion, LLMBackend, Usage
+    from adpilot.data.records import Product
+    from adpilot.generation import Audience, CopyGenerator
+    from adpilot.generation.examples import ExampleBank
+    from adpilot.optimization.loop import close_loop
+    from adpilot.store import Store
+
+    class Writer(LLMBackend):  # stands in for the LLM: records prompts, writes valid copy
+        name = "writer"
+        prompts: list[str] = []
+
+        @property
+        def model_id(self) -> str:
+            return "writer"
+
+        def complete(self, messages, params):
+            self.prompts.append(messages[-1].content)
+            return Completion(json.dumps({"text": "Soft linen for slow summer mornings."}),
+                              Usage(10, 10), 0.01, "writer")
+
+    store = Store(f"sqlite:///{tmp_path / 'loop.db'}").init()
+    camps = Campaigns(store, seed=0)
+    copies = {"A": {"text": "Linen that breathes on the hottest days."},
+              "B": {"text": "Our shirt. Buy it."},
+              "C": {"text": "Cool linen, relaxed fit, easy care."}}
+    cid = camps.create("loop", list(copies), channel="sms", copies=copies)
+    rng = np.random.default_rng(0)
+    rows = []
+    for variant, rate in (("A", 0.10), ("B", 0.02), ("C", 0.09)):
+        clicks = rng.random(2000) < rate
+        for i, clicked in enumerate(clicks):
+            rows.append({"event_id": f"{variant}i{i}", "campaign": cid, "variant": variant,
+                         "user_id": f"{variant}{i}", "type": "impression", "time": "2026-11-29"})
+            if clicked:
+                rows.append({"event_id": f"{variant}c{i}", "campaign": cid, "variant": variant,
+                             "user_id": f"{variant}{i}", "type": "click", "time": "2026-11-29"})
+    camps.ingest_events(pd.DataFrame(rows))
+
+    early = close_loop(camps, cid, min_impressions=5000)
+    assert early.retired == [] and "waiting" in early.reason
+
+    bank = ExampleBank(store)
+    llm = Writer()
+    gen = CopyGenerator(llm, cache=False, examples=bank)
+    product = Product(id="p1", title="Linen shirt", description="breathable linen shirt",
+                      language="en")
+    result = close_loop(camps, cid, min_impressions=1000, bank=bank, generator=gen,
+                        product=product, audience=Audience(description="summer shoppers"))
+    assert result.winner == "A" and result.retired == ["B"] and result.added == ["B.2"]
+    assert result.pairs[["chosen_variant", "rejected_variant"]].values.tolist() == [["A", "B"]]
+    assert bank.top("sms", "en") == ["Linen that breathes on the hottest days."]
+    assert "<example>Linen that breathes on the hottest days.</example>" in llm.prompts[-1]
+
+    status = camps.variants(cid).set_index("variant")["status"].to_dict()
+    assert status == {"A": "active", "B": "retired", "C": "active", "B.2": "active"}
+    fresh = Campaigns(store, seed=1)  # the retirement persists in the stored policy
+    chosen = {fresh.decide(f"u{i}", cid).variant for i in range(300)}
+    assert "B" not in chosen and "B.2" in chosen
+    # the CLI runs the same turn: the new variant has no evidence yet, so nothing more happens
+    out = tmp_path / "pairs.jsonl"
+    code = main(["campaign", "refresh", "--campaign", cid, "--db", store.url,
+                 "--pairs-out", str(out), "--json"])
+    assert code == 0 and out.exists() and out.read_text().strip() == ""

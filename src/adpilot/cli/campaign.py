@@ -56,6 +56,71 @@ def decide(
         f"{d.variant} on {d.channel or '-'} (p = {d.propensity:.3f})")
 
 
+@app.command("refresh")
+def refresh(
+    campaign: str = typer.Option(..., help="Campaign id."),
+    retire_below: float = typer.Option(0.05, help="Retire live variants whose probability of "
+                                       "being best is below this."),
+    min_impressions: int = typer.Option(1000, help="Act only once every live variant has this "
+                                        "many impressions."),
+    keep: int = typer.Option(2, help="Never go below this many live variants."),
+    product: Path = typer.Option(None, "--product", help="Product record (JSON): with "
+                                 "--audience, write a new variant for each retired one."),
+    audience: Path = typer.Option(None, "--audience", help="The campaign's audience (JSON)."),
+    backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | openai | transformers"),
+    model: str = typer.Option(None, "--model", help="Model name or path for the backend."),
+    base_url: str = typer.Option(None, "--base-url", envvar="ADPILOT_LLM_BASE_URL"),
+    brand: Path = typer.Option(None, "--brand", help="Brand kit YAML (default: built-in)."),
+    pairs_out: Path = typer.Option(None, "--pairs-out", help="Write the winner-vs-loser "
+                                   "preference pairs here (JSONL) for scoring and tuning."),
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Close the loop: retire clear losers, keep the winner as a few-shot example for
+    generation, export preference pairs, and (with --product/--audience) replace what was
+    retired with new copy."""
+    from adpilot.generation.examples import ExampleBank
+    from adpilot.optimization.loop import close_loop
+
+    camps = _campaigns(db)
+    generator = prod = aud = None
+    if product is not None or audience is not None:
+        from pydantic import ValidationError
+
+        from adpilot.backends.llm import get_backend
+        from adpilot.cli.generate import _backend_options, _read_json
+        from adpilot.data.records import Product
+        from adpilot.errors import ConfigError, InputError
+        from adpilot.generation import Audience, CopyGenerator, load_brand
+
+        if product is None or audience is None:
+            raise ConfigError("--product and --audience go together")
+        try:
+            prod = Product.model_validate(_read_json(product, "product"))
+            aud = Audience.model_validate(_read_json(audience, "audience"))
+        except ValidationError as exc:
+            raise InputError(f"not a valid product or audience: {exc}") from None
+        generator = CopyGenerator(get_backend(backend, **_backend_options(backend, model, base_url)),
+                                  brand=load_brand(brand), examples=ExampleBank(camps.store))
+    try:
+        result = close_loop(camps, campaign, retire_below=retire_below,
+                            min_impressions=min_impressions, keep=keep,
+                            bank=ExampleBank(camps.store), generator=generator,
+                            product=prod, audience=aud)
+    finally:
+        if generator is not None:
+            generator.backend.close()
+    if pairs_out is not None:
+        pairs_out.parent.mkdir(parents=True, exist_ok=True)
+        result.pairs.to_json(pairs_out, orient="records", lines=True, force_ascii=False)
+    payload = result.as_dict() | ({"pairs_file": str(pairs_out)} if pairs_out else {})
+    if as_json:
+        print_json(payload)
+        return
+    console.print(f"winner: {result.winner or '—'} · retired: {', '.join(result.retired) or '—'}"
+                  f" · added: {', '.join(result.added) or '—'} · {result.reason}")
+
+
 @app.command("report")
 def report(
     campaign: str = typer.Option(..., help="Campaign id."),

@@ -32,6 +32,7 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
+from adpilot.generation.examples import ExampleBank
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
     GuardContext,
@@ -147,13 +148,15 @@ class CopyGenerator:
 
     ``backend`` is a backend object or a registered name; ``cache=None`` uses the default disk
     cache, ``cache=False`` disables it. ``on_message(variant)`` is called after each variant
-    (logging, cost accounting).
+    (logging, cost accounting). With ``examples`` (an :class:`ExampleBank`), the best
+    ``n_examples`` winning copies of the same channel and language go into the prompt.
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
                  cache: PromptCache | None | bool = None, max_attempts: int = 3,
                  temperature: float = 0.7, max_tokens: int = 320, seed: int = 0,
-                 on_message: Callable[[CopyVariant], None] | None = None) -> None:
+                 on_message: Callable[[CopyVariant], None] | None = None,
+                 examples: ExampleBank | None = None, n_examples: int = 3) -> None:
         if max_attempts < 1:
             raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {max_attempts}.")
@@ -164,6 +167,7 @@ class CopyGenerator:
         GenerationParams(max_tokens=max_tokens, temperature=temperature)  # validates early
         self.temperature, self.max_tokens = temperature, max_tokens
         self.on_message = on_message
+        self.examples, self.n_examples = examples, n_examples
 
     def _call(self, convo: list[Message], params: GenerationParams,
               sensitive: list[str]) -> Completion:
@@ -207,7 +211,9 @@ class CopyGenerator:
                 index: int = 0) -> CopyVariant:
         """One variant: render the prompt, ask until the JSON validates and the guardrails pass
         (or attempts run out), and report what is still wrong."""
-        prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index)
+        shots = self.examples.top(spec.channel, spec.lang, self.n_examples) if self.examples else []
+        prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index,
+                                      examples=shots)
         ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
                            injected=prompt.injected, reviews=prompt.reviews)
         schema = spec.schema()

@@ -65,8 +65,9 @@ def budget(spec: ChannelSpec, brand: BrandKit, name: str) -> int:
 
 
 def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand: BrandKit, *,
-                 variant: int = 0) -> Prompt:
-    """System + user message for one variant; review snippets are cleaned and quoted as data."""
+                 variant: int = 0, examples: list[str] | None = None) -> Prompt:
+    """System + user message for one variant; review snippets are cleaned and quoted as data;
+    ``examples`` are our own winning copy for this channel and language (few-shot)."""
     lang = spec.lang
     cfg = prompt_config()
     sensitive = [audience.name] if audience.name else []
@@ -94,7 +95,7 @@ def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand:
                   voice=brand.voice.get(lang, ""), do_words=sep.join(brand.do_words.get(lang, [])),
                   dont_words=sep.join(brand.banned(lang)), emoji=cfg["emoji"][lang][brand.emoji],
                   facts=facts, audience=described.text, reviews=reviews,
-                  angle=angles[variant % len(angles)], shape=shape)
+                  angle=angles[variant % len(angles)], shape=shape, examples=examples or [])
     return Prompt([Message("system", system), Message("user", user)],
                   sensitive=[s for s in sensitive if s], injected=injected,
                   facts=facts + "\n" + brand_name, reviews=reviews)

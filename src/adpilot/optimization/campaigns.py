@@ -153,6 +153,19 @@ class Campaigns:
                 policy_state=json.dumps(policy.state())))
         self._channels.pop(campaign_id, None)
 
+    def retire_variant(self, campaign_id: str, variant: str) -> None:
+        """Stop showing a variant (a clear loser): the policy drops its arm; its events stay
+        in the log and in the reports."""
+        policy = self.policy(campaign_id)
+        policy.remove_arm(variant)
+        with self.store.engine.begin() as conn:
+            conn.execute(update(VARIANTS).where(VARIANTS.c.campaign_id == campaign_id,
+                                                VARIANTS.c.variant == variant)
+                         .values(status="retired"))
+            conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
+                policy_state=json.dumps(policy.state())))
+        self.invalidate(campaign_id)
+
     def set_status(self, campaign_id: str, status: str) -> None:
         if status not in ("active", "paused"):
             raise ConfigError(f"status must be active or paused, got {status!r}")

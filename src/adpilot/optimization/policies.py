@@ -49,6 +49,16 @@ class Policy:
             raise ConfigError(f"arm {arm!r} already exists")
         self.arms.append(arm)
 
+    def remove_arm(self, arm: str) -> int:
+        """Stop choosing ``arm`` (a retired variant); returns its former index."""
+        if arm not in self.arms:
+            raise ConfigError(f"no arm {arm!r}; arms are {self.arms}")
+        if len(self.arms) == 1:
+            raise ConfigError(f"cannot remove {arm!r}: it is the only arm left")
+        i = self.arms.index(arm)
+        del self.arms[i]
+        return i
+
     def state(self) -> dict:
         return {"kind": self.kind, "arms": self.arms}
 
@@ -69,6 +79,12 @@ class FixedSplit(Policy):
     def add_arm(self, arm: str) -> None:
         super().add_arm(arm)
         self.weights = list(np.ones(len(self.arms)) / len(self.arms))
+
+    def remove_arm(self, arm: str) -> int:
+        i = super().remove_arm(arm)
+        w = np.delete(np.asarray(self.weights), i)
+        self.weights = list(w / w.sum()) if w.sum() > 0 else list(np.ones(len(w)) / len(w))
+        return i
 
     def state(self) -> dict:
         return {**super().state(), "weights": self.weights}
@@ -123,6 +139,14 @@ class ThompsonSampling(Policy):
             self.counts = {k: [*v, 0.0] for k, v in self.counts.items()}
         self._cache = None
 
+    def remove_arm(self, arm: str) -> int:
+        i = super().remove_arm(arm)
+        del self.alpha[i], self.beta[i]
+        if self.counts:
+            self.counts = {k: [x for j, x in enumerate(v) if j != i] for k, v in self.counts.items()}
+        self._cache = None
+        return i
+
     def state(self) -> dict:
         state = {**super().state(), "floor": self.floor, "alpha": self.alpha, "beta": self.beta}
         return {**state, "counts": self.counts} if self.counts else state
@@ -171,6 +195,11 @@ class LinearThompson(Policy):
         super().add_arm(arm)
         self.precision.append(np.eye(self.dim))
         self.b.append(np.zeros(self.dim))
+
+    def remove_arm(self, arm: str) -> int:
+        i = super().remove_arm(arm)
+        del self.precision[i], self.b[i]
+        return i
 
     def state(self) -> dict:
         return {**super().state(), "dim": self.dim, "noise": self.noise, "floor": self.floor,
