@@ -21,6 +21,8 @@ _EXTRA_FOR = {
     "uvicorn": "api",
     "playwright": "dashboard-test",
     "duckdb": "scale",
+    "peft": "tune",
+    "gguf": "tune",
 }
 
 

@@ -1,0 +1,70 @@
+"""``adpilot models list|show|promote|register``: the model registry."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from adpilot.cli._common import console, print_json
+
+app = typer.Typer(help="Registered models (tuned generators, sentiment, attractiveness).",
+                  no_args_is_help=True)
+
+
+def _registry():
+    from adpilot.tuning.registry import ModelRegistry
+
+    reg = ModelRegistry()
+    reg.discover()  # the sentiment and attractiveness models in the cache
+    return reg
+
+
+@app.command("list")
+def list_models(
+    kind: str = typer.Option(None, "--kind", help="generator | sentiment | attractiveness"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Every registered model with its version, base, data hash and headline metrics."""
+    entries = _registry().list(kind)
+    if as_json:
+        print_json([e.as_dict() for e in entries])
+        return
+    table = Table("model", "kind", "promoted", "base", "data hash", "created")
+    for e in entries:
+        table.add_row(e.ref, e.kind, "yes" if e.promoted else "", (e.base_model or "")[:40],
+                      e.data_hash or "", e.created_at[:19])
+    console.print(table)
+
+
+@app.command("show")
+def show(ref: str = typer.Argument(..., help="NAME:VERSION, NAME (latest) or a path.")) -> None:
+    """One model's full record (config and metrics)."""
+    print_json(_registry().get(ref).as_dict())
+
+
+@app.command("promote")
+def promote(ref: str = typer.Argument(..., help="NAME:VERSION, NAME (latest) or a path."),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Make this model the one its kind serves (generators: `adpilot generate --backend
+    transformers` without --model)."""
+    entry = _registry().promote(ref)
+    if as_json:
+        print_json(entry.as_dict())
+    else:
+        console.print(f"promoted {entry.ref} ({entry.kind}): {entry.path}")
+
+
+@app.command("register")
+def register(model_dir: Path = typer.Argument(..., help="Directory written by adpilot tune copy."),
+             name: str = typer.Option(None, "--name"),
+             as_json: bool = typer.Option(False, "--json")) -> None:
+    """Register a tuned model (tune copy does this unless --no-register)."""
+    from adpilot.tuning.registry import register_tuned
+
+    entry = register_tuned(model_dir, name=name, registry=_registry())
+    if as_json:
+        print_json(entry.as_dict())
+    else:
+        console.print(f"registered {entry.ref}: {entry.path}")
