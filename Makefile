@@ -16,7 +16,7 @@ $(BIN)/python:
 
 # One environment for the demo and the tests: everything, the local LLM included.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(LLAMA_ENV) $(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale]'
+	$(LLAMA_ENV) $(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale,tune]'
 	touch $@
 
 demo: $(VENV)/.installed  ## run `adpilot run` end-to-end on the built-in sample
