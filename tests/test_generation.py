@@ -110,6 +110,23 @@ def test_a_failing_sentence_is_edited_out_instead_of_asking_again():
     assert v.as_dict()["dropped"] == ["Guaranteed to last!"]
 
 
+def test_best_of_n_keeps_the_best_scored_passing_variant():
+    """Best-of-N writes the candidates, ranks them by the scorecard (guardrail passes first)
+    and keeps the best, with its scores."""
+    from adpilot.scoring.scorecard import Scorecard
+
+    replies = iter([sms("Only $9 today, the best shirt ever!"),       # fails facts and claims
+                    sms("Shirt."),                                   # passes, says little
+                    sms("Breathable linen shirt with a relaxed fit for warm summer days.")])
+    llm = CannedLLM(lambda messages: next(replies))
+    result = gen(llm, max_attempts=1, scorecard=Scorecard(embedder="lsa")).generate(
+        PRODUCT, Audience(description="summer shoppers"), "sms", "en", n=1, best_of=3)
+    assert result.candidates == 3 and len(result.variants) == 1 and len(llm.calls) == 3
+    best = result.variants[0]
+    assert best.passed and best.text.startswith("Breathable linen shirt")
+    assert 0 < best.scores["overall"] <= 1 and result.as_dict()["candidates"] == 3
+
+
 def test_product_without_price_never_gets_one():
     llm = CannedLLM([sms("Linen shirt for $25, 20% off, free shipping!")])
     v = gen(llm, max_attempts=3).generate(PRODUCT, Audience(), "sms", "en").variants[0]

@@ -41,6 +41,8 @@ def generate(
     channel: str = typer.Option(..., "--channel", help="social | email | sms | push | search_ad"),
     lang: str = typer.Option("en", "--lang", help="en | zh"),
     n: int = typer.Option(1, "-n", min=1, max=20, help="Number of variants."),
+    best_of: int = typer.Option(3, "--best-of", min=1, max=20, help="Write this many "
+                                "candidates (at least n) and keep the n best by the scorecard."),
     backend: str = typer.Option("llamacpp", "--backend", help="llamacpp | openai | transformers"),
     model: str = typer.Option(None, "--model", help="Model name or path (GGUF file, HF directory, "
                               "or the server's model name)."),
@@ -69,8 +71,9 @@ def generate(
     gen = CopyGenerator(llm, brand=load_brand(brand), cache=False if no_cache else None,
                         max_attempts=max_attempts)
     try:
-        with err_console.status(f"writing {n} {channel} variant(s) with {backend} …"):
-            result = gen.generate(prod, aud, channel, lang, n=n)
+        with err_console.status(f"writing {max(n, best_of)} {channel} candidate(s) with "
+                                f"{backend}, keeping {n} …"):
+            result = gen.generate(prod, aud, channel, lang, n=n, best_of=best_of)
     finally:
         llm.close()
     payload = result.as_dict()

@@ -55,6 +55,7 @@ class CopyVariant:
     cached: bool = False
     closed: list[str] = field(default_factory=list)  # fields cut at the cap and closed by us
     dropped: list[str] = field(default_factory=list)  # sentences removed by the automatic edit
+    scores: dict[str, float] = field(default_factory=dict)  # set when ranked (best-of-N)
 
     @property
     def passed(self) -> bool:
@@ -68,7 +69,7 @@ class CopyVariant:
         return {"text": self.text, "fields": self.fields, "violations": self.violations,
                 "passed": self.passed, "attempts": self.attempts, "tokens": self.usage.as_dict(),
                 "seconds": round(self.seconds, 3), "cached": self.cached, "closed": self.closed,
-                "dropped": self.dropped}
+                "dropped": self.dropped, **({"scores": self.scores} if self.scores else {})}
 
 
 @dataclass
@@ -80,10 +81,12 @@ class GenerationResult:
     seconds: float
     usage: Usage = field(default_factory=Usage)
 
+    candidates: int = 0  # variants written before keeping the best (best-of-N)
+
     def as_dict(self) -> dict[str, Any]:
         return {"variants": [v.as_dict() for v in self.variants], "backend": self.backend,
                 "channel": self.channel, "lang": self.lang, "tokens": self.usage.as_dict(),
-                "seconds": round(self.seconds, 3)}
+                "seconds": round(self.seconds, 3), "candidates": self.candidates or len(self.variants)}
 
 
 _SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
@@ -150,13 +153,15 @@ class CopyGenerator:
     cache, ``cache=False`` disables it. ``on_message(variant)`` is called after each variant
     (logging, cost accounting). With ``examples`` (an :class:`ExampleBank`), the best
     ``n_examples`` winning copies of the same channel and language go into the prompt.
+    With ``best_of`` > 1, that many candidates are written and the best kept (see :meth:`generate`).
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
                  cache: PromptCache | None | bool = None, max_attempts: int = 3,
                  temperature: float = 0.7, max_tokens: int = 320, seed: int = 0,
                  on_message: Callable[[CopyVariant], None] | None = None,
-                 examples: ExampleBank | None = None, n_examples: int = 3) -> None:
+                 examples: ExampleBank | None = None, n_examples: int = 3,
+                 best_of: int = 1, scorecard: Any = None) -> None:
         if max_attempts < 1:
             raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {max_attempts}.")
@@ -168,6 +173,11 @@ class CopyGenerator:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.on_message = on_message
         self.examples, self.n_examples = examples, n_examples
+        if best_of < 1:
+            raise ConfigError(f"The 'best_of' parameter of CopyGenerator must be an int >= 1. "
+                              f"Got {best_of}.")
+        self.best_of = best_of
+        self._scorecard = scorecard  # a Scorecard; built on first use (loads small models)
 
     def _call(self, convo: list[Message], params: GenerationParams,
               sensitive: list[str]) -> Completion:
@@ -186,16 +196,43 @@ class CopyGenerator:
             raise LLMError(f"refusing to send personal data to the remote backend: {leaks[:3]}")
 
     def generate(self, product: Product, audience: Audience, channel: str, lang: str, *,
-                 n: int = 1) -> GenerationResult:
-        """``n`` variants of copy for ``product`` × ``audience`` on ``channel`` in ``lang``."""
+                 n: int = 1, best_of: int | None = None) -> GenerationResult:
+        """``n`` variants of copy for ``product`` × ``audience`` on ``channel`` in ``lang``.
+
+        With ``best_of`` > ``n`` (default: the generator's ``best_of``), that many candidates
+        are written and the ``n`` best by the scorecard are kept: those that pass every
+        guardrail first, then the highest overall score (attractiveness learnt from A/B
+        outcomes weighs most). Each kept variant carries its ``scores``."""
         if n < 1:
             raise ConfigError(f"The 'n' parameter of CopyGenerator.generate must be an int >= 1. Got {n}.")
         spec = channel_spec(channel, lang)
         started = time.perf_counter()
-        variants = self.map(lambda i: self.variant(product, audience, spec, i), range(n))
+        k = max(n, best_of if best_of is not None else self.best_of)
+        variants = self.map(lambda i: self.variant(product, audience, spec, i), range(k))
         total = sum((v.usage for v in variants), Usage())
+        if k > n:
+            variants = self.rank(variants, product, audience, lang)[:n]
         return GenerationResult(variants, self.backend.model_id, channel, lang,
-                                time.perf_counter() - started, total)
+                                time.perf_counter() - started, total, candidates=k)
+
+    def rank(self, variants: list[CopyVariant], product: Product, audience: Audience,
+             lang: str) -> list[CopyVariant]:
+        """Best first by the scorecard (guardrail passes first), each with its ``scores``."""
+        from adpilot.scoring.scorecard import Scorecard
+
+        if self._scorecard is None:
+            from adpilot.scoring.attractiveness import load_default_model
+
+            self._scorecard = Scorecard(attractiveness=load_default_model())
+        card = self._scorecard.score([v.text for v in variants], lang=lang,
+                                     product=product.model_dump(mode="json"),
+                                     audience=audience.model_dump(mode="json"))
+        for v, (_, row) in zip(variants, card.iterrows(), strict=True):
+            v.scores = {k: round(float(row[k]), 4) for k in ("overall", "attractiveness",
+                        "relevance_product", "fluency") if row[k] == row[k]}  # skip NaN
+        order = sorted(range(len(variants)), key=lambda i: (
+            not variants[i].passed, -card["overall"].iloc[i]))
+        return [variants[i] for i in order]
 
     def map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
         """``[fn(x) for x in items]``, concurrently up to the backend's ``concurrency`` (servers

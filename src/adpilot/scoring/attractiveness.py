@@ -168,3 +168,10 @@ def default_model_dir() -> Path:
     from adpilot.config import get_settings
 
     return get_settings().models_dir / ARTIFACT
+
+
+def load_default_model() -> AttractivenessModel | None:
+    """The trained model in the models cache, or None when none has been trained yet
+    (``adpilot attract train``); scorecards then leave attractiveness empty."""
+    folder = default_model_dir()
+    return AttractivenessModel.load(folder) if (folder / "adpilot.json").exists() else None
