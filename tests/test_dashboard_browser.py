@@ -84,6 +84,9 @@ def test_dashboard_end_to_end(browser, tmp_path, db_url):
         page.click("#generate")
         page.wait_for_selector("#approve-form", timeout=60_000)
         assert page.locator("section.variant").count() == 3
+        # each variant shows its scorecard, best first
+        scores = [float(page.locator(f"#score-{i}").inner_text().split()[2]) for i in range(3)]
+        assert scores == sorted(scores, reverse=True) and 0 < scores[0] <= 1, scores
         page.fill("#field-0-subject", "Hand-edited subject line")
         page.uncheck("#include-2")
         page.fill("#campaign-name", "browser campaign")

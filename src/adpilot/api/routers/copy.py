@@ -46,9 +46,15 @@ def generate_variants(state: AppState, body: GenerateRequest, progress=None) -> 
     with state.copy.lock:
         gen = state.copy.generator(on_message=tick)
         result = gen.generate(product, audience, body.channel, body.lang, n=body.n)
+        scored = False
+        if scoring_available():  # best first, each with its scorecard
+            if progress:
+                progress(1.0, "scoring the variants")
+            result.variants = gen.rank(result.variants, product, audience, body.lang)
+            scored = True
     return {**result.as_dict(), "product_id": body.product_id,
-            "audience": audience.describe(body.lang), "scoring": "not available"
-            if not scoring_available() else "see POST /v1/score"}
+            "audience": audience.describe(body.lang),
+            "scoring": "ranked by the scorecard" if scored else "not available"}
 
 
 def _job_reply(state: AppState, request: Request, job_id: str, wait: float) -> JSONResponse:
