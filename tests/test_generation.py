@@ -410,3 +410,22 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
     assert v.passed and v.fields["text"].endswith("warm days. Reply STOP to opt out.")
     assert v.closed == ["text"] and v.as_dict()["closed"] == ["text"]
+
+
+def test_pick_products_by_category_language_and_not_yet_reviewed():
+    import pandas as pd
+
+    from adpilot.data import columns as C
+    from adpilot.generation.campaign import pick_products
+
+    products = pd.DataFrame({C.ID: ["d1", "d2", "d3", "s1"], C.CATEGORY: ["Dresses"] * 3 + ["Tops"],
+                             C.LANGUAGE: ["en", "en", "zh", "en"]})
+    reviews = pd.DataFrame({C.USER_ID: ["a", "x", "x", "y", "y", "y", "z"],
+                            C.PRODUCT_ID: ["d1", "d1", "d2", "d2", "s1", "s1", "s1"],
+                            C.RATING: [5, 5, 4, 2, 3, 3, 4]})
+    profiles = pd.DataFrame({C.USER_ID: ["a", "b", "c", "d"], "language": ["en", "en", "zh", "en"],
+                             "top_categories": ["Dresses", "Dresses, Tops", "Dresses", None]})
+    picks = pick_products(profiles, products, reviews)
+    # a reviewed d1 (the best-rated dress) → d2; b → d1; c reads Chinese → d3; d has no
+    # categories → the most-reviewed product in English (s1)
+    assert picks.to_dict() == {"a": "d2", "b": "d1", "c": "d3", "d": "s1"}

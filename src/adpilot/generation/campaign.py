@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 
 from adpilot.data import columns as C
@@ -35,26 +36,38 @@ def _product(row: pd.Series) -> Product:
 def pick_products(profiles: pd.DataFrame, products: pd.DataFrame,
                   reviews: pd.DataFrame) -> pd.Series:
     """Per user: best-rated product of their top categories they have not reviewed; else the
-    most-reviewed product in their language. Index: user_id."""
+    most-reviewed product in their language. Index: user_id. Joins, not a loop over users."""
     stats = reviews.groupby(C.PRODUCT_ID)[C.RATING].agg(["mean", "size"])
     cat = products.set_index(C.ID).join(stats).sort_values(["mean", "size"], ascending=False)
-    seen = reviews.groupby(C.USER_ID)[C.PRODUCT_ID].agg(set)
-    fallback = {lang: g.sort_values("size", ascending=False).index[0]
-                for lang, g in cat.groupby(C.LANGUAGE)} if C.LANGUAGE in cat else {}
+    cat = cat.assign(rank=np.arange(len(cat)))
+    has_lang = C.LANGUAGE in cat
+    fallback = ({lang: g.sort_values("size", ascending=False).index[0]
+                 for lang, g in cat.groupby(C.LANGUAGE)} if has_lang else {})
     any_product = cat.index[0]
-    picks = {}
-    for row in profiles.itertuples(index=False):
-        user = row.user_id
-        wanted = [c.strip() for c in str(getattr(row, "top_categories", "") or "").split(",") if c.strip()]
-        done = seen.get(user, set())
-        lang = getattr(row, "language", None)
-        # copy is written in the user's language, so only offer products described in it
-        choice = next((pid for pid, p in cat.iterrows()
-                       if p[C.CATEGORY] in wanted and pid not in done
-                       and (lang is None or pd.isna(p.get(C.LANGUAGE))
-                            or p.get(C.LANGUAGE) == lang)), None)
-        picks[user] = choice or fallback.get(lang, any_product)
-    return pd.Series(picks, name=C.PRODUCT_ID)
+    users = pd.DataFrame({
+        C.USER_ID: profiles[C.USER_ID].to_numpy(),
+        "lang": (profiles["language"] if "language" in profiles
+                 else pd.Series(None, index=profiles.index, dtype=object)).to_numpy(),
+        C.CATEGORY: (profiles["top_categories"] if "top_categories" in profiles
+                     else pd.Series("", index=profiles.index)).fillna("").astype(str)
+        .str.split(",").to_numpy()})
+    wanted = users.explode(C.CATEGORY)
+    wanted[C.CATEGORY] = wanted[C.CATEGORY].str.strip()
+    wanted = wanted[wanted[C.CATEGORY] != ""]
+    offer = cat.reset_index(names=C.PRODUCT_ID)[[C.PRODUCT_ID, C.CATEGORY, "rank"]
+                                                + ([C.LANGUAGE] if has_lang else [])]
+    cand = wanted.merge(offer, on=C.CATEGORY)
+    # copy is written in the user's language, so only offer products described in it
+    if has_lang:
+        cand = cand[cand["lang"].isna() | cand[C.LANGUAGE].isna() | (cand[C.LANGUAGE] == cand["lang"])]
+    seen = reviews[[C.USER_ID, C.PRODUCT_ID]].drop_duplicates().assign(_seen=True)
+    cand = cand.merge(seen, on=[C.USER_ID, C.PRODUCT_ID], how="left")
+    best = (cand[cand["_seen"].isna()].sort_values("rank")
+            .drop_duplicates(C.USER_ID).set_index(C.USER_ID)[C.PRODUCT_ID])
+    default = users["lang"].map(fallback).fillna(any_product)
+    picks = best.reindex(users[C.USER_ID]).fillna(pd.Series(default.to_numpy(),
+                                                            index=users[C.USER_ID].to_numpy()))
+    return pd.Series(picks.to_numpy(), index=users[C.USER_ID].to_numpy(), name=C.PRODUCT_ID)
 
 
 def _bound_pairs(profiles: pd.DataFrame, picks: pd.Series, max_variants: int) -> pd.Series:
@@ -70,12 +83,11 @@ def _bound_pairs(profiles: pd.DataFrame, picks: pd.Series, max_variants: int) ->
     top = pd.concat([best, extra]).sort_values("n", ascending=False).groupby("lang").head(
         max(max_variants, best.groupby("lang").size().max()))
     keep = set(zip(top["lang"], top["segment"], top["product"], strict=True))
-    best = best.set_index(["lang", "segment"])["product"]
-    out = {}
-    for r in pairs.itertuples(index=False):
-        ok = (r.lang, r.segment, r.product) in keep
-        out[r.user] = r.product if ok else best.get((r.lang, r.segment), r.product)
-    return pd.Series(out, name=C.PRODUCT_ID)
+    best = best.rename(columns={"product": "best"})[["lang", "segment", "best"]]
+    kept = pd.MultiIndex.from_frame(pairs[["lang", "segment", "product"]]).isin(list(keep))
+    pairs = pairs.merge(best, on=["lang", "segment"], how="left")
+    out = np.where(kept, pairs["product"], pairs["best"].fillna(pairs["product"]))
+    return pd.Series(out, index=pairs["user"].to_numpy(), name=C.PRODUCT_ID)
 
 
 def segment_audiences(segments: pd.DataFrame, profiles: pd.DataFrame, reviews: pd.DataFrame,
