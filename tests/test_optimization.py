@@ -236,3 +236,8 @@ def test_closing_the_loop_retires_losers_learns_from_winners_and_regenerates(tmp
     code = main(["campaign", "refresh", "--campaign", cid, "--db", store.url,
                  "--pairs-out", str(out), "--json"])
     assert code == 0 and out.exists() and out.read_text().strip() == ""
+    page = tmp_path / "report.html"
+    assert main(["campaign", "report", "--campaign", cid, "--db", store.url, "--html", str(page),
+                 "--json"]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert html.count("<svg") == 2 and "Allocation" in html and "B.2" not in html  # no events yet

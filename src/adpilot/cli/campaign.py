@@ -56,6 +56,24 @@ def decide(
         f"{d.variant} on {d.channel or '-'} (p = {d.propensity:.3f})")
 
 
+def _write_campaign_html(camps, r: dict, path: Path) -> None:
+    import pandas as pd
+
+    from adpilot.dashboard.charts import allocation_chart, rates_chart
+    from adpilot.report.html import Report, table_html
+
+    doc = Report(f"Campaign {r['name']}", subtitle=f"{r['campaign']} · {r.get('events', 0):,} events")
+    sec = doc.section("Variants · 变体")
+    if r.get("variants"):
+        sec.parts.append(table_html(pd.DataFrame(r["variants"]).round(4)))
+        sec.parts.append(Report.text(f"SRM p = {r['srm_p_value']:.3f}; decision: {r['decision']}"))
+        sec.parts.append(Report.figures(allocation_chart(r),
+                                        rates_chart(camps.events(r["campaign"]), r["goal"])))
+    else:
+        sec.parts.append(Report.text("No feedback events yet.", note=True))
+    doc.write(path)
+
+
 @app.command("refresh")
 def refresh(
     campaign: str = typer.Option(..., help="Campaign id."),
@@ -124,11 +142,17 @@ def refresh(
 @app.command("report")
 def report(
     campaign: str = typer.Option(..., help="Campaign id."),
+    html: Path = typer.Option(None, "--html", help="Also write an HTML report with plots of "
+                              "allocation and rates over time."),
     db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Per-variant rates with intervals, P(best), always-valid tests, SRM, stopping rule."""
-    r = _campaigns(db).report(campaign)
+    camps = _campaigns(db)
+    r = camps.report(campaign)
+    if html is not None:
+        _write_campaign_html(camps, r, html)
+        r = {**r, "html": str(html)}
     if as_json:
         print_json(r)
         return
