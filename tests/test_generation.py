@@ -429,3 +429,13 @@ def test_pick_products_by_category_language_and_not_yet_reviewed():
     # a reviewed d1 (the best-rated dress) → d2; b → d1; c reads Chinese → d3; d has no
     # categories → the most-reviewed product in English (s1)
     assert picks.to_dict() == {"a": "d2", "b": "d1", "c": "d3", "d": "s1"}
+
+
+def test_a_model_that_keeps_pasting_a_review_gets_one_round_without_reviews():
+    review = "The linen is so soft and breathable that I wear it every single day now"
+    llm = CannedLLM(lambda messages: sms(review if "<review>" in messages[1].content
+                                         else "Soft, breathable linen you will reach for daily."))
+    v = gen(llm, max_attempts=2).generate(PRODUCT, Audience(reviews=[review]), "sms",
+                                          "en").variants[0]
+    assert v.passed and v.attempts == 3 and v.text.startswith("Soft, breathable linen")
+    assert "<review>" not in llm.calls[-1][1].content

@@ -247,6 +247,24 @@ class CopyGenerator:
     def variant(self, product: Product, audience: Audience, spec: ChannelSpec,
                 index: int = 0) -> CopyVariant:
         """One variant: render the prompt, ask until the JSON validates and the guardrails pass
+        (or attempts run out), and report what is still wrong. If the model kept pasting a
+        review, one more round runs without showing it the reviews (the audience description
+        still steers the copy)."""
+        out = self._one_variant(product, audience, spec, index)
+        if audience.reviews and any(v.startswith("quotes:") for v in out.violations):
+            retry = self._one_variant(product, audience.model_copy(update={"reviews": []}),
+                                      spec, index)
+            retry.attempts += out.attempts
+            retry.usage = retry.usage + out.usage
+            retry.seconds += out.seconds
+            out = retry if retry.passed else out
+        if self.on_message:
+            self.on_message(out)
+        return out
+
+    def _one_variant(self, product: Product, audience: Audience, spec: ChannelSpec,
+                     index: int) -> CopyVariant:
+        """One variant: render the prompt, ask until the JSON validates and the guardrails pass
         (or attempts run out), and report what is still wrong."""
         shots = self.examples.top(spec.channel, spec.lang, self.n_examples) if self.examples else []
         prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index,
@@ -275,6 +293,4 @@ class CopyGenerator:
         out = CopyVariant(fields, violations, len(result.attempts), result.usage,
                           result.seconds, result.cached,
                           closed_fields(result.value, spec, self.brand), dropped)
-        if self.on_message:
-            self.on_message(out)
         return out
