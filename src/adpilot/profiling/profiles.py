@@ -7,6 +7,7 @@ rows take seconds (see ``benchmarks/profile_build.py``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,7 +173,12 @@ def _summaries(p: pd.DataFrame, lang: str) -> pd.Series:
                   cat("常买", cats), cat("平均评分", rating),
                   cat("满意", best), cat("不满意", worst)]
         sep = "；"
-    joined = pc.binary_join_element_wise(*pieces, sep, null_handling="skip")
+    # pyarrow 26 drops a row whose pieces are all null under null_handling="skip" (the result
+    # is shorter than the input): a last, always-empty piece keeps every row; its separator is
+    # stripped again.
+    joined = pc.binary_join_element_wise(*pieces, pa.array([""] * n, pa.string()), sep,
+                                         null_handling="skip")
+    joined = pc.replace_substring_regex(joined, pattern=re.escape(sep) + "$", replacement="")
     return pd.Series(joined.to_numpy(zero_copy_only=False), index=p.index, dtype="string")
 
 
