@@ -248,3 +248,22 @@ def test_failing_sentences_are_dropped_and_the_rest_kept():
     # a field that is nothing but a failing sentence cannot be saved by an edit
     fixed, _ = drop_failing_sentences({"subject": "The best dress ever", "body": body}, en)
     assert fixed["subject"] == "" and check_copy(fixed, en)
+
+
+def test_copy_that_runs_the_product_down_names_other_sellers_or_invents_facts_fails():
+    """Echoed complaints, other sellers, figures and titles not in the record."""
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.guardrails import GuardContext, check_copy
+
+    kit = load_brand()
+    zh = GuardContext(channel_spec("social", "zh"), kit, facts="酒店 湖景大床房")
+    only = ["facts", "disparaging"]
+    assert check_copy({"text": "湖景大床房，安静舒适，欢迎入住。"}, zh, only=only) == []
+    reasons = " ".join(check_copy({"text": "设备老旧，不建议选择！比京东上的便宜。"}, zh))
+    assert "runs the product down (不建议)" in reasons and "other sellers (京东)" in reasons
+    reasons = " ".join(check_copy({"text": "比你3999买的那台还好用，送你一本《百年孤独》。"}, zh))
+    assert "'3999'" in reasons and "《百年孤独》" in reasons
+    en = GuardContext(channel_spec("social", "en"), kit, facts="Linen shirt, model 1042")
+    assert check_copy({"text": "The linen shirt, model 1042, keeps you cool."}, en, only=only) == []
+    assert check_copy({"text": "Better than the junk on Amazon."}, en)

@@ -182,6 +182,12 @@ FACT_PATTERNS: dict[str, re.Pattern[str]] = {
 }
 
 
+# figures and titles: a 3+ digit number (a price or model number lifted from a review) or a
+# 《title》 must come from the product record too
+FIGURE = re.compile(r"(?<![\d.,])\d{3,}(?![\d.,]*\s?%)")
+TITLE = re.compile(r"《[^》]{1,40}》")
+
+
 def _number_in(value: str, facts: str) -> bool:
     nums = re.findall(r"\d+(?:\.\d+)?", value.replace(",", ""))
     known = {float(n) for n in re.findall(r"\d+(?:\.\d+)?", facts.replace(",", ""))}
@@ -200,6 +206,45 @@ def check_facts(fields: Fields, ctx: GuardContext) -> list[str]:
                          else claim.lower() in facts)
             if not supported:
                 out.append(f"{kind} claim {claim!r} is not in the product record: remove it")
+    claimed = " ".join(out)
+    for m in FIGURE.finditer(text):
+        if m.group(0) not in facts and m.group(0) not in claimed:
+            out.append(f"the figure {m.group(0)!r} is not in the product record: remove it")
+    for m in TITLE.finditer(text):
+        if m.group(0)[1:-1].lower() not in facts:
+            out.append(f"the title {m.group(0)!r} is not in the product record: "
+                       "do not name products the record does not")
+    return out
+
+
+# --- running down the product or others (advertising law art. 13) -----------------------------
+
+DISPARAGING: dict[str, list[str]] = {
+    "zh": ["不建议", "不推荐", "别买", "不要买", "欺骗", "骗人", "垃圾", "劣质", "差劲", "坑人",
+           "惨痛", "后悔"],
+    "en": [r"not recommended", r"(?:do not|don't) buy", r"avoid (?:it|this)", r"scam",
+           r"rip[- ]off", r"terrible", r"awful", r"worst", r"garbage", r"junk"],
+}
+# other sellers and platforms: copy does not name (or run down) them
+OTHER_SELLERS = ["京东", "淘宝", "天猫", "拼多多", "苏宁", "当当", "亚马逊", "唯品会", "amazon",
+                 "ebay", "walmart", "aliexpress", "temu", "shein"]
+
+
+@guardrail("disparaging")
+def check_disparaging(fields: Fields, ctx: GuardContext) -> list[str]:
+    """No verdict against the product (a complaint echoed from a review) and no other seller
+    named; China's Advertising Law (art. 13) forbids running down others' goods."""
+    text = _all_text(fields)
+    low, facts = text.lower(), ctx.facts.lower()
+    hits = [w for w in DISPARAGING["zh"] if w in text]
+    hits += [m.group(0) for p in DISPARAGING["en"] for m in re.finditer(rf"\b{p}\b", low)]
+    sellers = [w for w in OTHER_SELLERS if w in low and w not in facts]
+    out = []
+    if hits:
+        out.append(f"the copy runs the product down ({', '.join(sorted(set(hits)))}): "
+                   "say what is good about it")
+    if sellers:
+        out.append(f"do not name other sellers ({', '.join(sorted(set(sellers)))})")
     return out
 
 
@@ -285,7 +330,7 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 # --- automatic repair ---------------------------------------------------------------------------
 
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
-SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection")
+SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 
