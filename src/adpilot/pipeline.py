@@ -47,6 +47,8 @@ class RunContext:
     outputs: dict[str, str] = field(default_factory=dict)
     sentiment: str = "auto"  # auto | model | rating (see profiling.build.default_sentiment_scorer)
     llm: str = "llamacpp"  # LLM backend for the copy step, or "none"
+    executor: str | None = None  # heavy profiling stages on "local" | "ray" (None: in one go)
+    ray_address: str | None = None  # join this Ray cluster instead of starting Ray locally
     progress: Callable[[str, int, int], None] | None = None  # long sub-tasks report here
     profiles: Any = None  # ProfileRun, once the profiles step ran
     plan: pd.DataFrame | None = None  # per-customer delivery plan, once targeting ran
@@ -104,7 +106,16 @@ def step_profiles(ctx: RunContext) -> None:
     from adpilot.report.charts import segment_chart
     from adpilot.report.html import table_html
 
-    run = profile_store(ctx.store, seed=0, sentiment=ctx.sentiment, progress=ctx.progress)
+    if ctx.executor:  # stage outputs as Parquet under out_dir/stages, then into the store
+        from adpilot.backends.executor import get_executor
+        from adpilot.profiling.scaled import profile_store_with
+
+        opts = {"address": ctx.ray_address} if ctx.executor == "ray" else {}
+        with get_executor(ctx.executor, **opts) as ex:
+            run = profile_store_with(ctx.store, ex, seed=0, sentiment=ctx.sentiment,
+                                     progress=ctx.progress, work_dir=ctx.out_dir / "stages")
+    else:
+        run = profile_store(ctx.store, seed=0, sentiment=ctx.sentiment, progress=ctx.progress)
     ctx.profiles = run
     ctx.outputs.update(export_profiles(run, ctx.out_dir))
     sec = ctx.report.section("Profiles and segments · 用户画像与分群")
@@ -237,7 +248,7 @@ class RunResult:
 
 def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
         steps: list[tuple[str, Step]] | None = None, sentiment: str = "auto",
-        llm: str = "llamacpp",
+        llm: str = "llamacpp", executor: str | None = None, ray_address: str | None = None,
         on_step: Callable[[str], None] | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> RunResult:
     """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``."""
@@ -248,7 +259,8 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
     ctx = RunContext(store=store, out_dir=out_dir,
                      data_dir=Path(data_dir) if data_dir else sample_dir(),
                      report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
-                     sentiment=sentiment, llm=llm, progress=progress)
+                     sentiment=sentiment, llm=llm, progress=progress, executor=executor,
+                     ray_address=ray_address)
     for name, step in steps or STEPS:
         if on_step:
             on_step(name)

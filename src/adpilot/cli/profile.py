@@ -21,15 +21,22 @@ def build(
     k: int = typer.Option(None, help="Number of segments (default: chosen by silhouette)."),
     seed: int = typer.Option(0),
     sentiment: str = typer.Option("auto", help="auto | model | rating"),
+    executor: str = typer.Option("local", "--executor", help="local | ray"),
+    ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
+                                    help="Join this Ray cluster instead of starting Ray here."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Build profiles and segments from everything in the store."""
-    from adpilot.profiling.build import export_profiles, profile_store
+    from adpilot.backends.executor import get_executor
+    from adpilot.profiling.build import export_profiles
+    from adpilot.profiling.scaled import profile_store_with
     from adpilot.store import open_store
 
     store = open_store(db)
-    with err_console.status("profiling …"):
-        run = profile_store(store, embedder=embedder, k=k, seed=seed, sentiment=sentiment)
+    opts = {"address": ray_address} if executor == "ray" else {}
+    with get_executor(executor, **opts) as ex, err_console.status("profiling …"):
+        run = profile_store_with(store, ex, embedder=embedder, k=k, seed=seed,
+                                 sentiment=sentiment)
     summary = run.summary()
     if out:
         summary["outputs"] = export_profiles(run, out)

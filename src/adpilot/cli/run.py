@@ -21,6 +21,11 @@ def run(
                                                "use); rating: the star rating only."),
     llm: str = typer.Option("llamacpp", help="LLM backend for the copy step (llamacpp, openai, "
                                              "transformers), or none."),
+    executor: str = typer.Option("local", "--executor", help="Where the heavy profiling stages "
+                                 "run: local (in-process batches) or ray (Ray Data actors)."),
+    ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
+                                    help="Join this Ray cluster (e.g. auto, ray://head:10001) "
+                                         "instead of starting Ray on this machine."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
 ) -> None:
     """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
@@ -45,7 +50,8 @@ def run(
             progress.update(sub[name], completed=done, total=total)
 
         result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,
-                              sentiment=sentiment, llm=llm, progress=on_progress)
+                              sentiment=sentiment, llm=llm, progress=on_progress,
+                              executor=executor, ray_address=ray_address)
         progress.update(task, completed=len(STEPS), description="adpilot run: done")
     if as_json:
         print_json(result.summary())

@@ -20,6 +20,20 @@ from adpilot.backends.executor.base import Data, Executor, Progress, Stage, regi
 from adpilot.deps import require
 
 
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Ray hands back Arrow-backed columns (``double[pyarrow]``…) and all-null columns as
+    objects; convert them the way a Parquet read does, so both executors give the same dtypes."""
+    if any(isinstance(d, pd.ArrowDtype) for d in frame.dtypes):
+        import pyarrow as pa
+
+        frame = pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(
+            None).to_pandas()
+    for col in frame.columns:  # an all-NaN float column travels as Arrow's null type
+        if frame[col].dtype == object and len(frame) and frame[col].isna().all():
+            frame[col] = frame[col].astype(float)
+    return frame
+
+
 def _files(path: Path) -> list[str]:
     return [str(f) for f in (sorted(path.glob("*.parquet")) if path.is_dir() else [path])]
 
@@ -80,7 +94,7 @@ class RayExecutor(Executor):
             done += len(out)
             if self.progress:
                 self.progress(stage.name, done, total)
-            yield out
+            yield _plain(out)
 
     def to_parquet(self, stage: Stage, data: Data, out_dir: str | Path) -> Path:
         out = Path(out_dir)

@@ -146,4 +146,7 @@ class ScoreStage:
         if not rows:
             return pd.DataFrame(columns=["copy_id"])
         out = pd.concat(rows, ignore_index=True)
+        scores = [c for c in out.columns if c not in ("copy_id", "copy", "language")
+                  and not c.startswith("why_")]
+        out[scores] = out[scores].astype(float)  # an all-NaN score must not become object
         return out[["copy_id"] + [c for c in out.columns if c != "copy_id"]]
