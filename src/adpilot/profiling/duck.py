@@ -78,7 +78,8 @@ def _glob_arg(path: str | Path) -> str:
 
 def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
                 embeddings: str | Path | None = None, embedding_dim: int = 0,
-                customers: str | Path | None = None) -> str:
+                customers: str | Path | None = None,
+                customer_columns: list[str] | None = None) -> str:
     """The aggregation query: one row per user seen in reviews or customers."""
     rv = (f"read_parquet({_glob_arg(reviews)}, filename=true, file_row_number=true)")
     ctes = [f"rv AS (SELECT * FROM {rv} WHERE user_id IS NOT NULL)",
@@ -101,7 +102,8 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
         ctes.append(f"cu AS (SELECT DISTINCT ON (id) id AS user_id, * EXCLUDE (id) "
                     f"FROM {_src(customers)})")
         users.append("SELECT user_id FROM cu")
-        selects += ["cu.age", "cu.gender", "cu.region"]
+        selects += [f"cu.{c}" for c in ("age", "gender", "region")
+                    if c in (customer_columns or [])]
         joins.append("LEFT JOIN cu USING (user_id)")
     selects += ["coalesce(rs.n_reviews, 0) AS n_reviews", "rs.mean_rating", "rs.sentiment_mean",
                 "rs.negative_share", "lang_pick.language"]
@@ -143,9 +145,13 @@ def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
 
     from adpilot.profiling.profiles import _summaries
 
+    cols = ([r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_src(customers)}").fetchall()]
+            if customers is not None else None)
     sql = profile_sql(reviews=reviews, aspects=aspects, embeddings=embeddings,
-                      embedding_dim=embedding_dim, customers=customers)
-    reader = con.execute(sql).fetch_record_batch(batch_rows)
+                      embedding_dim=embedding_dim, customers=customers, customer_columns=cols)
+    rel = con.sql(sql)  # a relation streams; a DB-API result would copy every row first
+    reader = (rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader")
+              else rel.fetch_arrow_reader(batch_rows))  # DuckDB 2 / DuckDB 1
     out = Path(out)
     writer = None
     try:
