@@ -1,0 +1,88 @@
+"""DuckDB profile building over Parquet gives the pandas profiles (review statistics, aspects,
+demographics, mean embedding, summaries) and the segment statistics, on real reviews."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from adpilot.backends.executor import LocalExecutor, Stage
+from adpilot.backends.executor.stages import AspectStage, EmbeddingStage, embedding_columns
+from adpilot.profiling.aspects import extract_aspects
+from adpilot.profiling.embeddings import LsaEmbedder
+from adpilot.profiling.profiles import ASPECTS, build_profiles
+
+duck = pytest.importorskip("adpilot.profiling.duck")
+pytest.importorskip("duckdb")
+
+
+@pytest.fixture(scope="module")
+def tables():
+    """Amazon Fashion reviews (real users) with the real ages of the women's clothing reviewers
+    resampled onto the customers (seed 0), and 80 Chinese reviews without a user."""
+    from adpilot.datasets import load_dataset
+
+    fashion = load_dataset("amazon_fashion").tables
+    zh = load_dataset("online_shopping_zh").tables["reviews"].sample(80, random_state=0)
+    reviews = pd.concat([fashion["reviews"].head(900), zh], ignore_index=True)
+    reviews["polarity"] = ((reviews["rating"] - 3) / 2).fillna(0.0)
+    ages = load_dataset("womens_clothing").tables["customers"]["age"].dropna().to_numpy()
+    customers = fashion["customers"].assign(
+        age=np.random.default_rng(0).choice(ages, len(fashion["customers"])))
+    return reviews[["id", "user_id", "product_id", "text", "rating", "language", "polarity"]], customers
+
+
+def test_duckdb_profiles_match_pandas(tables, tmp_path):
+    reviews, customers = tables
+    src, cust = tmp_path / "reviews.parquet", tmp_path / "customers.parquet"
+    reviews.to_parquet(src, index=False)
+    customers.to_parquet(cust, index=False)
+    ex = LocalExecutor()
+    aspects_dir = ex.to_parquet(Stage("aspects", AspectStage, batch_size=200), src,
+                                tmp_path / "aspects")
+    lsa = LsaEmbedder().fit([str(t) for t in reviews["text"]])
+    emb_dir = ex.to_parquet(Stage("emb", EmbeddingStage, {"embedder": lsa}, batch_size=300), src,
+                            tmp_path / "emb")
+    con = duck.connect(memory_limit="256MB", threads=2, temp_dir=tmp_path / "spill")
+    out = duck.build_profiles_duckdb(con, tmp_path / "profiles.parquet", reviews=src,
+                                     aspects=aspects_dir, embeddings=emb_dir, embedding_dim=64,
+                                     customers=cust, batch_rows=100)  # several output batches
+    got = pd.read_parquet(out)
+
+    aspects = extract_aspects(reviews, overall=reviews["polarity"])
+    ref = build_profiles(reviews, customers=customers, sentiment=reviews["polarity"],
+                         aspects=aspects, review_embeddings=lsa.encode(reviews["text"]))
+    want = ref.table
+    assert got["user_id"].tolist() == want["user_id"].tolist()
+    assert len(got) == len(customers)  # customers without a review are profiled too
+    cols = (["age", "n_reviews", "mean_rating", "sentiment_mean", "negative_share", "language",
+             "summary", "summary_zh"] + [f"aspect_{a}" for a in ASPECTS]
+            + [f"mentions_{a}" for a in ASPECTS])
+    pd.testing.assert_frame_equal(got[cols], want[cols], check_dtype=False, rtol=1e-12)
+    np.testing.assert_allclose(got[embedding_columns(64)].to_numpy(), ref.embeddings,
+                               atol=1e-6)
+    assert got["aspect_fit"].notna().sum() > 20 and (got["n_reviews"] == 0).any()
+
+    got["segment"] = np.where(got["n_reviews"] > 2, "S1", "S2")
+    got.to_parquet(tmp_path / "seg.parquet", index=False)
+    stats = duck.segment_stats(con, tmp_path / "seg.parquet", ["age", "sentiment_mean"])
+    pand = got.groupby("segment")[["age", "sentiment_mean"]].mean()
+    for seg in ("S1", "S2"):
+        row = stats.set_index("segment").loc[seg]
+        assert row["size"] == (got["segment"] == seg).sum()
+        np.testing.assert_allclose(row[["age", "sentiment_mean"]].astype(float),
+                                   pand.loc[seg], rtol=1e-12)
+    assert stats.set_index("segment").loc["all", "size"] == len(got)
+    con.close()
+
+
+def test_duckdb_sample_is_seeded_and_bounded(tables, tmp_path):
+    reviews, _ = tables
+    src = tmp_path / "r.parquet"
+    reviews.to_parquet(src, index=False)
+    con = duck.connect()
+    assert duck.sample_texts(con, src, 10_000) == [str(t) for t in reviews["text"]]
+    a, b = duck.sample_texts(con, src, 50, seed=1), duck.sample_texts(con, src, 50, seed=1)
+    assert a == b and len(a) == 50
+    con.close()
