@@ -156,3 +156,28 @@ def test_unreachable_server_is_retried_recorded_and_resumed(server, shared_data,
         assert book.count() == 6
     dead.close()
     live.close()
+
+
+@pytest.mark.slow
+def test_ray_actors_generate_the_rest_of_a_started_batch(server, shared_data, tmp_path):
+    pytest.importorskip("ray")
+    from adpilot.backends.executor import get_executor
+
+    briefs = _briefs(shared_data, 12)
+    params = GenerationParams(max_tokens=4, temperature=0.0)
+    live = get_backend("openai", base_url=server, model="gemma-test", concurrency=2)
+    with Ledger(tmp_path / "l.sqlite") as book:
+        first = generate_batch(briefs.head(5), live, book, params, concurrency=2)
+        ex = get_executor("ray", num_cpus=2, num_actors=2, object_store_memory=256 << 20,
+                          show_progress=False)
+        try:
+            rest = generate_batch(briefs, live, book, params, concurrency=2, executor=ex,
+                                  stage_options={"base_url": server, "model": "gemma-test"})
+        finally:
+            ex.close()
+        stored = book.messages()
+    live.close()
+    assert (first.generated, rest.done_before, rest.generated, rest.failed) == (5, 5, 7, 0)
+    assert sorted(stored["key"]) == sorted(briefs["key"])
+    assert stored.groupby("run").size().to_dict() == {1: 5, 2: 7}
+    assert (stored["completion_tokens"] > 0).all()
