@@ -164,3 +164,19 @@ def test_unknown_executor_and_missing_ray():
             "try:\n    get_executor('ray')\nexcept MissingDependencyError as e:\n    print(e)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'adpilot[ray]'" in out.stdout
+
+
+def test_cli_run_with_ray_matches_local(tmp_path, ray_executor, capsys):
+    from adpilot.cli import main
+
+    outs = {}
+    for name in ("local", "ray"):
+        out = tmp_path / name
+        assert main(["run", "--out", str(out), "--sentiment", "rating", "--llm", "none",
+                     "--executor", name, "--json"]) == 0
+        summary = json.loads(capsys.readouterr().out)
+        assert summary["outputs"]["profiles_csv"]
+        assert list((out / "stages" / "sentiment").glob("*.parquet"))  # stage outputs kept
+        outs[name] = (pd.read_csv(out / "profiles.csv"), pd.read_csv(out / "segments.csv"))
+    pd.testing.assert_frame_equal(outs["ray"][0], outs["local"][0])
+    pd.testing.assert_frame_equal(outs["ray"][1], outs["local"][1])
