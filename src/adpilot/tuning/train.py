@@ -202,6 +202,10 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
                            lora_dropout=config.lora_dropout, target_modules=config.target_modules,
                            task_type="CAUSAL_LM")
     model = peft.get_peft_model(model, lora)
+    if kind == "dpo":  # as trl does: dropout would make policy and reference differ by noise
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total_params = sum(p.numel() for p in model.parameters())
     if kind == "sft":
@@ -241,8 +245,8 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
                 k = len(idx)
                 logits = config.beta * ((lp[:k] - ref[:k]) - (lp[k:] - ref[k:]))
                 loss = -torch.nn.functional.logsigmoid(logits).mean()
-                accuracies.append(float((logits > 0).float().mean()))
-                margins.append(float(logits.mean() / config.beta))
+                accuracies.append(float((logits.detach() > 0).float().mean()))
+                margins.append(float(logits.detach().mean() / config.beta))
             (loss * config.micro_batch / config.batch_size).backward()
             step_loss += float(loss.detach()) * config.micro_batch / config.batch_size
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
