@@ -222,6 +222,7 @@ def profile_parquet(executor: Executor, reviews: str | Path, out_dir: str | Path
     """Profiles for data that does not fit in memory: ``reviews`` (Parquet with ``id``,
     ``user_id``, ``text``, ``language``, ``rating``) → stage outputs and ``profiles.parquet``
     (with ``segment``) and ``segment_stats.parquet`` under ``out_dir``. Returns timings/paths."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     from adpilot.profiling import duck
@@ -256,8 +257,6 @@ def profile_parquet(executor: Executor, reviews: str | Path, out_dir: str | Path
     final = out / "profiles.parquet"
     writer, start = None, 0
     for rb in pq.ParquetFile(raw).iter_batches(batch_size=50_000):
-        import pyarrow as pa
-
         rb = rb.append_column("segment", pa.array(labels[start:start + rb.num_rows]))
         start += rb.num_rows
         writer = writer or pq.ParquetWriter(final, rb.schema)
