@@ -267,3 +267,20 @@ def test_copy_that_runs_the_product_down_names_other_sellers_or_invents_facts_fa
     en = GuardContext(channel_spec("social", "en"), kit, facts="Linen shirt, model 1042")
     assert check_copy({"text": "The linen shirt, model 1042, keeps you cool."}, en, only=only) == []
     assert check_copy({"text": "Better than the junk on Amazon."}, en)
+
+
+def test_placeholders_fail_and_the_disclaimer_is_appended_once():
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.generator import finalize
+    from adpilot.generation.guardrails import GuardContext, check_copy
+
+    kit = load_brand()
+    ctx = GuardContext(channel_spec("email", "zh"), kit, facts="水果")
+    assert check_copy({"subject": "感谢", "body": "你好，[顾客姓名]。欢迎再来。回T退订"}, ctx,
+                      only=["placeholder"]) == ["placeholder: fill in or remove the placeholder '[顾客姓名]'"]
+    assert check_copy({"subject": "【新品】苹果", "body": "新鲜脆甜。回T退订"}, ctx,
+                      only=["placeholder"]) == []
+    spec = channel_spec("sms", "zh")
+    value = spec.schema()(text="新鲜苹果，脆甜多汁。回T退订。")
+    assert finalize(value, spec, kit)["text"] == "新鲜苹果，脆甜多汁。回T退订"

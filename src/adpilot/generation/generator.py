@@ -130,6 +130,9 @@ def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, 
                            phrase=f != spec.main_field) for f, v in _raw_fields(value, spec).items()}
     disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
     main = spec.main_field
+    if disclaimer:  # ours is appended once: drop the model's own copies of it first
+        fields[main] = re.sub(rf"(?:\s*{re.escape(disclaimer)}[\s。.!！]*)+$", "",
+                              fields[main]).rstrip()
     if disclaimer and not fields[main].endswith(disclaimer):
         sep = "" if spec.lang == "zh" and fields[main][-1:] in "。！？" else " "
         fields[main] = f"{fields[main]}{sep}{disclaimer}"

@@ -330,7 +330,8 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 # --- automatic repair ---------------------------------------------------------------------------
 
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
-SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging")
+SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
+                  "placeholder")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 
@@ -357,6 +358,18 @@ def drop_failing_sentences(fields: Fields, ctx: GuardContext) -> tuple[Fields, l
 # --- brand rules -------------------------------------------------------------------------------
 
 EMOJI = re.compile("[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001F1FF\U00002B50]")
+
+
+# a template slot the model left unfilled: [Name], [顾客姓名], {first_name}, <PRODUCT>
+# (not 【…】: Chinese shops use those brackets for labels such as 【新品】)
+PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}|<[A-Za-z_ ]{2,30}>")
+
+
+@guardrail("placeholder")
+def check_placeholder(fields: Fields, ctx: GuardContext) -> list[str]:
+    """No unfilled template slot: the copy goes out as written."""
+    slots = PLACEHOLDER.findall(_all_text(fields))
+    return [f"fill in or remove the placeholder {slots[0]!r}"] if slots else []
 
 
 @guardrail("brand")
