@@ -125,7 +125,18 @@ def report() -> None:
             judged = win_rate(copies[first], copies[second], judge)
             judged.pop("per_brief")
             res["win_rate"][f"{first}_over_{second}"] = judged
-    res["examples"] = [{"brief": c["id"], **{m: copies[m][i]["text"] for m in done}}
+    # the same judge against the test's real winning headline (written by Upworthy's editors)
+    from adpilot.tuning.evaluate import load_briefs
+
+    rows = load_briefs(WORK / "sft_heldout.jsonl", max(N_PPL, N_GEN), seed=SEED)[:N_GEN]
+    human = [{"id": r["id"], "valid": True, "text": json.loads(r["completion"])["text"]} for r in rows]
+    for m in done:
+        if m != "base":
+            judged = win_rate(copies[m], human, judge)
+            judged.pop("per_brief")
+            res["win_rate"][f"{m}_over_human_winner"] = judged
+    res["examples"] = [{"brief": c["id"], "human_winner": human[i]["text"],
+                        **{m: copies[m][i]["text"] for m in done}}
                        for i, c in enumerate(copies["base"][:8])]
     reg = ModelRegistry()
     for m in ("sft", "dpo"):
