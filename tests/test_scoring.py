@@ -105,3 +105,14 @@ def test_score_cli_json(tmp_path, capsys):
     assert code == 0 and len(out["copies"]) == 2
     assert {"fluency", "readability", "diversity", "tone", "overall"} <= set(out["copies"][0])
     assert out["copies"][1]["why_readability"].endswith("characters per sentence")
+
+
+def test_self_bleu_samples_references_on_large_sets():
+    from adpilot.scoring.text_metrics import self_bleu
+
+    same = ["soft linen shirt for warm summer days"] * 150
+    varied = [f"copy number {i} about item {i * 7} in colour {i % 13}" for i in range(150)]
+    assert min(self_bleu(same)) > 0.99
+    scores = self_bleu(varied, max_references=20)
+    assert len(scores) == 150 and max(scores) < 0.9
+    assert scores == self_bleu(varied, max_references=20)  # fixed seed: reproducible

@@ -70,14 +70,27 @@ def _bleu_text(text: str) -> str:
     return " ".join(tokens(text))
 
 
-def self_bleu(texts: list[str]) -> list[float]:
-    """Per text: BLEU against the other texts of the set (high = repetitive)."""
+SELF_BLEU_REFERENCES = 100  # above this many texts, each is compared with a sample of the rest
+
+
+def self_bleu(texts: list[str], *, max_references: int = SELF_BLEU_REFERENCES,
+              seed: int = 0) -> list[float]:
+    """Per text: BLEU against the other texts of the set (high = repetitive).
+
+    All pairs cost O(n²): with more than ``max_references`` other texts, each text is compared
+    with a fixed-seed random sample of that many (the usual practice for large sets)."""
+    import numpy as np
     import sacrebleu
 
     joined = [_bleu_text(t) for t in texts]
+    rng = np.random.default_rng(seed)
     out = []
     for i, t in enumerate(joined):
-        others = joined[:i] + joined[i + 1:]
+        if len(joined) - 1 > max_references:
+            pick = rng.choice(len(joined) - 1, size=max_references, replace=False)
+            others = [joined[j + (j >= i)] for j in pick]
+        else:
+            others = joined[:i] + joined[i + 1:]
         out.append(sacrebleu.sentence_bleu(t, others, tokenize="none").score / 100
                    if others else float("nan"))
     return out
