@@ -14,7 +14,7 @@ Modes (each writes benchmarks/results/scale_<mode>[_<executor>].json):
       seeded sample of --fit-sample texts) as Parquet parts → profiles in DuckDB → k-means
       segments (k=6) → segment statistics in DuckDB.
   --mode memory --sizes 100000,300000,1000000
-      DuckDB profile building (memory_limit 512MB) over precomputed polarity + aspect parts vs
+      DuckDB profile building (--memory-limit, default 512MB) over polarity + aspect parts vs
       pandas build_profiles on the same rows: peak RSS above the process's baseline.
   --mode sentiment --rows 2000
       the fine-tuned polarity models (MiniLM + TF-IDF, EN + ZH, from the model cache) as a batch
@@ -141,7 +141,7 @@ def pipeline(args) -> dict:
             "sentiment": out["sentiment"], "embedder": out["embedder"]}
 
 
-def memory_child(rows: int) -> dict:
+def memory_child(rows: int, memory_limit: str = "512MB") -> dict:
     """One size: DuckDB profile building vs pandas build_profiles, peak RSS above baseline."""
     import gc
 
@@ -163,7 +163,7 @@ def memory_child(rows: int) -> dict:
                                                  src, folder / "aspects")
         del reviews, customers
         gc.collect()
-        con = duck.connect(memory_limit="512MB", temp_dir=folder / "spill")
+        con = duck.connect(memory_limit=memory_limit, temp_dir=folder / "spill")
         with PeakRSS(0.05) as mem:
             base = mem.sample()
             t = time.perf_counter()
@@ -238,23 +238,26 @@ def main() -> None:
     ap.add_argument("--sizes", default="100000,300000,1000000")
     ap.add_argument("--batch-size", type=int, default=20_000)
     ap.add_argument("--fit-sample", type=int, default=20_000)
+    ap.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit (memory mode)")
     ap.add_argument("--child-rows", type=int)
     args = ap.parse_args()
     if args.child_rows:
-        print(json.dumps(memory_child(args.child_rows)))
+        print(json.dumps(memory_child(args.child_rows, args.memory_limit)))
         return
     RESULTS.mkdir(exist_ok=True)
     if args.mode == "memory":
         runs = []
         for n in [int(s) for s in args.sizes.split(",")]:
             out = subprocess.run([sys.executable, __file__, "--mode", "memory", "--child-rows",
-                                  str(n)], capture_output=True, text=True, check=True)
+                                  str(n), "--memory-limit", args.memory_limit],
+                                 capture_output=True, text=True, check=True)
             runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(json.dumps(runs[-1]), flush=True)
         result = {"mode": "memory", "data": "real reviews resampled with replacement, seed 0, "
                   "N/5 users (benchmarks/profile_build.py make_rows)",
-                  "duckdb_memory_limit": "512MB", "runs": runs}
-        name = "scale_memory.json"
+                  "duckdb_memory_limit": args.memory_limit, "runs": runs}
+        name = ("scale_memory.json" if args.memory_limit == "512MB"
+                else f"scale_memory_{args.memory_limit}.json")
     elif args.mode == "sentiment":
         result = sentiment_child(args)
         name = f"scale_sentiment_{args.executor}.json"
