@@ -29,7 +29,8 @@ import pandas as pd
 RESULTS = Path(__file__).parent / "results"
 
 
-def make_rows(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+def review_pool() -> pd.DataFrame:
+    """The real review rows that :func:`make_rows` resamples (row i is pool position i)."""
     from adpilot.datasets import load_dataset
 
     parts = []
@@ -38,9 +39,22 @@ def make_rows(n: int, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
         pol = r["polarity"] if "polarity" in r and r["polarity"].notna().any() else None
         r = r.assign(rating=r["rating"] if pol is None else pol.astype(float) * 4 + 1)
         parts.append(r.reindex(columns=["id", "product_id", "text", "rating", "language"]))
-    pool = pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True)
+
+
+def make_rows(n: int, seed: int = 0, *, pool_index: bool = False
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """N resampled review rows over N/5 users, and those users' customers table. With
+    ``pool_index``, the reviews carry the ``pool_index`` of their source row in
+    :func:`review_pool` (so per-review outputs computed once on the pool can be resampled)."""
+    from adpilot.datasets import load_dataset
+
+    pool = review_pool()
     rng = np.random.default_rng(seed)
-    rows = pool.iloc[rng.integers(0, len(pool), n)].reset_index(drop=True)
+    pick = rng.integers(0, len(pool), n)
+    rows = pool.iloc[pick].reset_index(drop=True)
+    if pool_index:
+        rows["pool_index"] = pick
     n_users = max(1, n // 5)
     rows["user_id"] = pd.Series(rng.integers(0, n_users, n)).map("u{:07d}".format)
     rows["id"] = pd.RangeIndex(n).map("r{:08d}".format)

@@ -14,8 +14,10 @@ Modes (each writes benchmarks/results/scale_<mode>[_<executor>].json):
       seeded sample of --fit-sample texts) as Parquet parts → profiles in DuckDB → k-means
       segments (k=6) → segment statistics in DuckDB.
   --mode memory --sizes 100000,300000,1000000
-      DuckDB profile building (--memory-limit, default 512MB) over polarity + aspect parts vs
-      pandas build_profiles on the same rows: peak RSS above the process's baseline.
+      profile building from Parquet inputs (reviews with polarity, customers, aspect and 64-dim
+      embedding part files, written first by a separate process and reused from --data-dir):
+      ``duck.build_profiles_parquet`` (--memory-limit, default 256MB; --threads, default 2) and
+      pandas ``build_profiles``, each in a fresh process; peak = that process's ru_maxrss.
   --mode sentiment --rows 2000
       the fine-tuned polarity models (MiniLM + TF-IDF, EN + ZH, from the model cache) as a batch
       stage: reviews/s on the local executor and on Ray (2 actors, 1 torch thread each).
@@ -35,8 +37,6 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-
-import pandas as pd
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "results"
@@ -107,6 +107,8 @@ def make_executor(name: str):
 
 
 def pipeline(args) -> dict:
+    import pandas as pd
+
     from adpilot.profiling.scaled import profile_parquet
 
     with tempfile.TemporaryDirectory(prefix="adpilot-scale-") as tmp:
@@ -141,62 +143,215 @@ def pipeline(args) -> dict:
             "sentiment": out["sentiment"], "embedder": out["embedder"]}
 
 
-def memory_child(rows: int, memory_limit: str = "512MB") -> dict:
-    """One size: DuckDB profile building vs pandas build_profiles, peak RSS above baseline."""
-    import gc
+def prepare_pool(folder: Path) -> None:
+    """Per-review outputs computed once on the real review pool (aspects with rating polarity,
+    64-dim LSA embeddings fitted on a seeded 20,000-text sample); each size resamples them."""
+    import numpy as np
+    from profile_build import review_pool
 
-    from adpilot.backends.executor import LocalExecutor, Stage
     from adpilot.backends.executor.stages import AspectStage
+    from adpilot.profiling.embeddings import LsaEmbedder
+
+    if (folder / "pool_embeddings.npy").is_file():
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    pool = review_pool()
+    pool = pool.assign(id=[str(i) for i in range(len(pool))],
+                       polarity=(pool["rating"] - 3) / 2)
+    aspects = AspectStage()(pool[["id", "text", "language", "polarity"]])
+    aspects["pool_index"] = aspects.pop("review_id").astype(int)
+    aspects.to_parquet(folder / "pool_aspects.parquet", index=False)
+    texts = pool["text"].fillna("").astype(str)
+    pick = np.sort(np.random.default_rng(0).choice(len(texts), 20_000, replace=False))
+    lsa = LsaEmbedder(dim=64).fit(texts.iloc[pick].tolist())
+    np.save(folder / "pool_embeddings.npy", lsa.encode(texts.tolist()).astype(np.float32))
+
+
+ROW_GROUP = 20_000  # rows per Parquet row group in the stage part files (the executors write
+# one part per batch: 20,000 rows is the batch size of the pipeline mode)
+
+
+def prepare_inputs(rows: int, root: Path) -> Path:
+    """The Parquet inputs for one size (reviews with polarity, customers, aspect and
+    embedding part files), written once under ``root/<rows>``; runs in its own process."""
+    import numpy as np
+    import pandas as pd
+    from profile_build import make_rows
+
+    folder = root / str(rows)
+    if (folder / "done").is_file():
+        return folder
+    prepare_pool(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    reviews, customers = make_rows(rows, pool_index=True)
+    reviews["polarity"] = (reviews["rating"] - 3) / 2
+    pick = reviews.pop("pool_index").to_numpy()
+    reviews.to_parquet(folder / "reviews.parquet", index=False, row_group_size=100_000)
+    customers.to_parquet(folder / "customers.parquet", index=False, row_group_size=ROW_GROUP)
+    pool_aspects = pd.read_parquet(root / "pool_aspects.parquet")
+    aspects = (pd.DataFrame({"review_id": reviews["id"], "pool_index": pick})
+               .merge(pool_aspects, on="pool_index", sort=False).drop(columns="pool_index"))
+    emb = np.load(root / "pool_embeddings.npy")[pick]
+    (folder / "aspects").mkdir(exist_ok=True)
+    (folder / "embeddings").mkdir(exist_ok=True)
+    step = 100_000
+    for i, lo in enumerate(range(0, len(aspects), step)):
+        aspects.iloc[lo:lo + step].to_parquet(folder / "aspects" / f"part-{i:06d}.parquet",
+                                              index=False, row_group_size=ROW_GROUP)
+    for i, lo in enumerate(range(0, rows, step)):
+        part = pd.DataFrame(emb[lo:lo + step], columns=[f"e{j}" for j in range(emb.shape[1])])
+        part.insert(0, "id", reviews["id"].iloc[lo:lo + step].to_numpy())
+        part.to_parquet(folder / "embeddings" / f"part-{i:06d}.parquet", index=False,
+                        row_group_size=ROW_GROUP)
+    (folder / "done").write_text(json.dumps({"rows": rows, "aspect_rows": len(aspects),
+                                             "embedding_dim": int(emb.shape[1])}))
+    return folder
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")
+
+
+class DirPeak:
+    """Samples the size of a folder (DuckDB's spill files) every 20 ms; ``peak_mb``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.peak = folder, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(OSError):
+                self.peak = max(self.peak, sum(f.stat().st_size for f in self.folder.rglob("*")
+                                               if f.is_file()))
+            time.sleep(0.02)
+
+    def __enter__(self) -> DirPeak:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return round(self.peak / 2**20, 1)
+
+
+def measure_duckdb(folder: Path, memory_limit: str, threads: int) -> dict:
+    """In a fresh process: profiles from the Parquet inputs to Parquet, nothing else."""
     from adpilot.profiling import duck
+
+    meta = json.loads((folder / "done").read_text())
+    import_rss = _rss_mb()
+    with tempfile.TemporaryDirectory(prefix="adpilot-mem-") as tmp:
+        spill = Path(tmp) / "spill"
+        spill.mkdir()
+        out = Path(tmp) / "profiles.parquet"
+        with DirPeak(spill) as disk:
+            t = time.perf_counter()
+            duck.build_profiles_parquet(out, reviews=folder / "reviews.parquet",
+                                        aspects=folder / "aspects",
+                                        embeddings=folder / "embeddings",
+                                        embedding_dim=meta["embedding_dim"],
+                                        customers=folder / "customers.parquet",
+                                        memory_limit=memory_limit, threads=threads,
+                                        temp_dir=spill)
+            secs = time.perf_counter() - t
+        import pyarrow.parquet as pq
+
+        md = pq.read_metadata(out)
+        n_profiles, n_cols, out_mb = md.num_rows, md.num_columns, out.stat().st_size / 2**20
+    return {"seconds": round(secs, 2), "rss_after_imports_mb": import_rss,
+            "spill_peak_mb": disk.peak_mb, "profiles": n_profiles, "columns": n_cols,
+            "output_mb": round(out_mb, 1)}
+
+
+def measure_pandas(folder: Path) -> dict:
+    """In a fresh process: the in-memory pandas path (read everything, build_profiles)."""
+    import numpy as np
+    import pandas as pd
+
+    from adpilot.backends.executor import read_parquet_parts
     from adpilot.profiling.profiles import build_profiles
 
-    with tempfile.TemporaryDirectory(prefix="adpilot-mem-") as tmp:
-        folder = Path(tmp)
-        from profile_build import make_rows
+    import_rss = _rss_mb()
+    t = time.perf_counter()
+    reviews = pd.read_parquet(folder / "reviews.parquet")
+    customers = pd.read_parquet(folder / "customers.parquet")
+    aspects = read_parquet_parts(folder / "aspects")
+    emb = read_parquet_parts(folder / "embeddings").drop(columns="id").to_numpy(np.float32)
+    inputs_rss = _rss_mb()
+    prof = build_profiles(reviews, customers=customers, sentiment=reviews["polarity"],
+                          aspects=aspects, review_embeddings=emb)
+    secs = time.perf_counter() - t
+    return {"seconds": round(secs, 2), "rss_after_imports_mb": import_rss,
+            "rss_after_reading_inputs_mb": inputs_rss, "profiles": len(prof.table)}
 
-        reviews, customers = make_rows(rows)
-        reviews["polarity"] = (reviews["rating"] - 3) / 2
-        src = folder / "reviews.parquet"
-        reviews.to_parquet(src, index=False, row_group_size=100_000)
-        customers.to_parquet(folder / "customers.parquet", index=False)
-        aspects_dir = LocalExecutor().to_parquet(Stage("aspects", AspectStage, batch_size=20_000),
-                                                 src, folder / "aspects")
-        del reviews, customers
-        gc.collect()
-        con = duck.connect(memory_limit=memory_limit, temp_dir=folder / "spill")
-        with PeakRSS(0.05) as mem:
-            base = mem.sample()
-            t = time.perf_counter()
-            duck.build_profiles_duckdb(con, folder / "profiles.parquet", reviews=src,
-                                       aspects=aspects_dir,
-                                       customers=folder / "customers.parquet")
-            duck_s = time.perf_counter() - t
-        con.close()
-        n_profiles = pd.read_parquet(folder / "profiles.parquet", columns=["user_id"]).shape[0]
-        gc.collect()
-        # pandas in memory, same inputs (read first: the read is not counted as building)
-        reviews = pd.read_parquet(src)
-        customers = pd.read_parquet(folder / "customers.parquet")
-        from adpilot.backends.executor import read_parquet_parts
 
-        aspects = read_parquet_parts(aspects_dir)
-        gc.collect()
-        with PeakRSS(0.05) as mem2:
-            base2 = mem2.sample()
-            t = time.perf_counter()
-            prof = build_profiles(reviews, customers=customers, sentiment=reviews["polarity"],
-                                  aspects=aspects)
-            pandas_s = time.perf_counter() - t
-        inputs_mb = round((reviews.memory_usage(deep=True).sum()
-                           + aspects.memory_usage(deep=True).sum()) / 2**20, 1)
-        assert len(prof.table) == n_profiles, (len(prof.table), n_profiles)
-    return {"rows": rows, "users": n_profiles,
-            "duckdb": {"seconds": round(duck_s, 2),
-                       "peak_pss_above_baseline_mb": round((mem.peak - base) / 2**20, 1),
-                       "baseline_pss_mb": round(base / 2**20, 1)},
-            "pandas": {"seconds": round(pandas_s, 2),
-                       "peak_pss_above_baseline_mb": round((mem2.peak - base2) / 2**20, 1),
-                       "inputs_in_memory_mb": inputs_mb}}
+def run_measured(args: list[str]) -> tuple[dict, float]:
+    """Run this script with ``args`` in a fresh process; its JSON line and its peak RSS (MB)
+    from the kernel (``wait4`` rusage ``ru_maxrss``: the child's own high-water mark)."""
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen([sys.executable, __file__, *args], stdout=out)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            raise SystemExit(f"{args} failed with {proc.returncode}")
+        out.seek(0)
+        line = out.read().strip().splitlines()[-1]
+    return json.loads(line), round(usage.ru_maxrss / 1024, 1)
+
+
+def memory_mode(args) -> dict:
+    """Each size: inputs written to Parquet in one process, then the DuckDB build and the
+    pandas build each measured in a fresh process of their own (this driver imports no data
+    libraries, so a child's peak does not include a large parent)."""
+    root = Path(args.data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    runs = []
+    for n in [int(x) for x in args.sizes.split(",")]:
+        subprocess.run([sys.executable, __file__, "--prepare", str(n), "--data-dir", str(root)],
+                       check=True)
+        folder = root / str(n)
+        meta = json.loads((folder / "done").read_text())
+        duck, duck_peak = run_measured(["--measure", "duckdb", "--data-dir", str(folder),
+                                        "--memory-limit", args.memory_limit,
+                                        "--threads", str(args.threads)])
+        run = {"rows": n, "users": duck["profiles"], "aspect_rows": meta["aspect_rows"],
+               "input_mb": round(sum(f.stat().st_size for f in folder.rglob("*.parquet"))
+                                 / 2**20, 1),
+               "duckdb": {"peak_rss_mb": duck_peak, **duck}}
+        if not args.skip_pandas:
+            pand, pand_peak = run_measured(["--measure", "pandas", "--data-dir", str(folder)])
+            assert pand["profiles"] == duck["profiles"], (pand, duck)
+            run["pandas"] = {"peak_rss_mb": pand_peak, **pand}
+        runs.append(run)
+        print(json.dumps(run), flush=True)
+    first, last = runs[0]["duckdb"], runs[-1]["duckdb"]
+    return {"mode": "memory",
+            "data": "real reviews resampled with replacement, seed 0, N/5 users "
+                    "(benchmarks/profile_build.py make_rows); rating polarity; aspect opinions "
+                    "and 64-dim LSA embeddings computed once per real review and resampled "
+                    "with it; inputs read from Parquet on disk",
+            "measure": "each build in a fresh process that only reads the Parquet inputs and "
+                       "writes profiles.parquet; peak = the kernel's ru_maxrss of that process "
+                       "(wait4); rss_after_imports = RSS before the build starts",
+            "duckdb_settings": {"memory_limit": args.memory_limit, "threads": args.threads,
+                                "users_per_bucket": 20_000,
+                                "preserve_insertion_order": False,
+                                "temp_directory": "a fresh folder (spill_peak_mb)"},
+            "cpu_lock": args.cpu_lock,
+            "runs": runs,
+            "duckdb_peak_ratio_last_first": round(last["peak_rss_mb"] / first["peak_rss_mb"], 2),
+            "duckdb_above_imports_ratio_last_first": round(
+                (last["peak_rss_mb"] - last["rss_after_imports_mb"])
+                / (first["peak_rss_mb"] - first["rss_after_imports_mb"]), 2)}
 
 
 def sentiment_child(args) -> dict:
@@ -232,31 +387,36 @@ def sentiment_child(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--mode", choices=["pipeline", "memory", "sentiment"], required=True)
+    ap.add_argument("--mode", choices=["pipeline", "memory", "sentiment"])
     ap.add_argument("--executor", choices=["local", "ray"], default="local")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--sizes", default="100000,300000,1000000")
     ap.add_argument("--batch-size", type=int, default=20_000)
     ap.add_argument("--fit-sample", type=int, default=20_000)
-    ap.add_argument("--memory-limit", default="512MB", help="DuckDB memory_limit (memory mode)")
-    ap.add_argument("--child-rows", type=int)
+    ap.add_argument("--memory-limit", default="256MB", help="DuckDB memory_limit (memory mode)")
+    ap.add_argument("--threads", type=int, default=2, help="DuckDB threads (memory mode)")
+    ap.add_argument("--data-dir", default=str(Path(tempfile.gettempdir()) / "adpilot-scale-mem"),
+                    help="memory mode: where the Parquet inputs are written (kept, reused)")
+    ap.add_argument("--skip-pandas", action="store_true")
+    ap.add_argument("--cpu-lock", default="", help="how the run was serialised (recorded)")
+    ap.add_argument("--prepare", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--measure", choices=["duckdb", "pandas"], help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.child_rows:
-        print(json.dumps(memory_child(args.child_rows, args.memory_limit)))
+    if args.prepare:
+        prepare_inputs(args.prepare, Path(args.data_dir))
         return
+    if args.measure:
+        folder = Path(args.data_dir)
+        out = (measure_duckdb(folder, args.memory_limit, args.threads)
+               if args.measure == "duckdb" else measure_pandas(folder))
+        print(json.dumps(out))
+        return
+    if args.mode is None:
+        ap.error("--mode is required")
     RESULTS.mkdir(exist_ok=True)
     if args.mode == "memory":
-        runs = []
-        for n in [int(s) for s in args.sizes.split(",")]:
-            out = subprocess.run([sys.executable, __file__, "--mode", "memory", "--child-rows",
-                                  str(n), "--memory-limit", args.memory_limit],
-                                 capture_output=True, text=True, check=True)
-            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(json.dumps(runs[-1]), flush=True)
-        result = {"mode": "memory", "data": "real reviews resampled with replacement, seed 0, "
-                  "N/5 users (benchmarks/profile_build.py make_rows)",
-                  "duckdb_memory_limit": args.memory_limit, "runs": runs}
-        name = ("scale_memory.json" if args.memory_limit == "512MB"
+        result = memory_mode(args)
+        name = ("scale_memory.json" if args.memory_limit == "256MB"
                 else f"scale_memory_{args.memory_limit}.json")
     elif args.mode == "sentiment":
         result = sentiment_child(args)

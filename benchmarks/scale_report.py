@@ -85,18 +85,20 @@ def main() -> None:
     mem = load("scale_memory.json")
     if mem:
         lines += ["## Profile building memory, 100k → 1M rows", "",
-                  "| rows | users | DuckDB s | DuckDB peak above baseline MB | pandas s | "
-                  "pandas peak above baseline MB | pandas inputs in memory MB |",
+                  "| rows | users | DuckDB s | DuckDB peak RSS MB | DuckDB above imports MB | "
+                  "pandas s | pandas peak RSS MB |",
                   "|---|---|---|---|---|---|---|"]
         for r in mem["runs"]:
-            d, p = r["duckdb"], r["pandas"]
+            d, p = r["duckdb"], r.get("pandas", {})
             lines.append(f"| {r['rows']:,} | {r['users']:,} | {d['seconds']} | "
-                         f"{d['peak_pss_above_baseline_mb']} | {p['seconds']} | "
-                         f"{p['peak_pss_above_baseline_mb']} | {p['inputs_in_memory_mb']} |")
-        lines += ["", "DuckDB reads reviews (with polarity) and aspect parts from Parquet, "
-                  "memory_limit 512MB, and streams profiles out in 50,000-user batches; pandas "
-                  "needs the reviews and aspects in memory first (last column) and then builds.",
-                  ""]
+                         f"{d['peak_rss_mb']} | {d['peak_rss_mb'] - d['rss_after_imports_mb']:.1f}"
+                         f" | {p.get('seconds', '')} | {p.get('peak_rss_mb', '')} |")
+        s = mem["duckdb_settings"]
+        lines += ["", f"Each build in a fresh process reading Parquet inputs and writing "
+                  f"profiles.parquet; peak = ru_maxrss. DuckDB memory_limit {s['memory_limit']}, "
+                  f"threads {s['threads']}, users in id ranges of about "
+                  f"{s.get('users_per_bucket', '?')}; 1M / 100k peak ratio "
+                  f"{mem['duckdb_peak_ratio_last_first']}.", ""]
     gen = load("scale_generate.json")
     if gen:
         f, r = gen["first_run"], gen["resume_run"]

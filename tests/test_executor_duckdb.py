@@ -47,8 +47,15 @@ def test_duckdb_profiles_match_pandas(tables, tmp_path):
     con = duck.connect(memory_limit="256MB", threads=2, temp_dir=tmp_path / "spill")
     out = duck.build_profiles_duckdb(con, tmp_path / "profiles.parquet", reviews=src,
                                      aspects=aspects_dir, embeddings=emb_dir, embedding_dim=64,
-                                     customers=cust, batch_rows=100)  # several output batches
+                                     customers=cust, batch_rows=100,  # several output batches
+                                     users_per_bucket=60)  # and several user-id ranges
     got = pd.read_parquet(out)
+    assert len(duck.user_buckets(con, src, cust, 60)) > 3
+    # the bounded-memory entry point (own connection, one bucket here) writes the same file
+    same = duck.build_profiles_parquet(tmp_path / "p2.parquet", reviews=src, aspects=aspects_dir,
+                                       embeddings=emb_dir, embedding_dim=64, customers=cust,
+                                       memory_limit="64MB", threads=1)
+    pd.testing.assert_frame_equal(pd.read_parquet(same), got, check_exact=False, rtol=1e-6)
 
     aspects = extract_aspects(reviews, overall=reviews["polarity"])
     ref = build_profiles(reviews, customers=customers, sentiment=reviews["polarity"],

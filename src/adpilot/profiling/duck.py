@@ -76,70 +76,127 @@ def _glob_arg(path: str | Path) -> str:
     return "'" + str((p / "*.parquet") if p.is_dir() else p).replace("'", "''") + "'"
 
 
+def review_languages(con, reviews: str | Path) -> list[str]:
+    """The review languages of reviews with a user (missing: ``und``), in the order first
+    seen (part file, then row): the tie-break order of the per-user language."""
+    rows = con.execute(f"SELECT coalesce(language, 'und') AS lang, "
+                       f"min((filename, file_row_number)) AS first "
+                       f"FROM read_parquet({_glob_arg(reviews)}, filename=true, "
+                       f"file_row_number=true) WHERE user_id IS NOT NULL "
+                       f"GROUP BY 1 ORDER BY 2").fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _lit(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
 def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
                 embeddings: str | Path | None = None, embedding_dim: int = 0,
                 customers: str | Path | None = None,
-                customer_columns: list[str] | None = None) -> str:
-    """The aggregation query: one row per user seen in reviews or customers."""
-    rv = (f"read_parquet({_glob_arg(reviews)}, filename=true, file_row_number=true)")
-    ctes = [f"rv AS (SELECT * FROM {rv} WHERE user_id IS NOT NULL)",
-            # language: the most frequent per user; ties go to the language seen first overall
-            "lang_first AS (SELECT coalesce(language, 'und') AS lang, "
-            "min((filename, file_row_number)) AS first FROM rv GROUP BY 1)",
-            "lang_user AS (SELECT user_id, coalesce(language, 'und') AS lang, count(*) AS n "
-            "FROM rv GROUP BY 1, 2)",
-            "lang_pick AS (SELECT u.user_id, arg_max(u.lang, (u.n, -rank_first)) AS language "
-            "FROM lang_user u JOIN (SELECT lang, row_number() OVER (ORDER BY first) AS rank_first "
-            "FROM lang_first) f USING (lang) GROUP BY 1)",
-            f"rs AS (SELECT user_id, count(*) AS n_reviews, avg(rating) AS mean_rating, "
-            f"avg(polarity) AS sentiment_mean, "
-            f"avg(CASE WHEN polarity IS NULL THEN NULL WHEN polarity < {NEGATIVE} THEN 1.0 "
-            f"ELSE 0.0 END) AS negative_share FROM rv GROUP BY 1)"]
-    selects = ["u.user_id"]
-    joins = []
-    users = ["SELECT user_id FROM rs"]
+                customer_columns: list[str] | None = None,
+                languages: list[str] | None = None, bounded: tuple[bool, bool] = (False, False),
+                ) -> str:
+    """The aggregation query: one row per user seen in reviews or customers, by user id.
+
+    One hash aggregate keyed by user: reviews, aspect rows and embedding rows (each joined to
+    its review's user) and customer rows are stacked (``UNION ALL BY NAME``, a ``kind`` column
+    says which) and reduced per user in a single ``GROUP BY``, so there is no chain of joins
+    whose build sides must all be in memory at once; DuckDB spills that aggregate, the two
+    review-level joins and the final sort to its temp folder beyond ``memory_limit``.
+    ``languages``: :func:`review_languages` (the per-user language is the most frequent one,
+    ties to the language seen first). ``bounded``: (lower, upper) — restrict to users with
+    ``user_id >= $lo`` / ``user_id < $hi`` (named parameters), one bucket of users.
+    """
+    rng = "".join([" AND {col} >= $lo" if bounded[0] else "",
+                   " AND {col} < $hi" if bounded[1] else ""])
+    where = "user_id IS NOT NULL" + rng.format(col="user_id")
+    rv = f"(SELECT id, user_id FROM {_src(reviews)} WHERE {where})"
+    langs = list(languages or [])
+    parts = [f"SELECT user_id, 1 AS kind, rating, polarity, coalesce(language, 'und') AS lang "
+             f"FROM {_src(reviews)} WHERE {where}"]
+    aggs = []
+    demo = [c for c in ("age", "gender", "region") if c in (customer_columns or [])]
     if customers is not None:
-        ctes.append(f"cu AS (SELECT DISTINCT ON (id) id AS user_id, * EXCLUDE (id) "
-                    f"FROM {_src(customers)})")
-        users.append("SELECT user_id FROM cu")
-        selects += [f"cu.{c}" for c in ("age", "gender", "region")
-                    if c in (customer_columns or [])]
-        joins.append("LEFT JOIN cu USING (user_id)")
-    selects += ["coalesce(rs.n_reviews, 0) AS n_reviews", "rs.mean_rating", "rs.sentiment_mean",
-                "rs.negative_share", "lang_pick.language"]
-    joins += ["LEFT JOIN rs USING (user_id)", "LEFT JOIN lang_pick USING (user_id)"]
+        sel = ", ".join(["id AS user_id", "4 AS kind",
+                         "(filename, file_row_number) AS cu_row", *demo])
+        parts.append(f"SELECT {sel} FROM read_parquet({_glob_arg(customers)}, filename=true, "
+                     f"file_row_number=true) WHERE id IS NOT NULL{rng.format(col='id')}")
+        # the first row of a customer id, as drop_duplicates keeps it
+        aggs += [f"arg_min_null({c}, cu_row) FILTER (WHERE kind = 4) AS {c}" for c in demo]
+    aggs += ["count(*) FILTER (WHERE kind = 1) AS n_reviews", "avg(rating) AS mean_rating",
+             "avg(polarity) AS sentiment_mean",
+             f"avg(CASE WHEN polarity IS NULL THEN NULL WHEN polarity < {NEGATIVE} THEN 1.0 "
+             f"ELSE 0.0 END) AS negative_share"]
+    aggs += [f"count(*) FILTER (WHERE lang = {_lit(g)}) AS lang_{i}" for i, g in enumerate(langs)]
+    outer = ["user_id", *demo, "n_reviews", "mean_rating", "sentiment_mean", "negative_share"]
+    if langs:
+        counts = "[" + ", ".join(f"lang_{i}" for i in range(len(langs))) + "]"
+        names = "[" + ", ".join(_lit(g) for g in langs) + "]"
+        outer.append(f"CASE WHEN n_reviews > 0 THEN {names}[list_position({counts}, "
+                     f"list_max({counts}))] END AS language")
+    else:
+        outer.append("CAST(NULL AS VARCHAR) AS language")
     if aspects is not None:
-        aggs = []
+        parts.append(f"SELECT r.user_id, 2 AS kind, a.aspect, a.score FROM {_src(aspects)} a "
+                     f"JOIN {rv} r ON a.review_id = r.id")
+        aggs.append("count(*) FILTER (WHERE kind = 2) AS n_aspect_rows")
         for a in ASPECTS:
             aggs.append(f"avg(score) FILTER (WHERE aspect = '{a}') AS aspect_{a}")
             aggs.append(f"count(*) FILTER (WHERE aspect = '{a}') AS mentions_{a}")
-        ctes.append(f"asp AS (SELECT rv.user_id, {', '.join(aggs)} FROM {_src(aspects)} a "
-                    f"JOIN rv ON a.review_id = rv.id GROUP BY 1)")
-        selects += [f"asp.aspect_{a}" for a in ASPECTS] + [f"asp.mentions_{a}" for a in ASPECTS]
-        joins.append("LEFT JOIN asp USING (user_id)")
+        outer += [f"aspect_{a}" for a in ASPECTS]
+        # users without any aspect row have no mention counts (as in the pandas join)
+        outer += [f"CASE WHEN n_aspect_rows > 0 THEN mentions_{a} END AS mentions_{a}"
+                  for a in ASPECTS]
     if embeddings is not None and embedding_dim:
         cols = [f"e{i}" for i in range(embedding_dim)]
-        sums = ", ".join(f"sum(e.{c}) AS {c}" for c in cols)
-        ctes.append(f"emb AS (SELECT rv.user_id, {sums} FROM {_src(embeddings)} e "
-                    f"JOIN rv ON e.id = rv.id GROUP BY 1)")
-        norm = "sqrt(" + " + ".join(f"emb.{c} * emb.{c}" for c in cols) + ")"
-        ctes.append(f"embn AS (SELECT user_id, {norm} AS norm, * EXCLUDE (user_id) FROM emb)")
-        selects += [f"CAST(coalesce(CASE WHEN embn.norm = 0 THEN 0 ELSE embn.{c} / embn.norm END,"
-                    f" 0) AS FLOAT) AS {c}" for c in cols]
-        joins.append("LEFT JOIN embn USING (user_id)")
-    ctes.append(f"u AS ({' UNION '.join(users)})")
-    return (f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM u {' '.join(joins)} "
-            f"ORDER BY u.user_id")
+        parts.append(f"SELECT r.user_id, 3 AS kind, {', '.join('e.' + c for c in cols)} "
+                     f"FROM {_src(embeddings)} e JOIN {rv} r ON e.id = r.id")
+        aggs += [f"sum({c}) AS {c}" for c in cols]
+        norm = "sqrt(" + " + ".join(f"coalesce({c}, 0) * coalesce({c}, 0)" for c in cols) + ")"
+        outer += [f"CAST(coalesce(CASE WHEN {norm} = 0 THEN 0 ELSE {c} / {norm} END, 0) "
+                  f"AS FLOAT) AS {c}" for c in cols]
+    stacked = " UNION ALL BY NAME ".join(f"({q})" for q in parts)
+    return (f"WITH src AS ({stacked}), agg AS (SELECT user_id, {', '.join(aggs)} FROM src "
+            f"GROUP BY user_id) SELECT {', '.join(outer)} FROM agg ORDER BY user_id")
+
+
+def user_buckets(con, reviews: str | Path, customers: str | Path | None,
+                 users_per_bucket: int, seed: int = 0) -> list[tuple]:
+    """Consecutive user-id ranges ``(lo, hi)`` (``None``: open end) of about
+    ``users_per_bucket`` users each, from a HyperLogLog count of the users and a fixed-size
+    reservoir sample of their ids (neither grows with the data)."""
+    users = f"SELECT user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL"
+    if customers is not None:
+        users += f" UNION ALL SELECT id AS user_id FROM {_src(customers)} WHERE id IS NOT NULL"
+    n = con.execute(f"SELECT approx_count_distinct(user_id) FROM ({users})").fetchall()[0][0] or 0
+    k = max(1, -(-int(n) // max(1, int(users_per_bucket))))
+    if k == 1:
+        return [(None, None)]
+    sample = sorted({r[0] for r in con.execute(
+        f"SELECT user_id FROM ({users}) USING SAMPLE reservoir({min(200 * k, 100_000)} ROWS) "
+        f"REPEATABLE ({int(seed)})").fetchall()})
+    cuts = sorted({sample[len(sample) * i // k] for i in range(1, k)})
+    edges = [None, *cuts, None]
+    return list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
                           aspects: str | Path | None = None,
                           embeddings: str | Path | None = None, embedding_dim: int = 0,
                           customers: str | Path | None = None,
-                          batch_rows: int = 50_000) -> Path:
-    """Aggregate per user in DuckDB and stream the result into ``out`` (one Parquet file) with
-    English and Chinese summaries added batch by batch. ``reviews`` needs ``id``, ``user_id``,
-    ``rating``, ``language`` and ``polarity`` (see :func:`join_polarity`)."""
+                          users_per_bucket: int = 20_000, batch_rows: int = 10_000) -> Path:
+    """Aggregate per user in DuckDB into ``out`` (one Parquet file, sorted by user id) with
+    English and Chinese summaries. ``reviews`` needs ``id``, ``user_id``, ``rating``,
+    ``language`` and ``polarity`` (see :func:`join_polarity`).
+
+    The users are split into consecutive id ranges of about ``users_per_bucket`` users
+    (:func:`user_buckets`), and :func:`profile_sql` runs once per range: every per-user state
+    (the aggregate, the review-to-user join's build side, the sort) holds one range's users, so
+    memory is set by ``users_per_bucket`` and ``batch_rows``, not by the number of reviews or
+    users. The price is one scan of the inputs per range (time grows with rows × ranges).
+    Results stream out ``batch_rows`` profiles at a time, summaries added batch by batch.
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -147,26 +204,97 @@ def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
 
     cols = ([r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_src(customers)}").fetchall()]
             if customers is not None else None)
-    sql = profile_sql(reviews=reviews, aspects=aspects, embeddings=embeddings,
-                      embedding_dim=embedding_dim, customers=customers, customer_columns=cols)
-    rel = con.sql(sql)  # a relation streams; a DB-API result would copy every row first
-    reader = (rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader")
-              else rel.fetch_arrow_reader(batch_rows))  # DuckDB 2 / DuckDB 1
+    langs = review_languages(con, reviews)
     out = Path(out)
     writer = None
     try:
-        for rb in reader:
-            frame = rb.to_pandas()
-            frame["summary"] = _summaries(frame, "en").astype(object)
-            frame["summary_zh"] = _summaries(frame, "zh").astype(object)
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(out, table.schema)
-            writer.write_table(table.cast(writer.schema))
+        for lo, hi in user_buckets(con, reviews, customers, users_per_bucket):
+            bounded = (lo is not None, hi is not None)
+            params = {k: v for k, v in (("lo", lo), ("hi", hi)) if v is not None}
+            sql = profile_sql(reviews=reviews, aspects=aspects, customers=customers,
+                              customer_columns=cols, languages=langs, bounded=bounded)
+            rel = con.sql(sql, params=params)
+            frame = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
+                     else rel.arrow()).to_pandas()  # one bucket of users
+            if embeddings is not None and embedding_dim:
+                emb = _bucket_embeddings(con, frame["user_id"], reviews, embeddings,
+                                         embedding_dim, bounded, params, batch_rows)
+                frame = pd.concat([frame, pd.DataFrame(emb, columns=[
+                    f"e{i}" for i in range(embedding_dim)], index=frame.index)], axis=1)
+            for lo_row in range(0, len(frame), batch_rows):
+                part = frame.iloc[lo_row:lo_row + batch_rows].copy()
+                part["summary"] = _summaries(part, "en").astype(object)
+                part["summary_zh"] = _summaries(part, "zh").astype(object)
+                batch = pa.Table.from_pandas(part, preserve_index=False)
+                if writer is None:
+                    writer = pq.ParquetWriter(out, batch.schema)
+                writer.write_table(batch.cast(writer.schema))
+            if writer is None and len(frame) == 0 and hi is None:  # no users at all
+                frame["summary"] = pd.Series(dtype=object)
+                frame["summary_zh"] = pd.Series(dtype=object)
+                writer = pq.ParquetWriter(out, pa.Table.from_pandas(
+                    frame, preserve_index=False).schema)
     finally:
         if writer is not None:
             writer.close()
     return out
+
+
+def _bucket_embeddings(con, users: pd.Series, reviews, embeddings, dim: int,
+                       bounded: tuple[bool, bool], params: dict, batch_rows: int):
+    """Mean review embedding of each user in one bucket (zeros without any), normalised as
+    :func:`~adpilot.profiling.profiles.user_embeddings` does, summed from streamed batches: a
+    64-wide aggregate state per user would make DuckDB's hash table rows ~1 KB each."""
+    import numpy as np
+
+    rng = "".join([" AND user_id >= $lo" if bounded[0] else "",
+                   " AND user_id < $hi" if bounded[1] else ""])
+    cols = ", ".join(f"e.e{i}" for i in range(dim))
+    rel = con.sql(f"SELECT r.user_id, {cols} FROM {_src(embeddings)} e JOIN "
+                  f"(SELECT id, user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL{rng}) r "
+                  f"ON e.id = r.id", params=params)
+    reader = (rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader")
+              else rel.fetch_arrow_reader(batch_rows))  # DuckDB 2 / DuckDB 1
+    index = pd.Index(users)
+    sums = np.zeros((len(index), dim), dtype=np.float64)
+    for rb in reader:
+        codes = index.get_indexer(rb.column(0).to_pandas())
+        values = np.column_stack([rb.column(i + 1).to_numpy(zero_copy_only=False)
+                                  for i in range(dim)]).astype(np.float64)
+        np.add.at(sums, codes, values)
+    norms = np.linalg.norm(sums, axis=1, keepdims=True)
+    return (sums / np.where(norms == 0, 1, norms)).astype(np.float32)
+
+
+def build_profiles_parquet(out: str | Path, *, reviews: str | Path,
+                           aspects: str | Path | None = None,
+                           embeddings: str | Path | None = None, embedding_dim: int = 0,
+                           customers: str | Path | None = None, memory_limit: str = "256MB",
+                           threads: int | None = None, temp_dir: str | Path | None = None,
+                           users_per_bucket: int = 20_000, batch_rows: int = 10_000) -> Path:
+    """Profiles from Parquet inputs to one Parquet file, in bounded memory.
+
+    Opens its own DuckDB connection with ``memory_limit`` (DuckDB spills to ``temp_dir``, a
+    fresh temporary folder by default, beyond it), ``threads`` and ``preserve_insertion_order``
+    off, and runs :func:`build_profiles_duckdb`. The inputs are only scanned from disk and the
+    result is written batch by batch, so the process's memory is set by ``memory_limit`` and
+    ``batch_rows``, not by the number of reviews or users (``benchmarks/scale_profile.py
+    --mode memory`` measures it). Same columns and values as
+    :func:`~adpilot.profiling.profiles.build_profiles` for the review-derived statistics.
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="adpilot-duckdb-") as tmp:
+        con = connect(memory_limit=memory_limit, threads=threads,
+                      temp_dir=temp_dir if temp_dir is not None else tmp)
+        try:
+            return build_profiles_duckdb(con, out, reviews=reviews, aspects=aspects,
+                                         embeddings=embeddings, embedding_dim=embedding_dim,
+                                         customers=customers,
+                                         users_per_bucket=users_per_bucket,
+                                         batch_rows=batch_rows)
+        finally:
+            con.close()
 
 
 def segment_stats(con, profiles: str | Path, features: list[str]) -> pd.DataFrame:

@@ -240,9 +240,10 @@ def profile_parquet(executor: Executor, reviews: str | Path, out_dir: str | Path
         with_polarity=lambda sent: duck.join_polarity(con, reviews, sent, joined))
     timings = dict(stages.timings)
     t = time.perf_counter()
-    raw = duck.build_profiles_duckdb(con, out / "profiles_raw.parquet", reviews=joined,
-                                     aspects=stages.aspects, embeddings=stages.embeddings,
-                                     embedding_dim=stages.embedding_dim, customers=customers)
+    raw = duck.build_profiles_parquet(out / "profiles_raw.parquet", reviews=joined,
+                                      aspects=stages.aspects, embeddings=stages.embeddings,
+                                      embedding_dim=stages.embedding_dim, customers=customers,
+                                      memory_limit=memory_limit, temp_dir=out / "duckdb-tmp")
     timings["profiles (duckdb)"] = round(time.perf_counter() - t, 3)
     # segments: k-means needs the users' features in memory (users x ~20 numbers + embedding)
     t = time.perf_counter()
