@@ -172,7 +172,8 @@ def main() -> None:
         results = {"config": {k: str(v) for k, v in vars(args).items() if k != "serve"},
                    "database": store.dialect, "unique_events": n_unique * args.repeats,
                    "events_sent": args.events * args.repeats,
-                   "server": "uvicorn, 1 worker, own process", "bare": [], "events": []}
+                   "server": "uvicorn, 1 worker, own process; event inbox processed by a "
+                             "lower-priority worker process", "bare": [], "events": []}
         inbox = EventInbox(store)
         sent_ids: set[str] = set()
         for rep in range(args.repeats):  # fresh event ids each repetition: all new work

@@ -427,3 +427,41 @@ def test_event_inbox_merges_batches_and_survives_a_restart(tmp_path, db_url):
     assert store.count("events") == 4  # x0, x1, x2, x4: each once
     assert CampaignService(store).inbox.pending() == 0
     store.dispose()
+
+
+def test_inbox_group_commit_and_worker_process_keep_decisions_warm(tmp_path, db_url):
+    """Batches written together by the appender thread each get their own id and come back
+    whole (stored compressed); the worker process ingests them, and the campaign's decisions
+    go on from memory with the updated posterior, without waiting for the database."""
+    import asyncio
+
+    from adpilot.api.services import CampaignService
+
+    store = Store(db_url).init()
+    service = CampaignService(store)  # processes the inbox in a separate worker process
+    cid = service.create("appender", ["A", "B"])
+    service.decide("u0", cid)
+    assert service.is_warm(cid)
+
+    def batch(start):
+        return [{"event_id": f"g{i}", "campaign": cid, "variant": "B", "user_id": "u0",
+                 "type": "click" if i % 2 else "impression", "time": now_iso()}
+                for i in range(start, start + 20)]
+
+    bodies = [json.dumps({"events": batch(20 * k)}).encode() for k in range(6)]
+
+    async def send_all():
+        return await asyncio.gather(*(service.enqueue_events(b, 20) for b in bodies))
+
+    ids = asyncio.run(send_all())
+    assert len(set(ids)) == 6 and service.inbox.pending() == 120
+    deadline = time.monotonic() + 60
+    while service.inbox.pending() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert service.inbox.pending() == 0 and store.count("events") == 120
+    assert [service.inbox.get(i)["kept"] for i in ids] == [20] * 6
+    assert service.is_warm(cid)  # refreshed by the drainer, not dropped
+    policy = service._decider.policy(cid)
+    assert policy.counts == {"impressions": [0.0, 60.0], "successes": [0.0, 60.0]}
+    service.close()
+    store.dispose()

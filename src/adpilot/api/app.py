@@ -52,7 +52,8 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
     factory = (lambda: llm_backend) if llm_backend is not None else default_backend_factory(settings)
     state = AppState(settings=settings, store=store,
                      keys=KeyVerifier(store, ttl=settings.key_cache_seconds),
-                     campaigns=CampaignService(store), data=DataService(store),
+                     campaigns=CampaignService(store, worker_process=settings.events_worker_process),
+                     data=DataService(store),
                      copy=CopyService(factory), jobs=JobRunner(store, workers=settings.job_workers))
     stop = threading.Event()
 

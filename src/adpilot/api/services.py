@@ -11,19 +11,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from adpilot.data import columns as C
-from adpilot.data.readers import quarantine_frame
 from adpilot.errors import AdpilotError, ConfigError, MissingDependencyError, NotFoundError
 from adpilot.optimization.campaigns import Campaigns, Decision, EventIngest
-from adpilot.optimization.inbox import EventInbox, merge_batches, split_outcomes
+from adpilot.optimization.inbox import EventInbox, InboxAppender
+from adpilot.optimization.inbox_worker import InboxWorker, process_claim
 from adpilot.store.sql import Store
 
 log = logging.getLogger(__name__)
 
-DRAIN_QUIET_SECONDS = 0.05  # no new batch for this long: process the inbox now
+DRAIN_QUIET_SECONDS = 0.25  # no new batch for this long (a lull): process the inbox now
 DRAIN_MAX_LAG_SECONDS = 2.0  # ... or at the latest this long after the first pending batch
 
 
@@ -47,8 +46,12 @@ class CampaignService:
     """One :class:`Campaigns` answers decisions from memory (under a short lock); a second one
     ingests feedback, so a slow ingest never holds up a decision."""
 
-    def __init__(self, store: Store, *, seed: int | None = None) -> None:
+    def __init__(self, store: Store, *, seed: int | None = None,
+                 worker_process: bool = True) -> None:
         self.store = store
+        # the inbox is processed in a lower-priority process (see adpilot.optimization.
+        # inbox_worker) so ingest never takes the interpreter lock from request handling
+        self._worker = InboxWorker(store.url) if worker_process else None
         # decisions are logged by the flusher thread, never by the request that made them
         self._decider = Campaigns(store, seed=seed, log_batch=1_000_000)
         self._writer = Campaigns(store, seed=seed)
@@ -56,6 +59,7 @@ class CampaignService:
         self._write_lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self.inbox = EventInbox(store)
+        self._appender = InboxAppender(self.inbox, on_stored=self._batch_stored)
         self._drainer: threading.Thread | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -121,37 +125,51 @@ class CampaignService:
         self.flush()  # decisions must be in the log before events are checked against it
         with self._write_lock:
             result = self._writer.ingest_events(frame)
-        for cid in frame[C.CAMPAIGN].dropna().astype(str).unique() if C.CAMPAIGN in frame else []:
-            self._forget(cid)
+            for cid in (frame[C.CAMPAIGN].dropna().astype(str).unique()
+                        if C.CAMPAIGN in frame else []):
+                self._refresh(cid)
         return result
 
     # --- the event inbox: accept now, process in merged batches ----------------------------
-    def enqueue_events(self, body: bytes, n_events: int) -> int:
-        """Store a batch as received (one small write) and wake the drainer; returns its id."""
-        batch_id = self.inbox.put(body, n_events)
+    async def enqueue_events(self, body: bytes, n_events: int) -> int:
+        """Store a batch as received (one small write, committed together with the batches
+        that arrive meanwhile) and wake the drainer; returns its id."""
+        return await self._appender.put(body, n_events)
+
+    def _batch_stored(self) -> None:
         self.start_drainer()
         self._wake.set()
-        return batch_id
 
     def drain(self, max_events: int = 50_000) -> int:
         """Process pending inbox batches (merged into one ingest per claim) until none are
         left; returns the number of batches processed."""
         done = 0
-        while batches := self.inbox.claim(max_events):
-            frame, cross = merge_batches(batches)
-            self.flush()
-            with self._write_lock:
-                if (~cross).any():
-                    result, outcome = self._writer.ingest_events_rows(frame[~cross])
-                    quarantine = result.quarantine
+        while True:
+            if self._worker is not None and not self.inbox.has_work():
+                return done  # nothing to do: do not start the worker process for nothing
+            self.flush()  # decisions must be in the log before events are checked against it
+            with self._write_lock:  # one writer at a time, in this process or the worker
+                if self._worker is not None:
+                    n, cids = self._worker.process_claim(max_events)
                 else:
-                    outcome, quarantine = np.array([], dtype=object), quarantine_frame([])
-            for cid in (frame[C.CAMPAIGN].dropna().astype(str).unique()
-                        if C.CAMPAIGN in frame else []):
-                self._forget(cid)
-            self.inbox.complete(split_outcomes(batches, frame, outcome, quarantine, cross))
-            done += len(batches)
-        return done
+                    n, cids = process_claim(self.inbox, self._writer, max_events)
+                for cid in cids:
+                    self._refresh(cid)
+            if not n:
+                return done
+            done += n
+
+    def _refresh(self, campaign_id: str) -> None:
+        """After ingest (under the write lock): decisions go on from the campaign's updated
+        policy, loaded here rather than by the next decision."""
+        self._writer.invalidate(campaign_id)
+        try:
+            policy = self._decider.load_policy(campaign_id)
+        except NotFoundError:
+            self._forget(campaign_id)
+            return
+        with self._decide_lock:
+            self._decider.use_policy(campaign_id, policy)
 
     def start_drainer(self) -> None:
         if self._drainer is not None and self._drainer.is_alive():
@@ -184,11 +202,16 @@ class CampaignService:
 
     def close(self) -> None:
         """Stop the drainer after processing what is pending, and flush decisions."""
+        self._appender.close()
         self._stop.set()
         self._wake.set()
         if self._drainer is not None:
             self._drainer.join(30)
-        self.drain()
+        try:
+            self.drain()
+        finally:
+            if self._worker is not None:
+                self._worker.close()
         self.flush()
 
     def report(self, campaign_id: str) -> dict:

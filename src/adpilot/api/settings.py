@@ -29,6 +29,9 @@ class ApiSettings(Settings):
     llm_model: str | None = None
     llm_base_url: str | None = None
     job_workers: int = Field(2, ge=1, description="Threads running background jobs.")
+    events_worker_process: bool = Field(True, description="Process the event inbox in a "
+                                        "separate, lower-priority process (false: a thread of "
+                                        "the server, which competes with requests).")
     key_cache_seconds: float = Field(5.0, description="How long a verified API key is trusted "
                                      "before it is looked up again (revocation delay).")
 

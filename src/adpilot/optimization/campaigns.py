@@ -205,6 +205,18 @@ class Campaigns:
                 json.loads(self.get(campaign_id)["policy_state"]))
         return self._policies[campaign_id]
 
+    def load_policy(self, campaign_id: str) -> Policy:
+        """The stored policy, read now (the cache is left alone), ready for :meth:`use_policy`;
+        a Thompson policy's choice probabilities are computed here, not on the next decision."""
+        policy = policy_from_state(json.loads(self.get(campaign_id)["policy_state"]))
+        if isinstance(policy, ThompsonSampling):
+            policy.probabilities()
+        return policy
+
+    def use_policy(self, campaign_id: str, policy: Policy) -> None:
+        """Answer this campaign's decisions with ``policy`` (e.g. one refreshed after ingest)."""
+        self._policies[campaign_id] = policy
+
     def decide(self, user_id: str, campaign_id: str) -> Decision:
         """Choose a variant for ``user_id``; returns it with its propensity (logged)."""
         started = time.perf_counter()
