@@ -284,3 +284,26 @@ def test_placeholders_fail_and_the_disclaimer_is_appended_once():
     spec = channel_spec("sms", "zh")
     value = spec.schema()(text="新鲜苹果，脆甜多汁。回T退订。")
     assert finalize(value, spec, kit)["text"] == "新鲜苹果，脆甜多汁。回T退订"
+
+
+def test_a_list_like_sentence_loses_only_its_failing_items():
+    """Search-ad lines are one sentence: the clause-level edit drops the invented figure and
+    keeps the rest; sentences that are not lists are dropped whole, as before."""
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.guardrails import GuardContext, check_copy, drop_failing_sentences
+
+    ctx = GuardContext(channel_spec("search_ad", "zh"), load_brand(), facts="手机")
+    copy = {"headline": "大屏幕手机，轻薄顺手",
+            "description": "大屏幕，清晰照片，130万像素，手感好，2000元以下。"}
+    assert any(r.startswith("facts:") for r in check_copy(copy, ctx))
+    whole, _ = drop_failing_sentences(copy, ctx)
+    assert whole["description"] == ""  # the default edit cannot save a one-sentence field
+    fixed, dropped = drop_failing_sentences(copy, ctx, clauses=True)
+    assert fixed["description"] == "大屏幕，清晰照片，手感好。"
+    assert dropped == ["130万像素", "2000元以下"]
+    assert fixed["headline"] == copy["headline"]
+    assert not any(r.startswith("facts:") for r in check_copy(fixed, ctx))
+    # two items are not a list: nothing to keep, the sentence goes
+    fixed, _ = drop_failing_sentences({"headline": "轻薄，仅售2000元"}, ctx, clauses=True)
+    assert fixed["headline"] == ""

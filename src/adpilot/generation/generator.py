@@ -221,7 +221,7 @@ class CopyGenerator:
     def rank(self, variants: list[CopyVariant], product: Product, audience: Audience,
              lang: str) -> list[CopyVariant]:
         """Best first by the scorecard (guardrail passes first), each with its ``scores``."""
-        from adpilot.scoring.scorecard import Scorecard
+        from adpilot.scoring.scorecard import WEIGHTS, Scorecard
 
         if self._scorecard is None:
             from adpilot.scoring.attractiveness import load_default_model
@@ -231,8 +231,8 @@ class CopyGenerator:
                                      product=product.model_dump(mode="json"),
                                      audience=audience.model_dump(mode="json"))
         for v, (_, row) in zip(variants, card.iterrows(), strict=True):
-            v.scores = {k: round(float(row[k]), 4) for k in ("overall", "attractiveness",
-                        "relevance_product", "fluency") if row[k] == row[k]}  # skip NaN
+            v.scores = {k: round(float(row[k]), 4) for k in ("overall", "compliance", *WEIGHTS)
+                        if k in row and row[k] == row[k]}  # skip NaN
         order = sorted(range(len(variants)), key=lambda i: (
             not variants[i].passed, -card["overall"].iloc[i]))
         return [variants[i] for i in order]
@@ -282,8 +282,8 @@ class CopyGenerator:
             that passes every guardrail (one edit instead of another model call)."""
             fields = finalize(value, spec, self.brand)
             violations = check_copy(fields, ctx)
-            if violations:
-                fixed, dropped = drop_failing_sentences(fields, ctx)
+            for clauses in (False, True) if violations else ():  # whole sentences first
+                fixed, dropped = drop_failing_sentences(fields, ctx, clauses=clauses)
                 if dropped and not check_copy(fixed, ctx):
                     return fixed, [], dropped
             return fields, violations, []
