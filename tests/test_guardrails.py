@@ -267,6 +267,9 @@ def test_copy_that_runs_the_product_down_names_other_sellers_or_invents_facts_fa
     en = GuardContext(channel_spec("social", "en"), kit, facts="Linen shirt, model 1042")
     assert check_copy({"text": "The linen shirt, model 1042, keeps you cool."}, en, only=only) == []
     assert check_copy({"text": "Better than the junk on Amazon."}, en)
+    # a complaint echoed from an unhappy customer's review is not an ad
+    echoed = check_copy({"text": "我怀疑这是水货机子，动不动就死机。欢迎选购。"}, zh, only=only)
+    assert "水货" in " ".join(echoed) and "死机" in " ".join(echoed)
 
 
 def test_placeholders_fail_and_the_disclaimer_is_appended_once():

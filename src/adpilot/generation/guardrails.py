@@ -221,9 +221,11 @@ def check_facts(fields: Fields, ctx: GuardContext) -> list[str]:
 
 DISPARAGING: dict[str, list[str]] = {
     "zh": ["不建议", "不推荐", "别买", "不要买", "欺骗", "骗人", "垃圾", "劣质", "差劲", "坑人",
-           "惨痛", "后悔"],
+           "惨痛", "后悔", "水货", "假货", "死机", "没法用", "没法使用", "不能用", "不好用", "失望",
+           "上当", "质量差", "太差"],
     "en": [r"not recommended", r"(?:do not|don't) buy", r"avoid (?:it|this)", r"scam",
-           r"rip[- ]off", r"terrible", r"awful", r"worst", r"garbage", r"junk"],
+           r"rip[- ]off", r"terrible", r"awful", r"worst", r"garbage", r"junk", r"defective",
+           r"fake", r"disappointing", r"waste of money", r"poor quality", r"cheaply made"],
 }
 # other sellers and platforms: copy does not name (or run down) them
 OTHER_SELLERS = ["京东", "淘宝", "天猫", "拼多多", "苏宁", "当当", "亚马逊", "唯品会", "amazon",
