@@ -30,7 +30,14 @@ def main() -> None:
     out: dict = {"data": "hillstrom_email_rct.csv", "split": "70/30 stratified by arm",
                  "features": FEATURES, "runs": {}}
     lines = ["# Uplift targeting on Hillstrom (held-out 30%, seed 0)", "",
-             "Values are per customer (visit or conversion rate) by IPW, 95% bootstrap CI.", "",
+             "Values are per customer (visit or conversion rate) by IPW, 95% bootstrap CI.",
+             "`best-scored 50%`: contact the half of customers with the highest predicted uplift, "
+             "each with their best message; `random 50%`: contact a random half, each with a "
+             "random message. `incremental lift`: extra visits caused by the contacts (policy "
+             "value minus the no-contact value) of the best-scored half over the random half: "
+             "what targeting changes. `total lift`: all visits, including those of customers who "
+             "visit anyway and whom no targeting can change, so it is diluted by the baseline "
+             "visit rate (about 10.6%).", "",
              "| outcome | learner | learned policy | best single arm | best-scored 50% | "
              "random 50% | total lift | incremental lift | Qini | AUUC |",
              "|---|---|---|---|---|---|---|---|---|---|"]
