@@ -310,3 +310,18 @@ def test_a_list_like_sentence_loses_only_its_failing_items():
     # two items are not a list: nothing to keep, the sentence goes
     fixed, _ = drop_failing_sentences({"headline": "轻薄，仅售2000元"}, ctx, clauses=True)
     assert fixed["headline"] == ""
+
+
+def test_the_minimum_length_counts_the_copy_not_the_disclaimer():
+    """「快来关注我。回T退订」 is ten characters, but six of copy: too short for an SMS."""
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.guardrails import GuardContext, check_copy
+
+    kit = load_brand()
+    ctx = GuardContext(channel_spec("sms", "zh"), kit, facts="热水器")
+    tail = kit.disclaimer_for("sms", "zh")
+    assert tail and len("快来关注我。" + tail) >= 10
+    reasons = check_copy({"text": f"快来关注我。{tail}"}, ctx, only=["length"])
+    assert reasons and "6 characters of copy" in reasons[0]
+    assert check_copy({"text": f"热水器上新，即开即热，洗澡不用等。{tail}"}, ctx, only=["length"]) == []

@@ -63,19 +63,21 @@ def _all_text(fields: Fields) -> str:
 def check_length(fields: Fields, ctx: GuardContext) -> list[str]:
     """Characters per field within the channel × language limits; one-line fields stay one line."""
     out = []
-    for name, (lo, hi) in ctx.spec.limits.items():
-        value = fields.get(name, "")
-        n = len(value)
-        where = f"{ctx.spec.channel} {name} ({ctx.lang})"
-        if n > hi:
-            out.append(f"{where} has {n} characters, the limit is {hi}: shorten it")
-        elif n < lo:
-            out.append(f"{where} has {n} characters, at least {lo} are needed")
-        if ctx.spec.single_line(name) and "\n" in value.strip():
-            out.append(f"{where} must be a single line")
     main = fields.get(ctx.spec.main_field, "")
     disclaimer = ctx.brand.disclaimer_for(ctx.spec.channel, ctx.lang)
     body = main[: -len(disclaimer)].rstrip() if disclaimer and main.endswith(disclaimer) else main
+    for name, (lo, hi) in ctx.spec.limits.items():
+        value = fields.get(name, "")
+        n = len(value)
+        # the limit counts the disclaimer; the minimum counts what the copy says
+        content = len(body) if name == ctx.spec.main_field else n
+        where = f"{ctx.spec.channel} {name} ({ctx.lang})"
+        if n > hi:
+            out.append(f"{where} has {n} characters, the limit is {hi}: shorten it")
+        elif content < lo:
+            out.append(f"{where} has {content} characters of copy, at least {lo} are needed")
+        if ctx.spec.single_line(name) and "\n" in value.strip():
+            out.append(f"{where} must be a single line")
     cap = ctx.spec.limits[ctx.spec.main_field][1] - (len(disclaimer) + 1 if disclaimer else 0)
     # only text that hit the length cap exactly can have been cut off by a grammar-limited backend
     if len(body) >= cap - 1 and not ENDS_SENTENCE.search(body.rstrip()):
