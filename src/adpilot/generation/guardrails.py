@@ -230,7 +230,8 @@ DISPARAGING: dict[str, list[str]] = {
            r"fake", r"disappointing", r"waste of money", r"poor quality", r"cheaply made"],
 }
 # other sellers and platforms: copy does not name (or run down) them
-OTHER_SELLERS = ["京东", "淘宝", "天猫", "拼多多", "苏宁", "当当", "亚马逊", "唯品会", "amazon",
+OTHER_SELLERS = ["京东", "淘宝", "天猫", "拼多多", "苏宁", "当当", "亚马逊", "唯品会", "携程", "去哪儿",
+                 "飞猪", "美团", "艺龙", "国美", "amazon",
                  "ebay", "walmart", "aliexpress", "temu", "shein"]
 
 
