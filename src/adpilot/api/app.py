@@ -3,6 +3,7 @@ dashboard on one FastAPI app. Settings are read when the app is built, never at 
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from collections.abc import Callable
@@ -69,9 +70,14 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
         thread = threading.Thread(target=flusher, name="adpilot-flush", daemon=True)
         thread.start()
         state.campaigns.start_drainer()  # batches left pending by a previous run are processed
+        if settings.gc_freeze:
+            gc.collect()
+            gc.freeze()
         try:
             yield
         finally:
+            if settings.gc_freeze:
+                gc.unfreeze()  # collectable again once the app is gone (tests build many)
             stop.set()
             state.campaigns.close()  # processes what is still in the event inbox
             state.jobs.shutdown()
