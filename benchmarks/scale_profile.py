@@ -17,7 +17,8 @@ Modes (each writes benchmarks/results/scale_<mode>[_<executor>].json):
       profile building from Parquet inputs (reviews with polarity, customers, aspect and 64-dim
       embedding part files, written first by a separate process and reused from --data-dir):
       ``duck.build_profiles_parquet`` (--memory-limit, default 256MB; --threads, default 2) and
-      pandas ``build_profiles``, each in a fresh process; peak = that process's ru_maxrss.
+      pandas ``build_profiles``, each in a fresh process; peak = that process's ru_maxrss;
+      spill_peak_mb = peak size of DuckDB's temp folder (partition files + spill).
   --mode sentiment --rows 2000
       the fine-tuned polarity models (MiniLM + TF-IDF, EN + ZH, from the model cache) as a batch
       stage: reviews/s on the local executor and on Ray (2 actors, 1 torch thread each).
@@ -344,8 +345,13 @@ def memory_mode(args) -> dict:
                        "(wait4); rss_after_imports = RSS before the build starts",
             "duckdb_settings": {"memory_limit": args.memory_limit, "threads": args.threads,
                                 "users_per_bucket": 20_000,
+                                "method": "inputs written once into one partition per "
+                                          "user-id range of ~20,000 users, then one "
+                                          "aggregation per partition",
                                 "preserve_insertion_order": False,
-                                "temp_directory": "a fresh folder (spill_peak_mb)"},
+                                "temp_directory": "a fresh folder holding the partition files "
+                                                  "and DuckDB's spill (spill_peak_mb: its "
+                                                  "peak size on disk)"},
             "cpu_lock": args.cpu_lock,
             "runs": runs,
             "duckdb_peak_ratio_last_first": round(last["peak_rss_mb"] / first["peak_rss_mb"], 2),

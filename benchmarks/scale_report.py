@@ -97,8 +97,10 @@ def main() -> None:
         lines += ["", f"Each build in a fresh process reading Parquet inputs and writing "
                   f"profiles.parquet; peak = ru_maxrss. DuckDB memory_limit {s['memory_limit']}, "
                   f"threads {s['threads']}, users in id ranges of about "
-                  f"{s.get('users_per_bucket', '?')}; 1M / 100k peak ratio "
-                  f"{mem['duckdb_peak_ratio_last_first']}.", ""]
+                  f"{s.get('users_per_bucket', '?')} (inputs written once into one partition "
+                  f"per range, then one aggregation per partition); 1M / 100k peak ratio "
+                  f"{mem['duckdb_peak_ratio_last_first']}; CPU lock: {mem.get('cpu_lock', '?')}.",
+                  ""]
     gen = load("scale_generate.json")
     if gen:
         f, r = gen["first_run"], gen["resume_run"]

@@ -3,6 +3,8 @@ demographics, mean embedding, summaries) and the segment statistics, on real rev
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,3 +95,57 @@ def test_duckdb_sample_is_seeded_and_bounded(tables, tmp_path):
     a, b = duck.sample_texts(con, src, 50, seed=1), duck.sample_texts(con, src, 50, seed=1)
     assert a == b and len(a) == 50
     con.close()
+
+
+def test_duckdb_partitioned_ranges_match_one_range(tmp_path):
+    """Many user-id ranges (inputs partitioned once, one aggregation per partition) give the
+    one-range result, also for ranges holding only customers (no reviews, aspects or
+    embeddings), and leave no partition files behind."""
+    rng = np.random.default_rng(0)
+    users = [f"u{i:03d}" for i in range(40)]
+    reviews = pd.DataFrame({"id": [f"r{i:04d}" for i in range(120)],
+                            "user_id": rng.choice(users[:15], 120).tolist(),
+                            "rating": rng.integers(1, 6, 120).astype(float),
+                            "language": rng.choice(["en", "zh"], 120)})
+    reviews.loc[[3, 7], "user_id"] = None  # reviews without a user are left out
+    reviews["polarity"] = (reviews["rating"] - 3) / 2
+    aspects = pd.DataFrame({"review_id": rng.choice(reviews["id"], 200),
+                            "aspect": rng.choice(list(ASPECTS), 200),
+                            "score": rng.normal(size=200)})
+    emb = pd.DataFrame(rng.normal(size=(120, 4)).astype(np.float32),
+                       columns=[f"e{i}" for i in range(4)])
+    emb.insert(0, "id", reviews["id"])
+    customers = pd.DataFrame({"id": users[::-1] + ["u000"],  # a repeated id: first row wins
+                              "age": rng.integers(18, 80, 41).astype(float),
+                              "gender": rng.choice(["F", "M"], 41)})
+    paths = {}
+    for name, frame in [("reviews", reviews), ("aspects", aspects), ("embeddings", emb),
+                        ("customers", customers)]:
+        paths[name] = tmp_path / f"{name}.parquet"
+        frame.to_parquet(paths[name], index=False)
+    con = duck.connect(memory_limit="128MB", threads=2)
+    kw = dict(reviews=paths["reviews"], aspects=paths["aspects"],
+              embeddings=paths["embeddings"], embedding_dim=4, customers=paths["customers"])
+    assert len(duck.user_buckets(con, paths["reviews"], paths["customers"], 4)) > 5
+    many = pd.read_parquet(duck.build_profiles_duckdb(con, tmp_path / "many.parquet",
+                                                      users_per_bucket=4, batch_rows=3, **kw))
+    one = pd.read_parquet(duck.build_profiles_duckdb(con, tmp_path / "one.parquet", **kw))
+    # two-pass partitioning (more ranges than max_files) puts every row in the same range
+    buckets = duck.user_buckets(con, paths["reviews"], paths["customers"], 4)
+    one_pass = duck.partition_inputs(con, tmp_path / "p1", buckets, **kw)
+    two_pass = duck.partition_inputs(con, tmp_path / "p2", buckets, max_files=3, **kw)
+    for name, root in one_pass.items():
+        for i in range(len(buckets)):
+            a, b = (con.sql(f"SELECT * FROM read_parquet('{r / f'part={i}'}/*.parquet', "
+                            f"hive_partitioning=false) ORDER BY ALL").df()
+                    for r in (root, two_pass[name]))
+            pd.testing.assert_frame_equal(a, b)
+    assert sorted(p.name for p in (tmp_path / "p2").iterdir()) == sorted(one_pass)
+    for d in ("p1", "p2"):
+        shutil.rmtree(tmp_path / d)
+    con.close()
+    assert many["user_id"].tolist() == sorted(users)
+    pd.testing.assert_frame_equal(many, one, check_exact=False, rtol=1e-9)
+    assert many.loc[many["user_id"] == "u000", "age"].item() == customers["age"].iloc[-2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [f"{n}.parquet" for n in paths] + ["many.parquet", "one.parquet"])

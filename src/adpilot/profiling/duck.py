@@ -15,6 +15,8 @@ the caller when there is one.
 
 from __future__ import annotations
 
+import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -96,7 +98,7 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
                 customers: str | Path | None = None,
                 customer_columns: list[str] | None = None,
                 languages: list[str] | None = None, bounded: tuple[bool, bool] = (False, False),
-                ) -> str:
+                partitioned: bool = False) -> str:
     """The aggregation query: one row per user seen in reviews or customers, by user id.
 
     One hash aggregate keyed by user: reviews, aspect rows and embedding rows (each joined to
@@ -107,6 +109,9 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
     ``languages``: :func:`review_languages` (the per-user language is the most frequent one,
     ties to the language seen first). ``bounded``: (lower, upper) — restrict to users with
     ``user_id >= $lo`` / ``user_id < $hi`` (named parameters), one bucket of users.
+    ``partitioned``: the inputs are one partition written by :func:`partition_inputs` — aspect
+    (and embedding) rows already carry their review's ``user_id``, customer rows their original
+    file position as ``_cu_row``.
     """
     rng = "".join([" AND {col} >= $lo" if bounded[0] else "",
                    " AND {col} < $hi" if bounded[1] else ""])
@@ -118,10 +123,15 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
     aggs = []
     demo = [c for c in ("age", "gender", "region") if c in (customer_columns or [])]
     if customers is not None:
-        sel = ", ".join(["id AS user_id", "4 AS kind",
-                         "(filename, file_row_number) AS cu_row", *demo])
-        parts.append(f"SELECT {sel} FROM read_parquet({_glob_arg(customers)}, filename=true, "
-                     f"file_row_number=true) WHERE id IS NOT NULL{rng.format(col='id')}")
+        if partitioned:
+            sel = ", ".join(["id AS user_id", "4 AS kind", "_cu_row AS cu_row", *demo])
+            parts.append(f"SELECT {sel} FROM {_src(customers)}")
+        else:
+            sel = ", ".join(["id AS user_id", "4 AS kind",
+                             "(filename, file_row_number) AS cu_row", *demo])
+            parts.append(f"SELECT {sel} FROM read_parquet({_glob_arg(customers)}, "
+                         f"filename=true, file_row_number=true) "
+                         f"WHERE id IS NOT NULL{rng.format(col='id')}")
         # the first row of a customer id, as drop_duplicates keeps it
         aggs += [f"arg_min_null({c}, cu_row) FILTER (WHERE kind = 4) AS {c}" for c in demo]
     aggs += ["count(*) FILTER (WHERE kind = 1) AS n_reviews", "avg(rating) AS mean_rating",
@@ -138,7 +148,9 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
     else:
         outer.append("CAST(NULL AS VARCHAR) AS language")
     if aspects is not None:
-        parts.append(f"SELECT r.user_id, 2 AS kind, a.aspect, a.score FROM {_src(aspects)} a "
+        parts.append(f"SELECT user_id, 2 AS kind, aspect, score FROM {_src(aspects)}"
+                     if partitioned else
+                     f"SELECT r.user_id, 2 AS kind, a.aspect, a.score FROM {_src(aspects)} a "
                      f"JOIN {rv} r ON a.review_id = r.id")
         aggs.append("count(*) FILTER (WHERE kind = 2) AS n_aspect_rows")
         for a in ASPECTS:
@@ -150,7 +162,9 @@ def profile_sql(*, reviews: str | Path, aspects: str | Path | None = None,
                   for a in ASPECTS]
     if embeddings is not None and embedding_dim:
         cols = [f"e{i}" for i in range(embedding_dim)]
-        parts.append(f"SELECT r.user_id, 3 AS kind, {', '.join('e.' + c for c in cols)} "
+        parts.append(f"SELECT user_id, 3 AS kind, {', '.join(cols)} FROM {_src(embeddings)}"
+                     if partitioned else
+                     f"SELECT r.user_id, 3 AS kind, {', '.join('e.' + c for c in cols)} "
                      f"FROM {_src(embeddings)} e JOIN {rv} r ON e.id = r.id")
         aggs += [f"sum({c}) AS {c}" for c in cols]
         norm = "sqrt(" + " + ".join(f"coalesce({c}, 0) * coalesce({c}, 0)" for c in cols) + ")"
@@ -166,9 +180,7 @@ def user_buckets(con, reviews: str | Path, customers: str | Path | None,
     """Consecutive user-id ranges ``(lo, hi)`` (``None``: open end) of about
     ``users_per_bucket`` users each, from a HyperLogLog count of the users and a fixed-size
     reservoir sample of their ids (neither grows with the data)."""
-    users = f"SELECT user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL"
-    if customers is not None:
-        users += f" UNION ALL SELECT id AS user_id FROM {_src(customers)} WHERE id IS NOT NULL"
+    users = _users_sql(reviews, customers)
     n = con.execute(f"SELECT approx_count_distinct(user_id) FROM ({users})").fetchall()[0][0] or 0
     k = max(1, -(-int(n) // max(1, int(users_per_bucket))))
     if k == 1:
@@ -181,44 +193,179 @@ def user_buckets(con, reviews: str | Path, customers: str | Path | None,
     return list(zip(edges[:-1], edges[1:], strict=True))
 
 
+def _users_sql(reviews: str | Path, customers: str | Path | None) -> str:
+    users = f"SELECT user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL"
+    if customers is not None:
+        users += f" UNION ALL SELECT id AS user_id FROM {_src(customers)} WHERE id IS NOT NULL"
+    return users
+
+
+def _bucket_expr(col: str, cuts: list, sql_type: str) -> str:
+    """The index of the user-id range ``col`` falls in (the number of ``cuts`` ≤ it), as a
+    balanced tree of ``CASE`` comparisons: log2(ranges) comparisons per row, not one per range."""
+    lits = [f"CAST({_lit(str(c))} AS {sql_type})" for c in cuts]
+
+    def tree(lo: int, hi: int) -> str:
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi + 1) // 2
+        return (f"CASE WHEN {col} < {lits[mid - 1]} THEN {tree(lo, mid - 1)} "
+                f"ELSE {tree(mid, hi)} END")
+
+    return tree(0, len(cuts))
+
+
+def partition_inputs(con, folder: str | Path, buckets: list[tuple], *, reviews: str | Path,
+                     aspects: str | Path | None = None, embeddings: str | Path | None = None,
+                     embedding_dim: int = 0, customers: str | Path | None = None,
+                     buffer_bytes: int = 8 << 20, max_files: int = 16) -> dict[str, Path]:
+    """Write each input once into ``folder/<input>/part=<i>/`` by the user-id range ``i`` of
+    ``buckets`` (:func:`user_buckets`), with DuckDB's partitioned ``COPY``: one streaming
+    pass per input, so the per-range aggregation afterwards reads only its own range's rows.
+
+    Reviews keep ``user_id, rating, polarity, language``; aspect and embedding rows get their
+    review's ``user_id`` here (one join over all reviews, which DuckDB spills beyond its
+    memory limit) and drop the review id; customers keep their columns plus ``_cu_row``, their
+    original (file, row) position, for the first-row-wins tie-break. Every range gets a folder
+    (an empty file where it has no rows). ``buffer_bytes`` sets the rows the writers buffer
+    (``partitioned_write_flush_threshold``: DuckDB's default of 524,288 rows of 64 floats
+    held ~160 MB; row groups of at most 16,384 rows) and the files are LZ4-compressed
+    (temporary, read once). With more than ``max_files`` ranges, each input is written in
+    two passes — into ~sqrt(ranges) groups of consecutive ranges, then each group into its
+    ranges — so at most ~sqrt(ranges) partition files are open at once (DuckDB's partitioned
+    write buffers grow with the number of open partitions). Returns ``{input: root folder}``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    cuts = [hi for _, hi in buckets[:-1]]
+    n = len(buckets)
+    sql_type = con.execute(f"DESCRIBE SELECT user_id FROM ({_users_sql(reviews, customers)})"
+                           ).fetchall()[0][1]
+    part = _bucket_expr("user_id", cuts, sql_type)
+    rv = f"(SELECT id, user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL)"
+    queries = {"reviews": (f"SELECT user_id, rating, polarity, language, {part} AS part "
+                           f"FROM {_src(reviews)} WHERE user_id IS NOT NULL", 48)}
+    if aspects is not None:
+        queries["aspects"] = (f"SELECT user_id, aspect, score, {part} AS part FROM "
+                              f"(SELECT r.user_id, a.aspect, a.score FROM {_src(aspects)} a "
+                              f"JOIN {rv} r ON a.review_id = r.id)", 40)
+    if embeddings is not None and embedding_dim:
+        cols = ", ".join(f"e.e{i}" for i in range(embedding_dim))
+        queries["embeddings"] = (f"SELECT *, {part} AS part FROM (SELECT r.user_id, {cols} "
+                                 f"FROM {_src(embeddings)} e JOIN {rv} r ON e.id = r.id)",
+                                 24 + 4 * embedding_dim)
+    if customers is not None:
+        queries["customers"] = (
+            f"SELECT * EXCLUDE (filename, file_row_number), "
+            f"(filename, file_row_number) AS _cu_row, {_bucket_expr('id', cuts, sql_type)} "
+            f"AS part FROM read_parquet({_glob_arg(customers)}, filename=true, "
+            f"file_row_number=true) WHERE id IS NOT NULL", 64)
+    settings = ("partitioned_write_flush_threshold", "partitioned_write_max_open_files")
+    old = {k: con.execute(f"SELECT current_setting('{k}')").fetchone()[0] for k in settings}
+    per_group = math.isqrt(n - 1) + 1 if n > max_files else n  # ~sqrt(n) files per pass
+    roots = {}
+    try:
+        for name, (q, width) in queries.items():
+            rows = max(1, buffer_bytes // width)
+            con.execute(f"SET partitioned_write_flush_threshold = {max(2048, rows // 8)}")
+            con.execute(f"SET partitioned_write_max_open_files = {max(n, 1)}")
+            opts = (f"FORMAT parquet, ROW_GROUP_SIZE "
+                    f"{max(2048, min(16_384, 4 * rows // min(n, per_group)))}, COMPRESSION lz4")
+            root = folder / name
+            if per_group == n:
+                con.execute(f"COPY ({q}) TO {_lit(root)} ({opts}, PARTITION_BY (part))")
+            else:  # two passes: ~sqrt(n) groups of ranges, then each group into its ranges
+                groups = folder / f"{name}-groups"
+                con.execute(f"COPY (SELECT *, part // {per_group} AS grp FROM ({q})) TO "
+                            f"{_lit(groups)} ({opts}, PARTITION_BY (grp))")
+                for sub in sorted(groups.iterdir()):
+                    tmp = folder / f"{name}-{sub.name}"
+                    con.execute(f"COPY (SELECT * FROM read_parquet({_glob_arg(sub)}, "
+                                f"hive_partitioning=false)) TO {_lit(tmp)} "
+                                f"({opts}, PARTITION_BY (part))")
+                    root.mkdir(exist_ok=True)
+                    for d in tmp.iterdir():
+                        d.rename(root / d.name)
+                    tmp.rmdir()
+                    shutil.rmtree(sub)
+                groups.rmdir()
+            for i in range(n):
+                sub = root / f"part={i}"
+                if not sub.is_dir():  # a range without rows of this input
+                    sub.mkdir(parents=True)
+                    con.execute(f"COPY (SELECT * EXCLUDE (part) FROM ({q}) LIMIT 0) TO "
+                                f"{_lit(sub / 'empty.parquet')} (FORMAT parquet)")
+            roots[name] = root
+    finally:
+        for k, v in old.items():
+            con.execute(f"SET {k} = {int(v)}")
+    return roots
+
+
 def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
                           aspects: str | Path | None = None,
                           embeddings: str | Path | None = None, embedding_dim: int = 0,
                           customers: str | Path | None = None,
-                          users_per_bucket: int = 20_000, batch_rows: int = 10_000) -> Path:
+                          users_per_bucket: int = 20_000, batch_rows: int = 10_000,
+                          work_dir: str | Path | None = None) -> Path:
     """Aggregate per user in DuckDB into ``out`` (one Parquet file, sorted by user id) with
     English and Chinese summaries. ``reviews`` needs ``id``, ``user_id``, ``rating``,
     ``language`` and ``polarity`` (see :func:`join_polarity`).
 
     The users are split into consecutive id ranges of about ``users_per_bucket`` users
-    (:func:`user_buckets`), and :func:`profile_sql` runs once per range: every per-user state
-    (the aggregate, the review-to-user join's build side, the sort) holds one range's users, so
-    memory is set by ``users_per_bucket`` and ``batch_rows``, not by the number of reviews or
-    users. The price is one scan of the inputs per range (time grows with rows × ranges).
+    (:func:`user_buckets`). With more than one range, every input is first written once into
+    one partition per range (:func:`partition_inputs`, in a temporary folder under
+    ``work_dir`` — default: ``out``'s folder — deleted afterwards), then :func:`profile_sql`
+    runs on each partition in id order. Every per-user state (the aggregate, the sort, the
+    embedding sums) holds one range's users, so memory is set by ``users_per_bucket`` and
+    ``batch_rows``, not by the number of reviews or users; time is a fixed number of passes
+    over the inputs (a few user-id scans, the partitioning pass, one read of the partitions).
     Results stream out ``batch_rows`` profiles at a time, summaries added batch by batch.
     """
+    import tempfile
+
+    cols = ([r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_src(customers)}").fetchall()]
+            if customers is not None else None)
+    langs = review_languages(con, reviews)
+    buckets = user_buckets(con, reviews, customers, users_per_bucket)
+    out = Path(out)
+    if len(buckets) == 1:  # one range: aggregate the inputs as they are
+        return _write_profiles(con, out, [dict(reviews=reviews, aspects=aspects,
+                                               embeddings=embeddings, customers=customers)],
+                               cols, langs, embedding_dim, batch_rows, partitioned=False)
+    with tempfile.TemporaryDirectory(prefix="adpilot-parts-",
+                                     dir=work_dir if work_dir is not None else out.parent) as tmp:
+        roots = partition_inputs(con, tmp, buckets, reviews=reviews, aspects=aspects,
+                                 embeddings=embeddings, embedding_dim=embedding_dim,
+                                 customers=customers)
+        parts = [{k: (roots[k] / f"part={i}" if k in roots else None)
+                  for k in ("reviews", "aspects", "embeddings", "customers")}
+                 for i in range(len(buckets))]
+        return _write_profiles(con, out, parts, cols, langs, embedding_dim, batch_rows,
+                               partitioned=True)
+
+
+def _write_profiles(con, out: Path, parts: list[dict], cols, langs, embedding_dim: int,
+                    batch_rows: int, *, partitioned: bool) -> Path:
+    """One :func:`profile_sql` per part (in order), mean embeddings added, summaries added
+    ``batch_rows`` profiles at a time, all written into one Parquet file."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from adpilot.profiling.profiles import _summaries
 
-    cols = ([r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_src(customers)}").fetchall()]
-            if customers is not None else None)
-    langs = review_languages(con, reviews)
-    out = Path(out)
     writer = None
     try:
-        for lo, hi in user_buckets(con, reviews, customers, users_per_bucket):
-            bounded = (lo is not None, hi is not None)
-            params = {k: v for k, v in (("lo", lo), ("hi", hi)) if v is not None}
-            sql = profile_sql(reviews=reviews, aspects=aspects, customers=customers,
-                              customer_columns=cols, languages=langs, bounded=bounded)
-            rel = con.sql(sql, params=params)
+        for i, p in enumerate(parts):
+            sql = profile_sql(reviews=p["reviews"], aspects=p["aspects"],
+                              customers=p["customers"], customer_columns=cols, languages=langs,
+                              partitioned=partitioned)
+            rel = con.sql(sql)
             frame = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
-                     else rel.arrow()).to_pandas()  # one bucket of users
-            if embeddings is not None and embedding_dim:
-                emb = _bucket_embeddings(con, frame["user_id"], reviews, embeddings,
-                                         embedding_dim, bounded, params, batch_rows)
+                     else rel.arrow()).to_pandas()  # one range of users
+            if p["embeddings"] is not None and embedding_dim:
+                emb = _bucket_embeddings(con, frame["user_id"], p["reviews"], p["embeddings"],
+                                         embedding_dim, batch_rows, partitioned=partitioned)
                 frame = pd.concat([frame, pd.DataFrame(emb, columns=[
                     f"e{i}" for i in range(embedding_dim)], index=frame.index)], axis=1)
             for lo_row in range(0, len(frame), batch_rows):
@@ -229,7 +376,7 @@ def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
                 if writer is None:
                     writer = pq.ParquetWriter(out, batch.schema)
                 writer.write_table(batch.cast(writer.schema))
-            if writer is None and len(frame) == 0 and hi is None:  # no users at all
+            if writer is None and len(frame) == 0 and i == len(parts) - 1:  # no users at all
                 frame["summary"] = pd.Series(dtype=object)
                 frame["summary_zh"] = pd.Series(dtype=object)
                 writer = pq.ParquetWriter(out, pa.Table.from_pandas(
@@ -240,19 +387,22 @@ def build_profiles_duckdb(con, out: str | Path, *, reviews: str | Path,
     return out
 
 
-def _bucket_embeddings(con, users: pd.Series, reviews, embeddings, dim: int,
-                       bounded: tuple[bool, bool], params: dict, batch_rows: int):
-    """Mean review embedding of each user in one bucket (zeros without any), normalised as
+def _bucket_embeddings(con, users: pd.Series, reviews, embeddings, dim: int, batch_rows: int,
+                       *, partitioned: bool):
+    """Mean review embedding of each user in one range (zeros without any), normalised as
     :func:`~adpilot.profiling.profiles.user_embeddings` does, summed from streamed batches: a
-    64-wide aggregate state per user would make DuckDB's hash table rows ~1 KB each."""
+    64-wide aggregate state per user would make DuckDB's hash table rows ~1 KB each.
+    ``partitioned``: the embedding rows carry ``user_id`` (:func:`partition_inputs`)."""
     import numpy as np
 
-    rng = "".join([" AND user_id >= $lo" if bounded[0] else "",
-                   " AND user_id < $hi" if bounded[1] else ""])
-    cols = ", ".join(f"e.e{i}" for i in range(dim))
-    rel = con.sql(f"SELECT r.user_id, {cols} FROM {_src(embeddings)} e JOIN "
-                  f"(SELECT id, user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL{rng}) r "
-                  f"ON e.id = r.id", params=params)
+    if partitioned:
+        cols = ", ".join(f"e{i}" for i in range(dim))
+        rel = con.sql(f"SELECT user_id, {cols} FROM {_src(embeddings)}")
+    else:
+        cols = ", ".join(f"e.e{i}" for i in range(dim))
+        rel = con.sql(f"SELECT r.user_id, {cols} FROM {_src(embeddings)} e JOIN "
+                      f"(SELECT id, user_id FROM {_src(reviews)} WHERE user_id IS NOT NULL) r "
+                      f"ON e.id = r.id")
     reader = (rel.to_arrow_reader(batch_rows) if hasattr(rel, "to_arrow_reader")
               else rel.fetch_arrow_reader(batch_rows))  # DuckDB 2 / DuckDB 1
     index = pd.Index(users)
@@ -292,7 +442,8 @@ def build_profiles_parquet(out: str | Path, *, reviews: str | Path,
                                          embeddings=embeddings, embedding_dim=embedding_dim,
                                          customers=customers,
                                          users_per_bucket=users_per_bucket,
-                                         batch_rows=batch_rows)
+                                         batch_rows=batch_rows,
+                                         work_dir=temp_dir if temp_dir is not None else tmp)
         finally:
             con.close()
 
