@@ -325,3 +325,24 @@ def test_the_minimum_length_counts_the_copy_not_the_disclaimer():
     reasons = check_copy({"text": f"快来关注我。{tail}"}, ctx, only=["length"])
     assert reasons and "6 characters of copy" in reasons[0]
     assert check_copy({"text": f"热水器上新，即开即热，洗澡不用等。{tail}"}, ctx, only=["length"]) == []
+
+
+def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
+    """A lexical model trained on the real review files judges each statement; questions and
+    ordinary ad lines pass."""
+    from adpilot.generation.brand import load_brand
+    from adpilot.generation.channels import channel_spec
+    from adpilot.generation.guardrails import GuardContext, check_copy
+
+    kit = load_brand()
+    zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍")
+    bad = check_copy({"text": "这是一本简单的故事，但封面折痕严重。后来决定不买了。"}, zh,
+                     only=["complaint"])
+    assert len(bad) == 2 and "决定不买了" in bad[1]
+    assert check_copy({"text": "你还在等什么？好书上新，装帧精美，快来挑一本。"}, zh,
+                      only=["complaint"]) == []
+    en = GuardContext(channel_spec("social", "en"), kit, facts="dress")
+    assert check_copy({"text": "The fabric is thin and cheap looking, very disappointed."}, en,
+                      only=["complaint"])
+    assert check_copy({"text": "Soft linen that keeps you cool all summer. Tired of dresses "
+                               "that gape at the buttons?"}, en, only=["complaint"]) == []

@@ -253,6 +253,26 @@ def check_disparaging(fields: Fields, ctx: GuardContext) -> list[str]:
     return out
 
 
+_MIN_COMPLAINT = {"zh": 6, "en": 20}  # characters: shorter bits carry too little to judge
+
+
+@guardrail("complaint")
+def check_complaint(fields: Fields, ctx: GuardContext) -> list[str]:
+    """No sentence that reads like an unhappy customer's review (a lexical model trained on
+    real reviews, see :mod:`adpilot.generation.tone`): copy is written from reviews and a
+    small model tends to echo their complaints."""
+    from adpilot.generation.tone import THRESHOLD, complaint_probability
+
+    sentences = [s.strip() for text in fields.values() for s in _SENTENCE_BREAK.split(text)
+                 if len(s.strip()) >= _MIN_COMPLAINT.get(ctx.lang, 6)
+                 and not s.strip().endswith(("？", "?"))]
+    p = complaint_probability(sentences, ctx.lang)
+    if p is None:
+        return []
+    return [f"this reads like a complaint, not an ad: {s!r} — say what is good instead"
+            for s, q in zip(sentences, p, strict=True) if q >= THRESHOLD]
+
+
 # --- personal data and injected instructions ---------------------------------------------------
 
 @guardrail("pii")
@@ -336,7 +356,7 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
 SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
-                  "placeholder")
+                  "complaint", "placeholder")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 
