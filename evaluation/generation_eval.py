@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import sys
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from adpilot.backends.llm import StructuredOutputError, get_backend
+from adpilot.backends.llm import StructuredOutputError, Usage, get_backend
 from adpilot.data.records import Product
 from adpilot.datasets import data_dir
 from adpilot.generation import CHANNELS, Audience, CopyGenerator, PromptCache, channel_spec
@@ -114,6 +115,16 @@ def summarise(rows: list[dict], planned: int) -> dict:
                       for g in [[done[i] for i in g]]} if done else {}
     reasons = Counter(v.split(":")[0] for r in done for v in r["violations"])
     fresh = [r for r in done if not r["cached"]]
+    # Best-of-N (issue #5): does the kept variant beat a random other candidate on predicted
+    # attractiveness? The other candidate is drawn with a seed per brief.
+    duels = []
+    for r in done:
+        scored = [c for c in r.get("candidates", []) if "attractiveness" in (c.get("scores") or {})]
+        chosen = next((c for c in scored if c["text"] == r["text"]), None)
+        others = [c for c in scored if c is not chosen]
+        if chosen and others:
+            other = others[random.Random(r["item"] * 7 + len(r["channel"])).randrange(len(others))]
+            duels.append(chosen["scores"]["attractiveness"] > other["scores"]["attractiveness"])
     return {"planned": planned, "done": len(done), "passed": sum(r["passed"] for r in done),
             "pass_rate": round(sum(r["passed"] for r in done) / len(done), 4) if done else None,
             "by_channel": by("channel"), "by_lang": by("lang"), "failures_by_guardrail": dict(reasons),
@@ -121,6 +132,8 @@ def summarise(rows: list[dict], planned: int) -> dict:
             "closed_at_length_cap": sum(bool(r.get("closed")) for r in done),
             "mean_seconds_uncached": round(sum(r["seconds"] for r in fresh) / len(fresh), 2)
             if fresh else None,
+            "best_of_beats_random": {"briefs": len(duels), "wins": sum(duels),
+                                     "rate": round(sum(duels) / len(duels), 4) if duels else None},
             "mean_tokens": round(sum(r["tokens"]["total"] for r in done) / len(done), 1) if done else None}
 
 
@@ -145,6 +158,11 @@ def write_report(rows: list[dict], summary: dict, meta: dict, out: Path = RESULT
               f"reported, not a manual edit): {summary['closed_at_length_cap']}. "
               f"Mean seconds per uncached variant: "
               f"{summary['mean_seconds_uncached']}; mean tokens: {summary['mean_tokens']}.", "",
+              f"Best-of-{meta.get('best_of', 1)}: each variant is the best of its candidates by the "
+              f"scorecard (guardrail passes first); it has a higher predicted attractiveness than a "
+              f"random other candidate in {summary['best_of_beats_random']['wins']} of "
+              f"{summary['best_of_beats_random']['briefs']} briefs "
+              f"({(summary['best_of_beats_random']['rate'] or 0):.0%}).", "",
               "## Ten variants side by side with their audience", "",
               "| # | lang | channel | product | audience (reviews quoted as the model saw them, "
               "cleaned) | copy | passed |", "|---|---|---|---|---|---|---|"]
@@ -180,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--out", type=Path, default=RESULTS, help="results folder")
     ap.add_argument("--max-tokens", type=int, default=320)
+    ap.add_argument("--best-of", type=int, default=3,
+                    help="candidates per brief, best kept by the scorecard (the product's default)")
     ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     ap.add_argument("--brand-en", default=None, help="brand kit for the English (fashion and "
                     "beauty) items; default: the built-in fashion shop's kit")
@@ -202,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict] = []
     started = time.time()
     meta = {"backend": backend.model_id, "data": str(base), "products": len(items),
+            "best_of": args.best_of,
             "brands": {lang: g.brand.name[lang] for lang, g in gens.items()},
             "channels_per_product": args.channels_per_product, "started": time.ctime(started)}
     from adpilot.generation.safety import clean_snippet
@@ -210,14 +231,27 @@ def main(argv: list[str] | None = None) -> int:
                "product": product.title, "audience": audience.describe(lang),
                "reviews": [clean_snippet(r, max_chars=120).text for r in audience.reviews[:2]]}
         tick = time.perf_counter()
-        try:
-            v = gens[lang].variant(product, audience, channel_spec(channel, lang), 0)
-            row.update(v.as_dict())
-        except StructuredOutputError as exc:  # counted as a failure, never dropped
-            row.update({"text": "", "fields": {}, "violations": [f"structured: {exc}"], "passed": False,
-                        "attempts": len(exc.attempts), "tokens": exc.usage.as_dict(),
-                        "seconds": round(time.perf_counter() - tick, 3),
-                        "cached": False})
+        gen, spec = gens[lang], channel_spec(channel, lang)
+        cands, errors = [], []
+        for j in range(args.best_of):  # what CopyGenerator.generate does, keeping every candidate
+            try:
+                cands.append(gen.variant(product, audience, spec, j))
+            except StructuredOutputError as exc:  # counted as a failed candidate, never dropped
+                errors.append({"text": "", "violations": [f"structured: {exc}"], "passed": False,
+                               "attempts": len(exc.attempts), "tokens": exc.usage.as_dict()})
+        if cands:
+            ranked = gen.rank(cands, product, audience, lang)
+            row.update(ranked[0].as_dict())
+            row["seconds"] = round(sum(c.seconds for c in cands), 3)
+            row["cached"] = all(c.cached for c in cands)
+            row["tokens"] = sum((c.usage for c in cands), Usage()).as_dict()
+            row["attempts"] = sum(c.attempts for c in cands) + sum(e["attempts"] for e in errors)
+        else:
+            row.update({"text": "", "fields": {}, "passed": False, "cached": False,
+                        "violations": errors[0]["violations"], "attempts": sum(e["attempts"] for e in errors),
+                        "tokens": errors[0]["tokens"], "seconds": round(time.perf_counter() - tick, 3)})
+        row["candidates"] = [{"index": j, "text": c.text, "passed": c.passed, "violations": c.violations,
+                              "scores": c.scores} for j, c in enumerate(cands)] + errors
         rows.append(row)
         meta["finished"] = time.ctime()
         write_report(rows, summarise(rows, len(plan)), meta, args.out)
