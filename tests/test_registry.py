@@ -75,7 +75,7 @@ def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data):
         reviews["text"].tolist(), reviews["rating"].astype(int).tolist()
     ).save(default_model_dir("rating", "en"))
     pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"].head(2000)))
-    AttractivenessModel(embedder="lsa").fit(pairs).save(attract_dir())
+    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(attract_dir())
     reg = ModelRegistry()
     reg.discover()
     reg.discover()  # idempotent

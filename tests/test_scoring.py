@@ -57,7 +57,7 @@ def test_pairs_from_upworthy(upworthy_pairs):
 
 def test_attractiveness_fit_save_load(upworthy_pairs, tmp_path):
     train, test = time_split(upworthy_pairs)
-    model = AttractivenessModel(embedder="lsa").fit(train.head(3000))
+    model = AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(train.head(3000))
     with pytest.raises(NotFittedError):
         AttractivenessModel().score(["x"])
     result = model.evaluate(test.head(2000))
@@ -74,6 +74,27 @@ def test_attractiveness_fit_save_load(upworthy_pairs, tmp_path):
     (folder / "adpilot.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactMismatchError, match="not 'attractiveness'"):
         AttractivenessModel.load(folder)
+
+
+def test_attractiveness_finetuned_scorer(upworthy_pairs, tmp_path):
+    """The fine-tuned MiniLM path on a tiny subset of real pairs: it trains, blends with the
+    linear scorer, keeps the no-side-bias property and survives save/load."""
+    pytest.importorskip("torch")
+    train, _ = time_split(upworthy_pairs)
+    tiny = train[train["test_id"].isin(train["test_id"].unique()[:20])]
+    model = AttractivenessModel(embedder="lsa", finetune_epochs=1, finetune_weight=0.5,
+                                max_length=24).fit(tiny)
+    texts = tiny["text_a"].head(8).tolist()
+    lin, ft = model.linear_score(texts), model.finetuned_score(texts)
+    assert np.allclose(model.score(texts), 0.5 * lin + 0.5 * ft)
+    assert ft.std() > 0  # the head learned something text-dependent
+    p = model.prob_a_beats_b(texts[:1], texts[1:2])[0]
+    assert p + model.prob_a_beats_b(texts[1:2], texts[:1])[0] == pytest.approx(1.0)
+    again = AttractivenessModel.load(model.save(tmp_path / "m"))
+    assert np.allclose(again.score(texts), model.score(texts), atol=1e-5)
+    (tmp_path / "m" / "siamese.safetensors").unlink()
+    with pytest.raises(ArtifactMismatchError, match="siamese.safetensors is missing"):
+        AttractivenessModel.load(tmp_path / "m")
 
 
 def test_scorecard_explains_and_ranks(shared_data):

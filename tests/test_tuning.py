@@ -217,7 +217,7 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
 
     # evaluation against the base, judged by a real attractiveness model (LSA embedder: fast)
     pairs = make_pairs(arms_from_upworthy(upworthy.head(3000)))
-    AttractivenessModel(embedder="lsa").fit(pairs).save(default_model_dir())
+    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(default_model_dir())
     briefs = td.write_jsonl(one * 2, tmp_path / "briefs.jsonl")
     code = main(["tune", "eval", "--model", str(sft_dir), "--briefs", str(briefs), "-n", "2",
                  "--ppl-n", "2", "--max-attempts", "1", "--max-tokens", "120", "--temperature", "0",

@@ -1,11 +1,18 @@
 """The attractiveness model (the discriminator): learns from real A/B outcomes which of two
 variants of the same test gets the higher click-through rate.
 
-A Bradley-Terry model: each copy gets a score s(x) = w · φ(x), and
-P(A beats B) = σ(s(A) − s(B)). φ = sentence embedding (MiniLM) + headline features + binary
-bag of words; w is fitted by logistic regression on feature differences of real pairs,
-weighted by how much evidence each pair carries (its z statistic, capped), with both
-orientations so the model has no side bias. Saved with config, version, data hash and metrics.
+A Bradley-Terry model: each copy gets a score s(x), and P(A beats B) = σ(s(A) − s(B)).
+s is a blend of two Bradley-Terry scorers fitted on the same pairs:
+
+- linear: s_lin(x) = w · φ(x), φ = sentence embedding (MiniLM) + headline features + binary
+  bag of words; w is fitted by logistic regression on feature differences of real pairs,
+  weighted by how much evidence each pair carries (its z statistic, capped), with both
+  orientations so the model has no side bias;
+- fine-tuned (``finetune_epochs`` > 0): MiniLM trained end to end as a siamese scorer with the
+  same evidence-weighted pairwise loss (:mod:`adpilot.scoring.siamese`).
+
+s = (1 − finetune_weight) · s_lin + finetune_weight · s_ft. Saved with config, version, data
+hash and metrics.
 """
 
 from __future__ import annotations
@@ -35,12 +42,19 @@ def data_hash(pairs: pd.DataFrame) -> str:
 
 @dataclass
 class AttractivenessModel:
-    """Pairwise CTR ranker. ``embedder``: ``minilm`` (default) or ``lsa``."""
+    """Pairwise CTR ranker. ``embedder``: ``minilm`` (default) or ``lsa`` for the linear part;
+    ``finetune_epochs`` = 0 leaves out the fine-tuned MiniLM scorer (no torch training)."""
 
     embedder: str = "minilm"
     C: float = 0.03
     bow_weight: float = 0.3
     max_evidence: float = 3.0
+    # chosen on a validation slice of the training period (attractiveness_validation.py)
+    finetune_epochs: int = 2
+    finetune_weight: float = 0.6
+    finetune_lr: float = 3e-5
+    max_length: int = 48
+    backbone: str | None = None
     seed: int = 0
     metrics_: dict = field(default_factory=dict, init=False)
 
@@ -58,8 +72,16 @@ class AttractivenessModel:
         bow = self._bow.transform(texts) * self.bow_weight
         return sp.hstack([sp.csr_matrix(emb), sp.csr_matrix(hand), bow]).tocsr()
 
-    def fit(self, pairs: pd.DataFrame) -> AttractivenessModel:
-        """``pairs``: text_a, text_b, label (1 = a had the higher CTR), z (evidence)."""
+    def _siamese(self):
+        from adpilot.scoring.siamese import SiameseScorer
+
+        return SiameseScorer(backbone=self.backbone, epochs=self.finetune_epochs,
+                             lr=self.finetune_lr, max_length=self.max_length,
+                             max_evidence=self.max_evidence, seed=self.seed)
+
+    def fit(self, pairs: pd.DataFrame, log=None) -> AttractivenessModel:
+        """``pairs``: text_a, text_b, label (1 = a had the higher CTR), z (evidence), and
+        test_id where known (the fine-tuned scorer batches whole tests)."""
         from sklearn.feature_extraction.text import CountVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -81,6 +103,8 @@ class AttractivenessModel:
         self.clf_ = LogisticRegression(C=self.C, max_iter=3000, fit_intercept=False).fit(
             sp.vstack([diff, -diff]), np.concatenate([y, 1 - y]),
             sample_weight=np.concatenate([w, w]))
+        self.siamese_ = (self._siamese().fit(pairs, log=log) if self.finetune_epochs > 0
+                         else None)
         train_scores = self.score(list(texts))
         self.score_quantiles_ = np.quantile(train_scores, np.linspace(0, 1, 101))
         self.data_hash_ = data_hash(pairs)
@@ -91,10 +115,21 @@ class AttractivenessModel:
         if not hasattr(self, "clf_"):
             raise NotFittedError("AttractivenessModel is not fitted yet; call fit or load.")
 
-    def score(self, texts: list[str]) -> np.ndarray:
-        """Per copy: the Bradley-Terry score (differences are log-odds of winning)."""
+    def linear_score(self, texts: list[str]) -> np.ndarray:
         self._check()
         return np.asarray(self._phi([str(t) for t in texts]) @ self.clf_.coef_.ravel()).ravel()
+
+    def finetuned_score(self, texts: list[str]) -> np.ndarray | None:
+        self._check()
+        return None if self.siamese_ is None else self.siamese_.score([str(t) for t in texts])
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """Per copy: the Bradley-Terry score (differences are log-odds of winning)."""
+        lin = self.linear_score(texts)
+        ft = self.finetuned_score(texts)
+        if ft is None:
+            return lin
+        return (1 - self.finetune_weight) * lin + self.finetune_weight * ft
 
     def percentile(self, scores: np.ndarray) -> np.ndarray:
         """Where each score falls among the training headlines (0-100)."""
@@ -115,7 +150,9 @@ class AttractivenessModel:
     # --- persistence -------------------------------------------------------------------------
     def config(self) -> dict:
         return {"embedder": self.embedder, "C": self.C, "bow_weight": self.bow_weight,
-                "max_evidence": self.max_evidence, "seed": self.seed}
+                "max_evidence": self.max_evidence, "finetune_epochs": self.finetune_epochs,
+                "finetune_weight": self.finetune_weight, "finetune_lr": self.finetune_lr,
+                "max_length": self.max_length, "backbone": self.backbone, "seed": self.seed}
 
     def save(self, folder: str | Path) -> Path:
         self._check()
@@ -130,6 +167,8 @@ class AttractivenessModel:
             state["_embed"] = self._embed  # fitted on the training texts
         with open(folder / "model.pkl", "wb") as fh:
             pickle.dump(state, fh)
+        if self.siamese_ is not None:
+            self.siamese_.save(folder)
         (folder / "adpilot.json").write_text(json.dumps(meta, indent=2))
         return folder
 
@@ -143,7 +182,8 @@ class AttractivenessModel:
         if meta.get("artifact") != ARTIFACT:
             raise ArtifactMismatchError(
                 f"{folder} holds a {meta.get('artifact')!r} artifact, not {ARTIFACT!r}")
-        model = cls(**meta["config"])
+        # artifacts written before the fine-tuned scorer existed are linear only
+        model = cls(**{"finetune_epochs": 0, **meta["config"]})
         with open(folder / "model.pkl", "rb") as fh:
             state = pickle.load(fh)  # written by save() above
         if state.get("data_hash_") != meta.get("data_hash"):
@@ -154,6 +194,14 @@ class AttractivenessModel:
             from adpilot.profiling.embeddings import get_embedder
 
             model._embed = get_embedder(model.embedder)
+        model.siamese_ = None
+        if model.finetune_epochs > 0:
+            from adpilot.scoring.siamese import WEIGHTS
+
+            if not (folder / WEIGHTS).exists():
+                raise ArtifactMismatchError(f"{folder}: config has a fine-tuned scorer but "
+                                            f"{WEIGHTS} is missing")
+            model.siamese_ = model._siamese().load_weights(folder)
         model.metrics_ = meta.get("metrics", {})
         return model
 
