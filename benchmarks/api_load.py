@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 from datetime import UTC, datetime
+from importlib.util import find_spec
 from pathlib import Path
 
 import httpx
@@ -189,7 +190,9 @@ def main() -> None:
         results = {"config": {k: str(v) for k, v in vars(args).items() if k != "serve"},
                    "database": store.dialect, "unique_events": n_unique * args.repeats,
                    "events_sent": args.events * args.repeats,
-                   "server": "uvicorn, 1 worker, own process; event inbox processed by a "
+                   "server": "uvicorn, 1 worker, own process, both servers alike "
+                             f"(uvloop: {bool(find_spec('uvloop'))}, httptools: "
+                             f"{bool(find_spec('httptools'))}); event inbox processed by a "
                              "lower-priority worker process", "bare": [], "events": []}
         inbox = EventInbox(store)
         sent_ids: set[str] = set()
