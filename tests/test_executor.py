@@ -105,12 +105,15 @@ def test_ray_and_local_give_the_in_process_profiles(data, cache, ray_executor, m
     ray = profile_tables_with(ray_executor, reviews, batch_size=64, **kw)
     assert ref.sentiment_source.startswith("model")
     assert ref.review_sentiment.std() > 0  # the models really scored the reviews
+    # float32 model scores of the same review in differently composed batches may differ in
+    # the last bits (2.7e-8 seen under CI load): equal within that, everything else exact
+    close = {"check_exact": False, "rtol": 1e-5, "atol": 1e-6}
     for run in (local, ray):
         assert run.sentiment_source == ref.sentiment_source
-        pd.testing.assert_series_equal(run.review_sentiment, ref.review_sentiment)
-        pd.testing.assert_frame_equal(run.aspects, ref.aspects)
+        pd.testing.assert_series_equal(run.review_sentiment, ref.review_sentiment, **close)
+        pd.testing.assert_frame_equal(run.aspects, ref.aspects, **close)
         np.testing.assert_array_equal(run.profiles.embeddings, ref.profiles.embeddings)
-        pd.testing.assert_frame_equal(run.profiles.table, ref.profiles.table)
+        pd.testing.assert_frame_equal(run.profiles.table, ref.profiles.table, **close)
         pd.testing.assert_frame_equal(run.segments, ref.segments)
         assert run.silhouettes == ref.silhouettes
     assert len(ref.aspects) > 50 and ref.segments["size"].sum() == len(ref.profiles)
