@@ -122,6 +122,21 @@ def test_save_load_round_trip(fitted, reviews, tmp_path):
     assert meta["adpilot_version"] and "val_ensemble" in meta["metrics"]
 
 
+def test_bf16_inference_agrees_with_fp32_and_keeps_the_fp32_model(fitted, reviews, tmp_path):
+    texts = reviews["text"].tolist()[:60]
+    fitted.save(tmp_path / "m")
+    fp32 = SentimentModel.load(tmp_path / "m", device="cpu")
+    bf16 = SentimentModel.load(tmp_path / "m", device="cpu", precision="bf16")
+    p32, p16 = fp32.predict_proba(texts), bf16.predict_proba(texts)
+    assert not np.array_equal(p32, p16)  # it really ran in bf16 ...
+    np.testing.assert_allclose(p16, p32, atol=0.05)  # ... and stayed close to fp32
+    assert (p16.argmax(1) == p32.argmax(1)).mean() >= 0.9
+    assert next(bf16.transformer_.parameters()).dtype.is_floating_point  # the fitted model
+    assert str(next(bf16.transformer_.parameters()).dtype) == "torch.float32"  # stays fp32
+    with pytest.raises(ConfigError, match="'precision' parameter"):
+        SentimentModel(precision="fp8", backbone="none").fit(reviews["text"], reviews["Rating"])
+
+
 def test_load_mismatch_fails_with_reason(fitted, tmp_path):
     d = fitted.save(tmp_path / "m")
     with pytest.raises(ArtifactMismatchError, match="not 'polarity'"):

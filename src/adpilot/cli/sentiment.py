@@ -87,12 +87,14 @@ def train(
                               f"macro-F1 {value['macro_f1']:.3f}")
 
 
-def _load(model_dir: Path | None, task: str, lang: str):
+def _load(model_dir: Path | None, task: str, lang: str, precision: str | None = None):
+    from adpilot.config import get_settings
     from adpilot.profiling.sentiment import SentimentModel, load_default_model
 
+    precision = precision or get_settings().sentiment_precision
     if model_dir is not None:
-        return SentimentModel.load(model_dir)
-    return load_default_model(task, lang)
+        return SentimentModel.load(model_dir, precision=precision)
+    return load_default_model(task, lang, precision=precision)
 
 
 @app.command("eval")
@@ -130,6 +132,10 @@ def predict(
     text_col: str = typer.Option("text", "--text-col", help=TEXT_COL_HELP),
     text: list[str] = typer.Option(None, "--text", help="A text to classify (repeatable)."),
     limit: int = typer.Option(None, "--limit", help="Only the first N texts of --data."),
+    precision: str = typer.Option(None, "--precision",
+                                  help="fp32 (exact), bf16 (about 2x faster on CPUs with "
+                                       "AVX512-BF16/AMX) or auto; default: "
+                                       "ADPILOT_SENTIMENT_PRECISION or fp32."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Predict labels and class probabilities for texts from a file or ``--text``."""
@@ -139,7 +145,7 @@ def predict(
     if data:
         texts += _read(data, text_col, None)[0]
     texts = texts[:limit] if limit else texts
-    model = _load(model_dir, task, lang)
+    model = _load(model_dir, task, lang, precision)
     proba = model.predict_proba(texts)
     labels = model.classes_[proba.argmax(1)]
     rows = [{"text": t, "label": int(y),

@@ -138,6 +138,30 @@ def set_threads(num_threads: int | None) -> None:
         torch.set_num_threads(n)
 
 
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` → ``bf16`` where the hardware computes it natively (a CPU with AVX512-BF16 or
+    AMX, a CUDA GPU that supports it), else ``fp32``. bf16 roughly halves CPU inference time;
+    its class probabilities differ from fp32 by up to ~1e-2 and depend slightly on how texts are
+    batched, so ``fp32`` is the default where results must be exactly reproducible."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"The 'precision' parameter of SentimentModel must be one of "
+                          f"{', '.join(PRECISIONS)}. Got {precision!r}.")
+    if precision != "auto":
+        return precision
+    torch = require("torch")
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device == "cpu":
+        cpu = torch.cpu
+        native = getattr(cpu, "_is_avx512_bf16_supported", lambda: False)() or getattr(
+            cpu, "_is_amx_tile_supported", lambda: False)()
+        return "bf16" if native else "fp32"
+    return "fp32"
+
+
 def _backbone_path(backbone: str, lang: str) -> str | None:
     if backbone == "none":
         return None
@@ -270,6 +294,9 @@ class SentimentModel:
     checkpoint_dir: where fine-tuning saves a checkpoint every ``checkpoint_every`` steps and
         resumes from after an interruption.
     max_steps: stop fine-tuning after this many optimiser steps (tests, quick experiments).
+    precision: inference arithmetic of the transformer, ``fp32`` (default: exact, independent of
+        batching), ``bf16`` (about 2x faster on CPUs with AVX512-BF16/AMX, same accuracy on the
+        benchmark's 2,000 reviews) or ``auto`` (bf16 where the hardware has it). Training is fp32.
     """
 
     def __init__(self, task: str = "rating", lang: str = "auto", *, backbone: str = "auto",
@@ -280,7 +307,8 @@ class SentimentModel:
                  freeze_layers: int = 0, seed: int = 42,
                  device: str = "auto",
                  num_threads: int | None = None, checkpoint_dir: str | None = None,
-                 checkpoint_every: int = 200, max_steps: int | None = None) -> None:
+                 checkpoint_every: int = 200, max_steps: int | None = None,
+                 precision: str = "fp32") -> None:
         self.task = task
         self.lang = lang
         self.backbone = backbone
@@ -301,6 +329,7 @@ class SentimentModel:
         self.checkpoint_dir = checkpoint_dir
         self.checkpoint_every = checkpoint_every
         self.max_steps = max_steps
+        self.precision = precision
 
     # parameters that define the model (saved in config.json; device/threads/checkpoints do not)
     _CONFIG_KEYS = ("task", "lang", "backbone", "epochs", "max_length", "batch_size", "lr",
@@ -310,7 +339,7 @@ class SentimentModel:
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as scikit-learn's ``get_params``."""
         return {k: getattr(self, k) for k in (*self._CONFIG_KEYS, "device", "num_threads",
-                                              "checkpoint_dir", "checkpoint_every")}
+                                              "checkpoint_dir", "checkpoint_every", "precision")}
 
     def __repr__(self) -> str:
         return f"SentimentModel(task={self.task!r}, lang={self.lang!r}, backbone={self.backbone!r})"
@@ -324,6 +353,8 @@ class SentimentModel:
         if w != "auto" and not (isinstance(w, int | float) and 0 <= w <= 1):
             raise ConfigError(f"The 'tfidf_weight' parameter of SentimentModel must be 'auto' or a "
                               f"float in [0, 1]. Got {w!r}.")
+        if self.precision not in PRECISIONS:
+            resolve_precision(self.precision, "cpu")  # raises the ConfigError
         if not 0 <= self.val_fraction < 0.5:
             raise ConfigError(f"The 'val_fraction' parameter of SentimentModel must be a float in "
                               f"[0, 0.5). Got {self.val_fraction!r}.")
@@ -564,12 +595,30 @@ class SentimentModel:
         out[:, np.searchsorted(self.classes_, self.tfidf_.classes_)] = p
         return out
 
+    def _inference_transformer(self) -> Any:
+        """The transformer to run: the fitted one, or a bf16 copy of it (made once) when the
+        ``precision`` asks for bf16. A quantised (int8) model is used as it is."""
+        torch = require("torch")
+        model = self.transformer_
+        if getattr(self, "quantized_", False):
+            return model
+        device = next(model.parameters()).device
+        if resolve_precision(self.precision, device.type) != "bf16":
+            return model
+        cached = getattr(self, "_bf16_", None)
+        if cached is None or cached[0] is not model:  # refit or reloaded: convert again
+            import copy
+
+            cached = (model, copy.deepcopy(model).to(torch.bfloat16).eval())
+            self._bf16_ = cached
+        return cached[1]
+
     def _proba_transformer(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Batched inference: length-sorted batches, dynamic padding, no autograd."""
         torch = require("torch")
         set_threads(self.num_threads)
-        model, tok = self.transformer_, self.tokenizer_
-        device = next(model.parameters()).device
+        model, tok = self._inference_transformer(), self.tokenizer_
+        device = next(model.parameters(), torch.empty(0)).device
         enc = tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
         lengths = np.array([len(e) for e in enc])
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
@@ -611,6 +660,7 @@ class SentimentModel:
             torch = require("torch")
             self.transformer_ = torch.ao.quantization.quantize_dynamic(
                 self.transformer_.to("cpu"), {torch.nn.Linear}, dtype=torch.qint8)
+            self.quantized_ = True
         return self
 
     # -- persistence ------------------------------------------------------------------------
@@ -644,7 +694,7 @@ class SentimentModel:
 
     @classmethod
     def load(cls, directory: str | Path, *, task: str | None = None, lang: str | None = None,
-             device: str = "auto") -> SentimentModel:
+             device: str = "auto", precision: str = "fp32") -> SentimentModel:
         """Load a saved model; ``task``/``lang`` (optional) are what the caller expects.
 
         Raises :class:`ArtifactMismatchError` when metadata is missing, the format or config does
@@ -687,7 +737,7 @@ class SentimentModel:
         if reasons:
             raise ArtifactMismatchError(f"{d}: cannot load sentiment model: " + "; ".join(reasons))
 
-        model = cls(**config, device=device)
+        model = cls(**config, device=device, precision=precision)
         model.classes_ = np.array(meta["classes"])
         model.lang_ = meta["lang"]
         model.weight_ = float(meta["tfidf_weight"])
@@ -793,11 +843,16 @@ def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
     return out
 
 
-def load_default_model(task: str = "rating", lang: str = "en", *,
-                       device: str = "auto") -> SentimentModel:
-    """The cached default model; raises :class:`InputError` with the command that trains it."""
+def load_default_model(task: str = "rating", lang: str = "en", *, device: str = "auto",
+                       precision: str | None = None) -> SentimentModel:
+    """The cached default model; raises :class:`InputError` with the command that trains it.
+    ``precision`` defaults to the ``ADPILOT_SENTIMENT_PRECISION`` setting (``fp32``)."""
+    if precision is None:
+        from adpilot.config import get_settings
+
+        precision = get_settings().sentiment_precision
     d = default_model_dir(task, lang)
     if not (d / "meta.json").is_file():
         raise InputError(f"no default sentiment model for {task}/{lang} in {d.parent}; train it "
                          f"with: adpilot sentiment train-defaults")
-    return SentimentModel.load(d, task=task, lang=lang, device=device)
+    return SentimentModel.load(d, task=task, lang=lang, device=device, precision=precision)
