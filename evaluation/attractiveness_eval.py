@@ -4,8 +4,9 @@ Arms with the same headline in one test are aggregated; pairs are all within-tes
 distinct headlines with different CTR. Time split: tests that started before week 201430
 train, the later ones test. Baselines from the same split: length alone, bag-of-words logistic
 regression. The trained model is saved to the model cache (used by `adpilot score` and best-of-N).
-Its configuration (fine-tuning epochs, blend weight) was chosen on a validation slice of the
-training period by attractiveness_validation.py, whose numbers are reported alongside.
+Its configuration (fine-tuning epochs, number of fine-tuned seeds, blend weight) was chosen on a
+validation slice of the training period by attractiveness_validation.py, whose numbers are
+reported alongside.
 
 Usage: python evaluation/attractiveness_eval.py → evaluation/results/attractiveness.{json,md}
        python evaluation/attractiveness_eval.py --render  (the .md again from the .json)
@@ -18,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from adpilot.datasets import load_dataset
@@ -47,7 +49,13 @@ def render_md(result: dict) -> str:
              f"| linear Bradley-Terry part alone (MiniLM embeddings + features + BoW) | "
              f"{parts['linear_alone']:.3f} |"]
     if "finetuned_alone" in parts:
-        lines.append(f"| fine-tuned MiniLM part alone | {parts['finetuned_alone']:.3f} |")
+        k = len(parts.get("finetuned_per_seed", [None]))
+        lines.append(f"| fine-tuned MiniLM part alone"
+                     f"{f' (mean of {k} seeds)' if k > 1 else ''} | "
+                     f"{parts['finetuned_alone']:.3f} |")
+        if k > 1:
+            lines.append("| … each seed's fine-tuned scorer alone (reported, not selected on) | "
+                         + ", ".join(f"{a:.3f}" for a in parts["finetuned_per_seed"]) + " |")
     strong = result["model_on_significant_pairs"]
     lines += [f"| **adpilot** (blend, config below) | **{acc:.3f}** |",
               f"| adpilot, pairs whose CTR gap is significant (z > 1.96, n = "
@@ -58,17 +66,35 @@ def render_md(result: dict) -> str:
               f"pairs: {m['fit_seconds'] / 60:.1f} min on this machine's 2 CPU cores (shared); "
               f"scoring the {result['test_pairs']:,} test pairs: {m['eval_seconds']:.0f} s."]
     if validation:
-        c = validation["chosen"]
+        c = validation.get("epoch_study_chosen", validation["chosen"])
         lines += ["", "Model selection (`attractiveness_validation.py`) used only the training "
                   f"period: fit on tests before week 201424 ({validation['fit_pairs']:,} pairs), "
                   f"validate on weeks 201424-201429 ({validation['val_pairs']:,} pairs). "
-                  f"Validation accuracy: linear alone {validation['linear_alone']:.3f}; chosen "
-                  f"{c['finetune_epochs']} fine-tuning epoch(s) and blend weight "
-                  f"{c['finetune_weight']} → {c['val_accuracy']:.3f}.", "",
+                  f"Validation accuracy: linear alone {validation['linear_alone']:.3f}.", "",
+                  f"Epoch study (seed 0): chosen {c['finetune_epochs']} fine-tuning epoch(s) and "
+                  f"blend weight {c['finetune_weight']} → {c['val_accuracy']:.3f}.", "",
                   "| epoch (of a 3-epoch schedule) | fine-tuned alone (val) | best blend (val) |",
                   "|---|---|---|"]
         lines += [f"| {r['epoch']} | {r['finetuned_alone']:.3f} | "
                   f"{max(r['blend'].values()):.3f} |" for r in validation["per_epoch"]]
+        study = validation.get("seed_study")
+        if study:
+            c = validation["chosen"]
+            per_seed = ", ".join(
+                f"seed {r['seed']}: {r['finetuned_alone_per_epoch'][str(study['finetune_epochs'])]:.3f}"
+                for r in study["per_seed"])
+            lines += ["", f"Seed study ({study['finetune_epochs']}-epoch schedule, seeds "
+                      f"{study['seeds'][0]}-{study['seeds'][-1]}; the fine-tuned part is the "
+                      f"{study['averaging']}). Each seed's fine-tuned scorer alone (val): "
+                      f"{per_seed}. Chosen: {c['finetune_seeds']} seed(s), checkpoints "
+                      f"`{c['checkpoints']}`, blend weight {c['finetune_weight']} → "
+                      f"{c['val_accuracy']:.3f}.", "",
+                      "| seeds K | checkpoints | fine-tuned alone (val) | best blend (val) "
+                      "| at weight |", "|---|---|---|---|---|"]
+            for r in study["ensembles"]:
+                b, a = max(r["blend"].items(), key=lambda t: t[1])  # first (smallest) best
+                lines.append(f"| {r['finetune_seeds']} | {r['checkpoints']} | "
+                             f"{r['finetuned_alone']:.3f} | {a:.3f} | {b} |")
     return "\n".join(lines) + "\n"
 
 
@@ -90,8 +116,10 @@ def main() -> None:
     texts = pd.Index(pd.concat([test["text_a"], test["text_b"]]).unique())
     parts = {"linear_alone": _accuracy(pd.Series(model.linear_score(list(texts)), texts), test)}
     if model.siamese_ is not None:
-        parts["finetuned_alone"] = _accuracy(pd.Series(model.finetuned_score(list(texts)),
-                                                       texts), test)
+        each = [m.score(list(texts)) for m in model.siamese_]  # finetuned_score is their mean
+        parts["finetuned_alone"] = _accuracy(pd.Series(np.mean(each, axis=0), texts), test)
+        if len(each) > 1:
+            parts["finetuned_per_seed"] = [_accuracy(pd.Series(e, texts), test) for e in each]
     val_path = RESULTS / "attractiveness_validation.json"
     validation = json.loads(val_path.read_text()) if val_path.exists() else None
     result = {
@@ -102,7 +130,8 @@ def main() -> None:
         "model_on_significant_pairs": model.evaluate(strong),
         "model_parts": parts,
         "validation": validation and {k: validation[k] for k in (
-            "split", "fit_pairs", "val_pairs", "linear_alone", "chosen", "per_epoch")},
+            "split", "fit_pairs", "val_pairs", "linear_alone", "chosen", "epoch_study_chosen",
+            "per_epoch", "seed_study") if k in validation},
         "baselines": {"length": length_baseline(test), "bag_of_words_lr": bow_baseline(train,
                                                                                       test)},
     }

@@ -97,6 +97,39 @@ def test_attractiveness_finetuned_scorer(upworthy_pairs, tmp_path):
         AttractivenessModel.load(tmp_path / "m")
 
 
+def test_attract_train_cli_seed_ensemble(upworthy_pairs, tmp_path, capsys):
+    """--finetune-seeds K: K fine-tuned scorers (seeds seed … seed+K−1) whose mean score is the
+    fine-tuned part of the blend; all K are saved, needed to load, and stale ones removed."""
+    pytest.importorskip("torch")
+    train, _ = time_split(upworthy_pairs)
+    tiny = train[train["test_id"].isin(train["test_id"].unique()[:12])]
+    data = tmp_path / "pairs.csv"
+    tiny[["text_a", "text_b", "label", "z"]].to_csv(data, index=False)
+    code = main(["attract", "train", "--data", str(data), "--out", str(tmp_path / "m"),
+                 "--finetune-epochs", "1", "--finetune-seeds", "2", "--json"])
+    assert code == 0 and json.loads(capsys.readouterr().out)["pairs"] == len(tiny)
+    model = AttractivenessModel.load(tmp_path / "m")
+    assert model.finetune_seeds == 2 and [m.seed for m in model.siamese_] == [0, 1]
+    texts = tiny["text_a"].head(8).tolist()
+    each = [m.score(texts) for m in model.siamese_]
+    assert not np.allclose(each[0], each[1])  # two seeds, two different scorers
+    ft = model.finetuned_score(texts)
+    assert np.allclose(ft, (each[0] + each[1]) / 2)
+    b = model.finetune_weight
+    assert np.allclose(model.score(texts), (1 - b) * model.linear_score(texts) + b * ft)
+    # one scorer saved into the same folder: the second file goes, the model loads with one
+    model.finetune_seeds, model.siamese_ = 1, model.siamese_[:1]
+    model.save(tmp_path / "m")
+    assert not (tmp_path / "m" / "siamese-1.safetensors").exists()
+    assert np.allclose(AttractivenessModel.load(tmp_path / "m").finetuned_score(texts), each[0],
+                       atol=1e-5)
+    model.finetune_seeds = 2  # config says two, only one file: refused
+    (tmp_path / "m" / "adpilot.json").write_text(json.dumps(
+        {**json.loads((tmp_path / "m" / "adpilot.json").read_text()), "config": model.config()}))
+    with pytest.raises(ArtifactMismatchError, match="siamese-1.safetensors is missing"):
+        AttractivenessModel.load(tmp_path / "m")
+
+
 def test_scorecard_explains_and_ranks(shared_data):
     product = {"title": "Linen Wrap Midi Dress", "category": "dresses",
                "description": "100% linen, relaxed fit, side pockets."}

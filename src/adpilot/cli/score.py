@@ -51,7 +51,11 @@ def train(
     before_week: int = typer.Option(None, help="Train only on tests before this YYYYWW week."),
     finetune_epochs: int = typer.Option(None, "--finetune-epochs", min=0,
                                         help="Epochs of MiniLM fine-tuning (default 2, about "
-                                             "7 min on 2 cores for Upworthy); 0: linear only."),
+                                             "5-7 min on 2 cores for Upworthy); 0: linear only."),
+    finetune_seeds: int = typer.Option(None, "--finetune-seeds", min=1,
+                                       help="Fine-tuned scorers (seeds) whose scores are "
+                                            "averaged (default 1); each adds one more "
+                                            "fine-tuning run."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train the pairwise attractiveness model."""
@@ -63,7 +67,8 @@ def train(
     if before_week:
         pairs = pairs[pairs["test_week"] < before_week]
     with err_console.status(f"training on {len(pairs):,} pairs …"):
-        opts = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}
+        opts = {k: v for k, v in {"finetune_epochs": finetune_epochs,
+                                  "finetune_seeds": finetune_seeds}.items() if v is not None}
         model = AttractivenessModel(**opts).fit(pairs)
         model.metrics_ = {"train": model.evaluate(pairs)}
         folder = model.save(out or default_model_dir())

@@ -9,7 +9,10 @@ s is a blend of two Bradley-Terry scorers fitted on the same pairs:
   weighted by how much evidence each pair carries (its z statistic, capped), with both
   orientations so the model has no side bias;
 - fine-tuned (``finetune_epochs`` > 0): MiniLM trained end to end as a siamese scorer with the
-  same evidence-weighted pairwise loss (:mod:`adpilot.scoring.siamese`).
+  same evidence-weighted pairwise loss (:mod:`adpilot.scoring.siamese`); with
+  ``finetune_seeds`` = K > 1, K such scorers (seeds seed … seed+K−1) and s_ft the mean of their
+  scores (each is a log-odds score from the same loss, so the mean keeps that unit; it lowers
+  the seed-to-seed variance of fine-tuning).
 
 s = (1 − finetune_weight) · s_lin + finetune_weight · s_ft. Saved with config, version, data
 hash and metrics.
@@ -51,11 +54,14 @@ class AttractivenessModel:
     max_evidence: float = 3.0
     # chosen on a validation slice of the training period (attractiveness_validation.py)
     finetune_epochs: int = 2
-    finetune_weight: float = 0.6
+    finetune_weight: float = 0.5
     finetune_lr: float = 3e-5
     max_length: int = 48
     backbone: str | None = None
     seed: int = 0
+    # fine-tuned scorers averaged; 1 (over 2 or 3) on validation: the seed study of
+    # attractiveness_validation.py, which also chose finetune_weight above
+    finetune_seeds: int = 1
     metrics_: dict = field(default_factory=dict, init=False)
 
     def _embeddings(self, texts: list[str]) -> np.ndarray:
@@ -72,12 +78,21 @@ class AttractivenessModel:
         bow = self._bow.transform(texts) * self.bow_weight
         return sp.hstack([sp.csr_matrix(emb), sp.csr_matrix(hand), bow]).tocsr()
 
-    def _siamese(self):
+    def _siamese(self, index: int = 0):
+        """The ``index``-th fine-tuned scorer of the seed ensemble (seed ``seed + index``)."""
         from adpilot.scoring.siamese import SiameseScorer
 
         return SiameseScorer(backbone=self.backbone, epochs=self.finetune_epochs,
                              lr=self.finetune_lr, max_length=self.max_length,
-                             max_evidence=self.max_evidence, seed=self.seed)
+                             max_evidence=self.max_evidence, seed=self.seed + index)
+
+    def _fit_siamese(self, pairs: pd.DataFrame, log=None) -> list:
+        out = []
+        for i in range(self.finetune_seeds):
+            if log is not None and self.finetune_seeds > 1:
+                log(f"fine-tuning scorer {i + 1}/{self.finetune_seeds} (seed {self.seed + i})")
+            out.append(self._siamese(i).fit(pairs, log=log))
+        return out
 
     def fit(self, pairs: pd.DataFrame, log=None) -> AttractivenessModel:
         """``pairs``: text_a, text_b, label (1 = a had the higher CTR), z (evidence), and
@@ -87,6 +102,8 @@ class AttractivenessModel:
 
         from adpilot.profiling.embeddings import get_embedder
 
+        if self.finetune_seeds < 1:
+            raise ValueError("finetune_seeds must be at least 1")
         texts = pd.Index(pd.concat([pairs["text_a"], pairs["text_b"]]).unique())
         self._embed = get_embedder(self.embedder)
         if hasattr(self._embed, "fit"):
@@ -103,8 +120,7 @@ class AttractivenessModel:
         self.clf_ = LogisticRegression(C=self.C, max_iter=3000, fit_intercept=False).fit(
             sp.vstack([diff, -diff]), np.concatenate([y, 1 - y]),
             sample_weight=np.concatenate([w, w]))
-        self.siamese_ = (self._siamese().fit(pairs, log=log) if self.finetune_epochs > 0
-                         else None)
+        self.siamese_ = self._fit_siamese(pairs, log=log) if self.finetune_epochs > 0 else None
         train_scores = self.score(list(texts))
         self.score_quantiles_ = np.quantile(train_scores, np.linspace(0, 1, 101))
         self.data_hash_ = data_hash(pairs)
@@ -120,8 +136,12 @@ class AttractivenessModel:
         return np.asarray(self._phi([str(t) for t in texts]) @ self.clf_.coef_.ravel()).ravel()
 
     def finetuned_score(self, texts: list[str]) -> np.ndarray | None:
+        """The fine-tuned part: the mean score of the seed ensemble (None when linear only)."""
         self._check()
-        return None if self.siamese_ is None else self.siamese_.score([str(t) for t in texts])
+        if self.siamese_ is None:
+            return None
+        texts = [str(t) for t in texts]
+        return np.mean([m.score(texts) for m in self.siamese_], axis=0)
 
     def score(self, texts: list[str]) -> np.ndarray:
         """Per copy: the Bradley-Terry score (differences are log-odds of winning)."""
@@ -152,7 +172,8 @@ class AttractivenessModel:
         return {"embedder": self.embedder, "C": self.C, "bow_weight": self.bow_weight,
                 "max_evidence": self.max_evidence, "finetune_epochs": self.finetune_epochs,
                 "finetune_weight": self.finetune_weight, "finetune_lr": self.finetune_lr,
-                "max_length": self.max_length, "backbone": self.backbone, "seed": self.seed}
+                "max_length": self.max_length, "backbone": self.backbone, "seed": self.seed,
+                "finetune_seeds": self.finetune_seeds}
 
     def save(self, folder: str | Path) -> Path:
         self._check()
@@ -167,8 +188,13 @@ class AttractivenessModel:
             state["_embed"] = self._embed  # fitted on the training texts
         with open(folder / "model.pkl", "wb") as fh:
             pickle.dump(state, fh)
+        for stale in folder.glob("siamese-*.safetensors"):  # from an earlier, larger ensemble
+            stale.unlink()
         if self.siamese_ is not None:
-            self.siamese_.save(folder)
+            from adpilot.scoring.siamese import weights_name
+
+            for i, scorer in enumerate(self.siamese_):
+                scorer.save(folder, weights_name(i))
         (folder / "adpilot.json").write_text(json.dumps(meta, indent=2))
         return folder
 
@@ -182,8 +208,9 @@ class AttractivenessModel:
         if meta.get("artifact") != ARTIFACT:
             raise ArtifactMismatchError(
                 f"{folder} holds a {meta.get('artifact')!r} artifact, not {ARTIFACT!r}")
-        # artifacts written before the fine-tuned scorer existed are linear only
-        model = cls(**{"finetune_epochs": 0, **meta["config"]})
+        # artifacts written before the fine-tuned scorer existed are linear only, those written
+        # before its seed ensemble existed hold one fine-tuned scorer
+        model = cls(**{"finetune_epochs": 0, "finetune_seeds": 1, **meta["config"]})
         with open(folder / "model.pkl", "rb") as fh:
             state = pickle.load(fh)  # written by save() above
         if state.get("data_hash_") != meta.get("data_hash"):
@@ -196,12 +223,15 @@ class AttractivenessModel:
             model._embed = get_embedder(model.embedder)
         model.siamese_ = None
         if model.finetune_epochs > 0:
-            from adpilot.scoring.siamese import WEIGHTS
+            from adpilot.scoring.siamese import weights_name
 
-            if not (folder / WEIGHTS).exists():
-                raise ArtifactMismatchError(f"{folder}: config has a fine-tuned scorer but "
-                                            f"{WEIGHTS} is missing")
-            model.siamese_ = model._siamese().load_weights(folder)
+            names = [weights_name(i) for i in range(model.finetune_seeds)]
+            for name in names:
+                if not (folder / name).exists():
+                    raise ArtifactMismatchError(f"{folder}: config has {len(names)} fine-tuned "
+                                                f"scorer(s) but {name} is missing")
+            model.siamese_ = [model._siamese(i).load_weights(folder, name)
+                              for i, name in enumerate(names)]
         model.metrics_ = meta.get("metrics", {})
         return model
 

@@ -19,6 +19,11 @@ from adpilot.deps import require
 WEIGHTS = "siamese.safetensors"
 
 
+def weights_name(index: int = 0) -> str:
+    """File of the ``index``-th scorer of a seed ensemble (the first keeps the old name)."""
+    return WEIGHTS if index == 0 else f"siamese-{index}.safetensors"
+
+
 class SiameseScorer:
     """A sentence encoder plus a linear head, fitted on pairs (text_a, text_b, label, z)."""
 
@@ -130,17 +135,17 @@ class SiameseScorer:
                 out[idx] = self._forward([texts[j] for j in idx]).numpy()
         return out
 
-    def save(self, folder: str | Path) -> Path:
+    def save(self, folder: str | Path, name: str = WEIGHTS) -> Path:
         from safetensors.torch import save_file
 
-        path = Path(folder) / WEIGHTS
+        path = Path(folder) / name
         save_file({k: v.contiguous() for k, v in self._net.state_dict().items()}, str(path))
         return path
 
-    def load_weights(self, folder: str | Path) -> SiameseScorer:
+    def load_weights(self, folder: str | Path, name: str = WEIGHTS) -> SiameseScorer:
         from safetensors.torch import load_file
 
         self._build()
-        self._net.load_state_dict(load_file(str(Path(folder) / WEIGHTS)))
+        self._net.load_state_dict(load_file(str(Path(folder) / name)))
         self._net.eval()
         return self
