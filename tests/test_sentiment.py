@@ -137,6 +137,15 @@ def test_bf16_inference_agrees_with_fp32_and_keeps_the_fp32_model(fitted, review
         SentimentModel(precision="fp8", backbone="none").fit(reviews["text"], reviews["Rating"])
 
 
+def test_compiled_inference_matches_the_plain_model(fitted, reviews, tmp_path):
+    texts = reviews["text"].tolist()[:30]
+    fitted.save(tmp_path / "m")
+    plain = SentimentModel.load(tmp_path / "m", device="cpu")
+    compiled = SentimentModel.load(tmp_path / "m", device="cpu", compile=True)
+    np.testing.assert_allclose(compiled.predict_proba(texts), plain.predict_proba(texts), atol=1e-4)
+    assert type(compiled._inference_transformer()).__name__ == "_CompiledInference"
+
+
 def test_load_mismatch_fails_with_reason(fitted, tmp_path):
     d = fitted.save(tmp_path / "m")
     with pytest.raises(ArtifactMismatchError, match="not 'polarity'"):

@@ -162,6 +162,33 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp32"
 
 
+class _CompiledInference:
+    """A model run through ``torch.compile`` for inference: dynamic shapes (every batch has its
+    own length), weights frozen so linear layers and their activations fuse. Falls back to the
+    plain model, with a warning, when compiling fails (no C++ compiler, unsupported platform)."""
+
+    def __init__(self, model: Any) -> None:
+        torch = require("torch")
+        self.model = model
+        self.run = torch.compile(model, dynamic=True, options={"freezing": True})
+
+    def parameters(self) -> Any:
+        return self.model.parameters()
+
+    def __call__(self, **inputs: Any) -> Any:
+        try:
+            return self.run(**inputs)
+        except Exception as exc:  # torch raises many kinds; inference must still work
+            if self.run is self.model:
+                raise
+            import warnings
+
+            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "running the sentiment model uncompiled", stacklevel=2)
+            self.run = self.model
+            return self.model(**inputs)
+
+
 def _backbone_path(backbone: str, lang: str) -> str | None:
     if backbone == "none":
         return None
@@ -297,6 +324,9 @@ class SentimentModel:
     precision: inference arithmetic of the transformer, ``fp32`` (default: exact, independent of
         batching), ``bf16`` (about 2x faster on CPUs with AVX512-BF16/AMX, same accuracy on the
         benchmark's 2,000 reviews) or ``auto`` (bf16 where the hardware has it). Training is fp32.
+    compile: run inference through ``torch.compile`` (weights frozen into fused kernels; about
+        20 % faster in bf16 on CPU, after a one-off compilation of ~30 s per process: for large
+        jobs). Falls back to the plain model with a warning when compilation fails.
     """
 
     def __init__(self, task: str = "rating", lang: str = "auto", *, backbone: str = "auto",
@@ -308,7 +338,7 @@ class SentimentModel:
                  device: str = "auto",
                  num_threads: int | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int = 200, max_steps: int | None = None,
-                 precision: str = "fp32") -> None:
+                 precision: str = "fp32", compile: bool = False) -> None:
         self.task = task
         self.lang = lang
         self.backbone = backbone
@@ -330,6 +360,7 @@ class SentimentModel:
         self.checkpoint_every = checkpoint_every
         self.max_steps = max_steps
         self.precision = precision
+        self.compile = compile
 
     # parameters that define the model (saved in config.json; device/threads/checkpoints do not)
     _CONFIG_KEYS = ("task", "lang", "backbone", "epochs", "max_length", "batch_size", "lr",
@@ -339,7 +370,8 @@ class SentimentModel:
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as scikit-learn's ``get_params``."""
         return {k: getattr(self, k) for k in (*self._CONFIG_KEYS, "device", "num_threads",
-                                              "checkpoint_dir", "checkpoint_every", "precision")}
+                                              "checkpoint_dir", "checkpoint_every", "precision",
+                                              "compile")}
 
     def __repr__(self) -> str:
         return f"SentimentModel(task={self.task!r}, lang={self.lang!r}, backbone={self.backbone!r})"
@@ -596,22 +628,28 @@ class SentimentModel:
         return out
 
     def _inference_transformer(self) -> Any:
-        """The transformer to run: the fitted one, or a bf16 copy of it (made once) when the
-        ``precision`` asks for bf16. A quantised (int8) model is used as it is."""
+        """The transformer to run: the fitted one, or (made once) a bf16 copy of it when the
+        ``precision`` asks for bf16, compiled when ``compile`` is on. A quantised (int8) model is
+        used as it is."""
         torch = require("torch")
         model = self.transformer_
         if getattr(self, "quantized_", False):
             return model
         device = next(model.parameters()).device
-        if resolve_precision(self.precision, device.type) != "bf16":
+        bf16 = resolve_precision(self.precision, device.type) == "bf16"
+        if not bf16 and not self.compile:
             return model
-        cached = getattr(self, "_bf16_", None)
-        if cached is None or cached[0] is not model:  # refit or reloaded: convert again
+        key = (id(model), bf16, self.compile)
+        cached = getattr(self, "_inference_", None)
+        if cached is None or cached[0] != key or cached[1] is not model:  # refit or reloaded
             import copy
 
-            cached = (model, copy.deepcopy(model).to(torch.bfloat16).eval())
-            self._bf16_ = cached
-        return cached[1]
+            run = copy.deepcopy(model).to(torch.bfloat16).eval() if bf16 else model
+            if self.compile:
+                run = _CompiledInference(run)
+            cached = (key, model, run)
+            self._inference_ = cached
+        return cached[2]
 
     def _proba_transformer(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Batched inference: length-sorted batches, dynamic padding, no autograd."""
@@ -636,11 +674,15 @@ class SentimentModel:
                  for t in texts]
         if not texts:
             return np.zeros((0, len(self.classes_)))
-        p_tfidf = self._proba_tfidf(texts)
         if self.transformer_ is None or self.weight_ >= 1.0:
-            return self._adjust(p_tfidf)
-        p_tr = self._proba_transformer(texts, batch_size)
-        return self._mix(p_tr, p_tfidf)
+            return self._adjust(self._proba_tfidf(texts))
+        from concurrent.futures import ThreadPoolExecutor
+
+        # the lexical half runs in a thread while torch (which releases the GIL) runs the other
+        with ThreadPoolExecutor(1) as pool:
+            lexical = pool.submit(self._proba_tfidf, texts)
+            p_tr = self._proba_transformer(texts, batch_size)
+            return self._mix(p_tr, lexical.result())
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
         """Predicted classes (values of ``classes_``)."""
@@ -694,7 +736,8 @@ class SentimentModel:
 
     @classmethod
     def load(cls, directory: str | Path, *, task: str | None = None, lang: str | None = None,
-             device: str = "auto", precision: str = "fp32") -> SentimentModel:
+             device: str = "auto", precision: str = "fp32", compile: bool = False,
+             ) -> SentimentModel:
         """Load a saved model; ``task``/``lang`` (optional) are what the caller expects.
 
         Raises :class:`ArtifactMismatchError` when metadata is missing, the format or config does
@@ -737,7 +780,7 @@ class SentimentModel:
         if reasons:
             raise ArtifactMismatchError(f"{d}: cannot load sentiment model: " + "; ".join(reasons))
 
-        model = cls(**config, device=device, precision=precision)
+        model = cls(**config, device=device, precision=precision, compile=compile)
         model.classes_ = np.array(meta["classes"])
         model.lang_ = meta["lang"]
         model.weight_ = float(meta["tfidf_weight"])
