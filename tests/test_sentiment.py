@@ -137,6 +137,22 @@ def test_bf16_inference_agrees_with_fp32_and_keeps_the_fp32_model(fitted, review
         SentimentModel(precision="fp8", backbone="none").fit(reviews["text"], reviews["Rating"])
 
 
+def test_cls_only_last_layer_gives_the_full_models_logits(fitted, reviews):
+    import torch
+
+    from adpilot.profiling.sentiment import _cls_logits, _pad, _supports_cls_only
+
+    net, tok = fitted.transformer_, fitted.tokenizer_
+    assert _supports_cls_only(net)
+    enc = tok(reviews["text"].tolist()[:9], truncation=True, max_length=64)["input_ids"]
+    inputs = _pad(enc, tok.pad_token_id or 0, torch, "cpu")  # padded: the mask matters
+    with torch.inference_mode():
+        full = net(**inputs).logits
+        fast = _cls_logits(net, inputs["input_ids"], inputs["attention_mask"])
+    assert full.shape == fast.shape
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+
+
 def test_compiled_inference_matches_the_plain_model(fitted, reviews, tmp_path):
     texts = reviews["text"].tolist()[:30]
     fitted.save(tmp_path / "m")

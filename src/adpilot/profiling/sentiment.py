@@ -257,6 +257,44 @@ def _upper_forward(model: Any, hidden: Any, mask: Any, k: int) -> Any:
     return model.classifier(model.dropout(pooled))
 
 
+def _supports_cls_only(model: Any) -> bool:
+    """A BERT-family sequence classifier whose last layer :func:`_cls_logits` can run."""
+    base = getattr(model, "base_model", None)
+    layers = getattr(getattr(base, "encoder", None), "layer", None)
+    if not layers or not hasattr(model, "classifier") or not hasattr(base, "embeddings"):
+        return False
+    last = layers[-1]
+    attn = getattr(last, "attention", None)
+    return (getattr(base, "pooler", None) is not None and hasattr(last, "intermediate")
+            and hasattr(last, "output") and hasattr(getattr(attn, "self", None), "query")
+            and hasattr(attn, "output"))
+
+
+def _cls_logits(model: Any, input_ids: Any, mask: Any) -> Any:
+    """Logits computed as the model computes them, minus the work nothing reads: the classifier
+    sees only the first ([CLS]) position of the last layer, so that layer runs one query (keys and
+    values still from every token) and its feed-forward part on one position instead of all.
+    About a sixth less compute for a 6-layer model; same logits up to float rounding."""
+    import torch
+
+    base = model.base_model
+    layers = base.encoder.layer
+    hidden = _lower_forward(model, input_ids, mask, len(layers) - 1)
+    last = layers[-1]
+    sa = last.attention.self
+    b, n, _ = hidden.shape
+    heads, size = sa.num_attention_heads, sa.attention_head_size
+    q = sa.query(hidden[:, :1]).view(b, 1, heads, size).transpose(1, 2)
+    k = sa.key(hidden).view(b, n, heads, size).transpose(1, 2)
+    v = sa.value(hidden).view(b, n, heads, size).transpose(1, 2)
+    keep = mask[:, None, None, :].bool()
+    ctx = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+    ctx = ctx.transpose(1, 2).reshape(b, 1, heads * size)
+    attended = last.attention.output(ctx, hidden[:, :1])
+    out = last.output(last.intermediate(attended), attended)
+    return model.classifier(model.dropout(base.pooler(out)))
+
+
 def _lower_cache(model: Any, enc: list[list[int]], k: int, pad_id: int, device: str
                  ) -> list[np.ndarray]:
     """Frozen-layer outputs of every text, once (float16, unpadded: ~1 GB for 16k reviews)."""
@@ -661,9 +699,12 @@ class SentimentModel:
         lengths = np.array([len(e) for e in enc])
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
         pad = tok.pad_token_id or 0
+        cls_only = not isinstance(model, _CompiledInference) and _supports_cls_only(model)
         with torch.inference_mode():
             for batch in _length_batches(lengths, batch_size, None):
-                logits = model(**_pad([enc[i] for i in batch], pad, torch, device)).logits
+                inputs = _pad([enc[i] for i in batch], pad, torch, device)
+                logits = (_cls_logits(model, inputs["input_ids"], inputs["attention_mask"])
+                          if cls_only else model(**inputs).logits)
                 out[batch] = torch.softmax(logits.float(), -1).cpu().numpy()
         return out
 
