@@ -153,15 +153,6 @@ def test_cls_only_last_layer_gives_the_full_models_logits(fitted, reviews):
     torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
 
 
-def test_compiled_inference_matches_the_plain_model(fitted, reviews, tmp_path):
-    texts = reviews["text"].tolist()[:30]
-    fitted.save(tmp_path / "m")
-    plain = SentimentModel.load(tmp_path / "m", device="cpu")
-    compiled = SentimentModel.load(tmp_path / "m", device="cpu", compile=True)
-    np.testing.assert_allclose(compiled.predict_proba(texts), plain.predict_proba(texts), atol=1e-4)
-    assert type(compiled._inference_transformer()).__name__ == "_CompiledInference"
-
-
 def test_load_mismatch_fails_with_reason(fitted, tmp_path):
     d = fitted.save(tmp_path / "m")
     with pytest.raises(ArtifactMismatchError, match="not 'polarity'"):

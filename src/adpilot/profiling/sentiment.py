@@ -162,33 +162,6 @@ def resolve_precision(precision: str, device: str) -> str:
     return "fp32"
 
 
-class _CompiledInference:
-    """A model run through ``torch.compile`` for inference: dynamic shapes (every batch has its
-    own length), weights frozen so linear layers and their activations fuse. Falls back to the
-    plain model, with a warning, when compiling fails (no C++ compiler, unsupported platform)."""
-
-    def __init__(self, model: Any) -> None:
-        torch = require("torch")
-        self.model = model
-        self.run = torch.compile(model, dynamic=True, options={"freezing": True})
-
-    def parameters(self) -> Any:
-        return self.model.parameters()
-
-    def __call__(self, **inputs: Any) -> Any:
-        try:
-            return self.run(**inputs)
-        except Exception as exc:  # torch raises many kinds; inference must still work
-            if self.run is self.model:
-                raise
-            import warnings
-
-            warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
-                          "running the sentiment model uncompiled", stacklevel=2)
-            self.run = self.model
-            return self.model(**inputs)
-
-
 def _backbone_path(backbone: str, lang: str) -> str | None:
     if backbone == "none":
         return None
@@ -362,9 +335,6 @@ class SentimentModel:
     precision: inference arithmetic of the transformer, ``fp32`` (default: exact, independent of
         batching), ``bf16`` (about 2x faster on CPUs with AVX512-BF16/AMX, same accuracy on the
         benchmark's 2,000 reviews) or ``auto`` (bf16 where the hardware has it). Training is fp32.
-    compile: run inference through ``torch.compile`` (weights frozen into fused kernels; about
-        20 % faster in bf16 on CPU, after a one-off compilation of ~30 s per process: for large
-        jobs). Falls back to the plain model with a warning when compilation fails.
     """
 
     def __init__(self, task: str = "rating", lang: str = "auto", *, backbone: str = "auto",
@@ -376,7 +346,7 @@ class SentimentModel:
                  device: str = "auto",
                  num_threads: int | None = None, checkpoint_dir: str | None = None,
                  checkpoint_every: int = 200, max_steps: int | None = None,
-                 precision: str = "fp32", compile: bool = False) -> None:
+                 precision: str = "fp32") -> None:
         self.task = task
         self.lang = lang
         self.backbone = backbone
@@ -398,7 +368,6 @@ class SentimentModel:
         self.checkpoint_every = checkpoint_every
         self.max_steps = max_steps
         self.precision = precision
-        self.compile = compile
 
     # parameters that define the model (saved in config.json; device/threads/checkpoints do not)
     _CONFIG_KEYS = ("task", "lang", "backbone", "epochs", "max_length", "batch_size", "lr",
@@ -408,8 +377,7 @@ class SentimentModel:
     def get_params(self) -> dict[str, Any]:
         """The constructor parameters, as scikit-learn's ``get_params``."""
         return {k: getattr(self, k) for k in (*self._CONFIG_KEYS, "device", "num_threads",
-                                              "checkpoint_dir", "checkpoint_every", "precision",
-                                              "compile")}
+                                              "checkpoint_dir", "checkpoint_every", "precision")}
 
     def __repr__(self) -> str:
         return f"SentimentModel(task={self.task!r}, lang={self.lang!r}, backbone={self.backbone!r})"
@@ -666,40 +634,34 @@ class SentimentModel:
         return out
 
     def _inference_transformer(self) -> Any:
-        """The transformer to run: the fitted one, or (made once) a bf16 copy of it when the
-        ``precision`` asks for bf16, compiled when ``compile`` is on. A quantised (int8) model is
-        used as it is."""
+        """The transformer to run: the fitted one, or a bf16 copy of it (made once) when the
+        ``precision`` asks for bf16. A quantised (int8) model is used as it is."""
         torch = require("torch")
         model = self.transformer_
         if getattr(self, "quantized_", False):
             return model
         device = next(model.parameters()).device
-        bf16 = resolve_precision(self.precision, device.type) == "bf16"
-        if not bf16 and not self.compile:
+        if resolve_precision(self.precision, device.type) != "bf16":
             return model
-        key = (id(model), bf16, self.compile)
-        cached = getattr(self, "_inference_", None)
-        if cached is None or cached[0] != key or cached[1] is not model:  # refit or reloaded
+        cached = getattr(self, "_bf16_", None)
+        if cached is None or cached[0] is not model:  # refit or reloaded: convert again
             import copy
 
-            run = copy.deepcopy(model).to(torch.bfloat16).eval() if bf16 else model
-            if self.compile:
-                run = _CompiledInference(run)
-            cached = (key, model, run)
-            self._inference_ = cached
-        return cached[2]
+            cached = (model, copy.deepcopy(model).to(torch.bfloat16).eval())
+            self._bf16_ = cached
+        return cached[1]
 
     def _proba_transformer(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Batched inference: length-sorted batches, dynamic padding, no autograd."""
         torch = require("torch")
         set_threads(self.num_threads)
         model, tok = self._inference_transformer(), self.tokenizer_
-        device = next(model.parameters(), torch.empty(0)).device
+        device = next(model.parameters()).device
         enc = tok(texts, truncation=True, max_length=self.max_length)["input_ids"]
         lengths = np.array([len(e) for e in enc])
         out = np.zeros((len(texts), len(self.classes_)), dtype=np.float64)
         pad = tok.pad_token_id or 0
-        cls_only = not isinstance(model, _CompiledInference) and _supports_cls_only(model)
+        cls_only = _supports_cls_only(model)
         with torch.inference_mode():
             for batch in _length_batches(lengths, batch_size, None):
                 inputs = _pad([enc[i] for i in batch], pad, torch, device)
@@ -777,8 +739,7 @@ class SentimentModel:
 
     @classmethod
     def load(cls, directory: str | Path, *, task: str | None = None, lang: str | None = None,
-             device: str = "auto", precision: str = "fp32", compile: bool = False,
-             ) -> SentimentModel:
+             device: str = "auto", precision: str = "fp32") -> SentimentModel:
         """Load a saved model; ``task``/``lang`` (optional) are what the caller expects.
 
         Raises :class:`ArtifactMismatchError` when metadata is missing, the format or config does
@@ -821,7 +782,7 @@ class SentimentModel:
         if reasons:
             raise ArtifactMismatchError(f"{d}: cannot load sentiment model: " + "; ".join(reasons))
 
-        model = cls(**config, device=device, precision=precision, compile=compile)
+        model = cls(**config, device=device, precision=precision)
         model.classes_ = np.array(meta["classes"])
         model.lang_ = meta["lang"]
         model.weight_ = float(meta["tfidf_weight"])
