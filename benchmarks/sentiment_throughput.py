@@ -5,10 +5,11 @@ trained default rating model (``adpilot sentiment train-defaults``; trained here
 in one process:
 
 - naive: for each review, tokenise it and call the model (autograd on, default threads, the
-  TF-IDF half called per review too), as a straightforward loop would;
+  TF-IDF half called per review too when the model gives it a weight; the same class offsets),
+  as a straightforward loop would;
 - batched: ``SentimentModel.predict_proba`` — length-sorted batches of 64, dynamic padding,
-  ``torch.inference_mode``, the last layer run for the [CLS] position only, the TF-IDF half
-  vectorised over all reviews (in a thread beside the transformer);
+  ``torch.inference_mode``, the last layer run for the [CLS] position only, the TF-IDF half (when
+  weighted) vectorised over all reviews in a thread beside the transformer;
 - batched_bf16: the same with ``precision="bf16"`` (the transformer runs in bfloat16, which
   CPUs with AVX512-BF16/AMX compute natively);
 - batched_int8: the same after ``SentimentModel.quantize()`` (int8 dynamic quantisation of the
@@ -60,9 +61,10 @@ def naive_predict(model: SentimentModel, texts: list[str]) -> np.ndarray:
     out = []
     for text in texts:
         enc = tok(text, truncation=True, max_length=model.max_length, return_tensors="pt")
-        p_tr = torch.softmax(net(**enc).logits, -1).detach().numpy()[0]
-        p_tfidf = model.tfidf_.predict_proba([text])[0]
-        out.append((1 - model.weight_) * p_tr + model.weight_ * p_tfidf)
+        p_tr = torch.softmax(net(**enc).logits, -1).detach().numpy()
+        # the TF-IDF half per review too, when the shipped model gives it a weight
+        p_tfidf = model._proba_tfidf([text]) if model.weight_ > 0 else p_tr
+        out.append(model._mix(p_tr, p_tfidf)[0])
     return model.classes_[np.array(out).argmax(1)]
 
 

@@ -112,6 +112,17 @@ def test_fit_predict_shapes_and_classes(fitted, reviews):
     np.testing.assert_allclose(fitted.predict_proba(texts, batch_size=7), proba, atol=1e-5)
 
 
+def test_zero_tfidf_weight_skips_the_lexical_half(fitted, reviews):
+    import copy
+
+    texts = reviews["text"].tolist()[:30]
+    model = copy.copy(fitted)
+    model.weight_ = 0.0
+    model.tfidf_ = None  # would raise if the lexical half were still computed
+    expected = fitted._adjust(fitted._proba_transformer(texts))
+    np.testing.assert_allclose(model.predict_proba(texts), expected, atol=1e-9)
+
+
 def test_save_load_round_trip(fitted, reviews, tmp_path):
     texts = reviews["text"].tolist()[:40]
     fitted.save(tmp_path / "m")
@@ -258,9 +269,10 @@ def test_cli_train_eval_predict(tiny_backbone, reviews, tmp_path):
     res = runner.invoke(cli, ["sentiment", "train", "--data", str(data), "--text-col", "text",
                               "--label-col", "stars", "--task", "polarity", "--lang", "en",
                               "--out", str(out), "--backbone", tiny_backbone, "--max-steps", "3",
-                              "--device", "cpu", "--json"])
+                              "--tfidf-weight", "0", "--device", "cpu", "--json"])
     assert res.exit_code == 0, res.output
     assert (out / "meta.json").is_file()
+    assert json.loads(res.stdout)["tfidf_weight"] == 0.0  # the transformer alone, as asked
 
     res = runner.invoke(cli, ["sentiment", "eval", "--model", str(out), "--data", str(data),
                               "--text-col", "text", "--label-col", "stars", "--json"])

@@ -56,6 +56,9 @@ def train(
     lr: float = typer.Option(5e-5, "--lr", help="Peak learning rate."),
     freeze_layers: int = typer.Option(0, "--freeze-layers",
                                       help="Freeze and cache this many lower layers (faster)."),
+    tfidf_weight: str = typer.Option(
+        "auto", "--tfidf-weight",
+        help="Weight of the TF-IDF half in the average: auto (chosen on validation) or 0-1."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: cores)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop fine-tuning after N steps."),
     device: str = typer.Option("auto", "--device", help="auto (GPU if any), cpu, cuda, …"),
@@ -65,8 +68,14 @@ def train(
     from adpilot.profiling.sentiment import SentimentModel
 
     texts, labels = _read(data, text_col, label_col)
+    try:
+        weight: float | str = tfidf_weight if tfidf_weight == "auto" else float(tfidf_weight)
+    except ValueError:
+        raise typer.BadParameter(f"expected 'auto' or a number in [0, 1], got {tfidf_weight!r}",
+                                 param_hint="--tfidf-weight") from None
     model = SentimentModel(task, lang, backbone=backbone, epochs=epochs, max_length=max_length,
                            batch_size=batch_size, lr=lr, freeze_layers=freeze_layers,
+                           tfidf_weight=weight,
                            num_threads=threads, max_steps=max_steps, device=device,
                            checkpoint_dir=str(out.with_name(out.name + ".partial")))
     with _progress() as bar:

@@ -679,6 +679,8 @@ class SentimentModel:
             return np.zeros((0, len(self.classes_)))
         if self.transformer_ is None or self.weight_ >= 1.0:
             return self._adjust(self._proba_tfidf(texts))
+        if self.weight_ <= 0.0:  # the lexical half has no say: do not compute it
+            return self._adjust(self._proba_transformer(texts, batch_size))
         from concurrent.futures import ThreadPoolExecutor
 
         # the lexical half runs in a thread while torch (which releases the GIL) runs the other
