@@ -18,7 +18,9 @@ in one process:
 Threads: ``--threads N`` for both sides; by default both use torch's default (all cores, at most
 8), which is what a user gets.
 
-Reviews/s: median of --reps repetitions, min and max shown; accuracy against the true ratings.
+Reviews/s: median of --reps repetitions, min and max shown; each repetition runs every path once,
+in turn, and the ratio to the naive loop is also given per repetition (median, min, max), which a
+shared machine's changing speed cannot bias. Accuracy against the true ratings.
 
 Usage: python benchmarks/sentiment_throughput.py [--reps 5] [--n 2000] [--threads N]
 Writes benchmarks/results/sentiment_throughput.json.
@@ -68,18 +70,24 @@ def naive_predict(model: SentimentModel, texts: list[str]) -> np.ndarray:
     return model.classes_[np.array(out).argmax(1)]
 
 
-def timed(fn, texts: list[str], reps: int) -> tuple[list[float], np.ndarray]:
-    rates, pred = [], None
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        pred = fn(texts)
-        rates.append(len(texts) / (time.perf_counter() - t0))
-    return rates, pred
+def timed_rounds(runs: dict, texts: list[str], reps: int) -> tuple[dict, dict]:
+    """Each repetition runs every path once, in turn, so that a slower or faster spell of a
+    shared machine falls on all of them alike; returns rates per path and the last predictions."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    preds: dict[str, np.ndarray] = {}
+    for rep in range(reps):
+        for name, fn in runs.items():
+            t0 = time.perf_counter()
+            preds[name] = fn(texts)
+            rates[name].append(len(texts) / (time.perf_counter() - t0))
+            print(f"rep {rep + 1}/{reps} {name}: {rates[name][-1]:.1f} reviews/s", flush=True)
+    return rates, preds
 
 
-def stats(rates: list[float]) -> dict:
-    return {"median": round(statistics.median(rates), 1), "min": round(min(rates), 1),
-            "max": round(max(rates), 1), "all": [round(r, 1) for r in rates]}
+def stats(values: list[float], digits: int = 1) -> dict:
+    return {"median": round(statistics.median(values), digits),
+            "min": round(min(values), digits), "max": round(max(values), digits),
+            "all": [round(v, digits) for v in values]}
 
 
 def main() -> None:
@@ -104,17 +112,18 @@ def main() -> None:
         warm.predict(texts[:64])
     runs = {"naive": lambda t: naive_predict(model, t), "batched": model.predict,
             "batched_bf16": bf16.predict, "batched_int8": quantized.predict}
-    result = {}
-    for name, fn in runs.items():
-        rates, pred = timed(fn, texts, args.reps)
-        result[name] = {"reviews_per_s": stats(rates),
-                        "accuracy": round(float((pred == labels).mean()), 4)}
-        print(name, result[name], flush=True)
+    rates, preds = timed_rounds(runs, texts, args.reps)
+    result = {name: {"reviews_per_s": stats(rates[name]),
+                     "accuracy": round(float((preds[name] == labels).mean()), 4)}
+              for name in runs}
     base = result["naive"]
     batched = [name for name in runs if name != "naive"]
     for name in batched:
         r = result[name]
         r["ratio_median"] = round(r["reviews_per_s"]["median"] / base["reviews_per_s"]["median"], 2)
+        # the same repetition's paths ran back to back: their ratio is the drift-free figure
+        per_rep = [a / b for a, b in zip(rates[name], rates["naive"], strict=True)]
+        r["ratio_per_repetition"] = stats(per_rep, 2)
         r["accuracy_delta_points"] = round(100 * (r["accuracy"] - base["accuracy"]), 2)
     payload = {"n_reviews": len(texts), "reps": args.reps, "model": "default rating/en",
                "threads": args.threads or torch_threads(),
