@@ -708,7 +708,9 @@ class SentimentModel:
             return self._adjust(self._proba_transformer(texts, batch_size))
         from concurrent.futures import ThreadPoolExecutor
 
-        # the lexical half runs in a thread while torch (which releases the GIL) runs the other
+        # the lexical half runs in a thread while torch (which releases the GIL) runs the other;
+        # it gains only where a core is idle: on 2 cores that torch already fills, 5.21 s vs
+        # 5.26 s in sequence for 2,000 reviews in bf16 (the transformer alone: 4.46 s)
         with ThreadPoolExecutor(1) as pool:
             lexical = pool.submit(self._proba_tfidf, texts)
             p_tr = self._proba_transformer(texts, batch_size)
