@@ -123,6 +123,28 @@ def test_zero_tfidf_weight_skips_the_lexical_half(fitted, reviews):
     np.testing.assert_allclose(model.predict_proba(texts), expected, atol=1e-9)
 
 
+def test_class_weights_shift_probability_to_rare_ratings(tiny_backbone, reviews):
+    from adpilot.profiling.sentiment import _loss_weights
+
+    target = np.array([0, 0, 0, 1, 4, 4, 4, 4])
+    balanced = _loss_weights("balanced", target, 5)
+    np.testing.assert_allclose(balanced, [8 / 15, 8 / 5, 1, 1, 8 / 20])  # class 2, 3 absent: 1
+    np.testing.assert_allclose(_loss_weights("sqrt", target, 5), np.sqrt(balanced))
+    assert _loss_weights(None, target, 5) is None
+    with pytest.raises(ConfigError, match="'class_weight'"):
+        _model(tiny_backbone, class_weight="inverse").fit(reviews["text"], reviews["Rating"])
+
+    texts = reviews["text"].tolist()
+    plain, weighted = (_model(tiny_backbone, class_weight=w, max_steps=40).fit(
+        texts, reviews["Rating"]) for w in (None, "balanced"))
+    rare = [0, 1, 2]  # ratings 1-3 are a quarter of the reviews; 5 is over half
+    # same seed, data and steps: only the loss weights differ, and they move mass to the rare
+    mass_plain = plain._proba_transformer(texts)[:, rare].sum(1).mean()
+    mass_weighted = weighted._proba_transformer(texts)[:, rare].sum(1).mean()
+    assert mass_weighted > mass_plain + 0.05, (mass_weighted, mass_plain)  # 0.59 vs 0.46 here
+    assert weighted.get_params()["class_weight"] == "balanced"
+
+
 def test_save_load_round_trip(fitted, reviews, tmp_path):
     texts = reviews["text"].tolist()[:40]
     fitted.save(tmp_path / "m")
@@ -182,6 +204,20 @@ def test_load_mismatch_fails_with_reason(fitted, tmp_path):
     (tampered / "meta.json").unlink()
     with pytest.raises(ArtifactMismatchError, match="meta.json or config.json is missing"):
         SentimentModel.load(tampered)
+
+
+def test_words_only_tfidf_half(reviews, tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    both = SentimentModel(backbone="none").fit(reviews["text"], reviews["Rating"])
+    words = SentimentModel(backbone="none", tfidf_char_ngrams=False).fit(reviews["text"],
+                                                                        reviews["Rating"])
+    assert isinstance(words.tfidf_.named_steps["tfidf"], TfidfVectorizer)  # no char n-grams
+    assert not isinstance(both.tfidf_.named_steps["tfidf"], TfidfVectorizer)  # words + chars
+    loaded = SentimentModel.load(words.save(tmp_path / "w"))
+    assert loaded.tfidf_char_ngrams is False
+    np.testing.assert_allclose(loaded.predict_proba(reviews["text"][:20]),
+                               words.predict_proba(reviews["text"][:20]))
 
 
 def test_polarity_from_ratings_and_tfidf_only(reviews):
@@ -269,9 +305,12 @@ def test_cli_train_eval_predict(tiny_backbone, reviews, tmp_path):
     res = runner.invoke(cli, ["sentiment", "train", "--data", str(data), "--text-col", "text",
                               "--label-col", "stars", "--task", "polarity", "--lang", "en",
                               "--out", str(out), "--backbone", tiny_backbone, "--max-steps", "3",
-                              "--tfidf-weight", "0", "--device", "cpu", "--json"])
+                              "--tfidf-weight", "0", "--class-weight", "sqrt", "--no-char-ngrams",
+                              "--device", "cpu", "--json"])
     assert res.exit_code == 0, res.output
     assert (out / "meta.json").is_file()
+    config = json.loads((out / "config.json").read_text())
+    assert config["class_weight"] == "sqrt" and config["tfidf_char_ngrams"] is False
     assert json.loads(res.stdout)["tfidf_weight"] == 0.0  # the transformer alone, as asked
 
     res = runner.invoke(cli, ["sentiment", "eval", "--model", str(out), "--data", str(data),

@@ -59,6 +59,12 @@ def train(
     tfidf_weight: str = typer.Option(
         "auto", "--tfidf-weight",
         help="Weight of the TF-IDF half in the average: auto (chosen on validation) or 0-1."),
+    char_ngrams: bool = typer.Option(
+        True, "--char-ngrams/--no-char-ngrams",
+        help="English TF-IDF half: add character 2-5 grams to the words (slower to apply)."),
+    class_weight: str = typer.Option(
+        "none", "--class-weight",
+        help="Loss weight per class: none, balanced or sqrt (rare ratings count more)."),
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: cores)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop fine-tuning after N steps."),
     device: str = typer.Option("auto", "--device", help="auto (GPU if any), cpu, cuda, …"),
@@ -75,7 +81,8 @@ def train(
                                  param_hint="--tfidf-weight") from None
     model = SentimentModel(task, lang, backbone=backbone, epochs=epochs, max_length=max_length,
                            batch_size=batch_size, lr=lr, freeze_layers=freeze_layers,
-                           tfidf_weight=weight,
+                           tfidf_weight=weight, tfidf_char_ngrams=char_ngrams,
+                           class_weight=None if class_weight == "none" else class_weight,
                            num_threads=threads, max_steps=max_steps, device=device,
                            checkpoint_dir=str(out.with_name(out.name + ".partial")))
     with _progress() as bar:
