@@ -22,7 +22,11 @@ Reviews/s: median of --reps repetitions, min and max shown; each repetition runs
 in turn, and the ratio to the naive loop is also given per repetition (median, min, max), which a
 shared machine's changing speed cannot bias. Accuracy against the true ratings.
 
+``--model DIR`` measures another saved rating model instead of the default (e.g. one trained with
+``adpilot sentiment train``), written to ``--out`` (a file name under benchmarks/results/).
+
 Usage: python benchmarks/sentiment_throughput.py [--reps 5] [--n 2000] [--threads N]
+                                                 [--model DIR --out NAME.json]
 Writes benchmarks/results/sentiment_throughput.json.
 """
 
@@ -95,16 +99,21 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--model", type=Path, default=None,
+                    help="a saved rating model folder (default: the default rating/en model)")
+    ap.add_argument("--out", default="sentiment_throughput.json")
     args = ap.parse_args()
 
-    ensure_default_models([("rating", "en")], num_threads=args.threads)
-    model = SentimentModel.load(default_model_dir("rating", "en"), device="cpu")
+    if args.model is None:
+        ensure_default_models([("rating", "en")], num_threads=args.threads)
+    folder = args.model or default_model_dir("rating", "en")
+    model = SentimentModel.load(folder, task="rating", device="cpu")
     model.num_threads = args.threads
     set_threads(args.threads)
     _, (texts, labels) = default_split("rating", "en")
     texts, labels = texts[:args.n], np.asarray(labels[:args.n])
     quantized = copy.deepcopy(model).quantize()
-    bf16 = SentimentModel.load(default_model_dir("rating", "en"), device="cpu", precision="bf16")
+    bf16 = SentimentModel.load(folder, task="rating", device="cpu", precision="bf16")
     bf16.num_threads = args.threads
 
     naive_predict(model, texts[:20])  # warm-up: first calls allocate
@@ -125,11 +134,14 @@ def main() -> None:
         per_rep = [a / b for a, b in zip(rates[name], rates["naive"], strict=True)]
         r["ratio_per_repetition"] = stats(per_rep, 2)
         r["accuracy_delta_points"] = round(100 * (r["accuracy"] - base["accuracy"]), 2)
-    payload = {"n_reviews": len(texts), "reps": args.reps, "model": "default rating/en",
+    payload = {"n_reviews": len(texts), "reps": args.reps,
+               "model": str(args.model) if args.model else "default rating/en",
+               "config": {k: getattr(model, k) for k in ("tfidf_char_ngrams", "class_weight")},
+               "tfidf_weight": model.weight_,
                "threads": args.threads or torch_threads(),
                "python": platform.python_version(), **result}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sentiment_throughput.json").write_text(json.dumps(payload, indent=2))
+    (RESULTS / args.out).write_text(json.dumps(payload, indent=2))
     print(json.dumps({k: payload[k] for k in batched}, indent=2))
 
 
