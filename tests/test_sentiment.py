@@ -313,11 +313,20 @@ def test_cli_train_eval_predict(tiny_backbone, reviews, tmp_path):
     assert config["class_weight"] == "sqrt" and config["tfidf_char_ngrams"] is False
     assert json.loads(res.stdout)["tfidf_weight"] == 0.0  # the transformer alone, as asked
 
-    res = runner.invoke(cli, ["sentiment", "eval", "--model", str(out), "--data", str(data),
-                              "--text-col", "text", "--label-col", "stars", "--json"])
+    # two rows without text: not used, and counted and named rather than dropped silently
+    gappy = tmp_path / "gappy.csv"
+    frame = reviews.rename(columns={"Rating": "stars"}).assign(title="")
+    frame.loc[[4, 9], "text"] = ["", None]
+    frame.to_csv(gappy, index=False)
+    res = runner.invoke(cli, ["sentiment", "eval", "--model", str(out), "--data", str(gappy),
+                              "--text-col", "title,text", "--label-col", "stars", "--json"])
     assert res.exit_code == 0, res.output
     result = json.loads(res.stdout)
-    assert result["n"] == int((reviews["Rating"] != 3).sum())
+    assert result["rows_read"] == len(reviews) and result["skipped_no_text"] == 2
+    assert "data rows 5, 10" in " ".join(res.stderr.split())
+    kept = reviews.drop(index=[4, 9])
+    assert result["n"] == int((kept["Rating"] != 3).sum())  # the 3s: no polarity label
+    assert result["skipped_label"] == int((kept["Rating"] == 3).sum())
     assert 0 <= result["accuracy"] <= 1 and 0 <= result["macro_f1"] <= 1
 
     res = runner.invoke(cli, ["sentiment", "predict", "--model", str(out), "--text",

@@ -17,8 +17,11 @@ app = typer.Typer(help="Review sentiment: 5-class rating and polarity, English a
 TEXT_COL_HELP = "Text column; several comma-separated columns are joined with '. ' (e.g. Title,Text)."
 
 
-def _read(path: Path, text_col: str, label_col: str | None) -> tuple[list[str], list | None]:
-    """Texts (and labels) from a data file; rows without any text are dropped."""
+def _read(path: Path, text_col: str, label_col: str | None
+          ) -> tuple[list[str], list | None, dict]:
+    """Texts (and labels) from a data file, and what was left out: rows without any text are
+    not used, and are counted and named (on stderr, and in ``--json`` output), never dropped
+    silently."""
     from adpilot.data.readers import read_table
 
     frame = read_table(path).frame
@@ -26,13 +29,24 @@ def _read(path: Path, text_col: str, label_col: str | None) -> tuple[list[str], 
     for col in [*cols, *([label_col] if label_col else [])]:
         if col not in frame.columns:
             raise MissingColumnError(col, list(frame.columns), path=str(path))
-    parts = frame[cols].astype("string").fillna("")
-    texts = parts.apply(lambda r: ". ".join(v for v in r if v.strip()), axis=1)
-    keep = texts.str.len() > 0
+    import numpy as np
+
+    texts = None
+    for col in cols:  # column by column, vectorised: files can have millions of rows
+        part = frame[col].astype("string").fillna("").str.strip()
+        texts = part if texts is None else texts.str.cat(part, sep=". ").where(
+            (texts != "") & (part != ""), texts + part)  # no ". " next to an empty part
+    keep = (texts.str.len() > 0).to_numpy()
     if not keep.any():
-        raise InputError("no row has any text", path=str(path))
+        raise InputError(f"no row has any text in {', '.join(cols)}", path=str(path))
+    skipped = {"rows_read": len(frame), "skipped_no_text": int((~keep).sum())}
+    if skipped["skipped_no_text"]:
+        rows = (np.flatnonzero(~keep) + 1).tolist()  # 1-based data rows, as a spreadsheet shows
+        shown = ", ".join(map(str, rows[:10])) + (", …" if len(rows) > 10 else "")
+        err_console.print(f"[yellow]{path}: {len(rows):,} of {len(frame):,} rows have no text in "
+                          f"{', '.join(cols)} and were not used (data rows {shown})[/]")
     labels = frame.loc[keep, label_col].tolist() if label_col else None
-    return texts[keep].tolist(), labels
+    return texts[keep].tolist(), labels, skipped
 
 
 def _progress() -> Progress:
@@ -73,7 +87,7 @@ def train(
     """Fine-tune a sentiment model on a labelled file and save it (resumes if interrupted)."""
     from adpilot.profiling.sentiment import SentimentModel
 
-    texts, labels = _read(data, text_col, label_col)
+    texts, labels, skipped = _read(data, text_col, label_col)
     try:
         weight: float | str = tfidf_weight if tfidf_weight == "auto" else float(tfidf_weight)
     except ValueError:
@@ -91,7 +105,7 @@ def train(
     model.save(out)
     summary = {"model": str(out), "task": task, "lang": model.lang_, "n_train": model.n_train_,
                "fit_seconds": model.fit_seconds_, "tfidf_weight": model.weight_,
-               "validation": model.metrics_}
+               "validation": model.metrics_, **skipped}
     if as_json:
         print_json(summary)
     else:
@@ -125,9 +139,11 @@ def evaluate(
 ) -> None:
     """Accuracy and macro-F1 of a saved model on a labelled file."""
     model = _load(model_dir, "rating", "en")
-    texts, labels = _read(data, text_col, label_col)
+    texts, labels, skipped = _read(data, text_col, label_col)
     result = {"model": str(model_dir), "task": model.task, "lang": model.lang_,
-              **model.score(texts, labels)}
+              **model.score(texts, labels), **skipped}
+    # rows with text whose label the task cannot use (missing, or a 3 for polarity)
+    result["skipped_label"] = len(texts) - result["n"]
     if as_json:
         print_json(result)
         return
@@ -158,8 +174,10 @@ def predict(
     if not data and not text:
         raise InputError("give --data FILE or --text TEXT")
     texts = list(text or [])
+    skipped = {}
     if data:
-        texts += _read(data, text_col, None)[0]
+        from_file, _, skipped = _read(data, text_col, None)
+        texts += from_file
     texts = texts[:limit] if limit else texts
     model = _load(model_dir, task, lang, precision)
     proba = model.predict_proba(texts)
@@ -169,7 +187,7 @@ def predict(
             for t, y, ps in zip(texts, labels, proba, strict=True)]
     if as_json:
         print_json({"task": model.task, "lang": model.lang_,
-                    "classes": model.classes_.tolist(), "predictions": rows})
+                    "classes": model.classes_.tolist(), "predictions": rows, **skipped})
         return
     table = Table("label", *(f"p({c})" for c in model.classes_), "text",
                   title=f"{model.task}/{model.lang_}")
