@@ -7,7 +7,6 @@ quarantine. ``read == kept + quarantined`` for the primary table, as for any ing
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,16 +51,16 @@ class DatasetLoad:
 
 
 def data_dir() -> Path:
-    """``ADPILOT_DATA_DIR``, else the first ``shared/data`` found beside or above the cwd."""
-    env = os.environ.get("ADPILOT_DATA_DIR")
-    if env:
-        return Path(env)
-    here = Path.cwd().resolve()
-    for base in (here, *here.parents):
-        for candidate in (base / "shared" / "data", base.parent / "shared" / "data"):
-            if candidate.is_dir():
-                return candidate
-    raise InputError("cannot find the data folder ../shared/data; set ADPILOT_DATA_DIR")
+    """``ADPILOT_DATA_DIR``, else the first ``shared/data`` found beside or above the cwd (a
+    developer's checkout). The library does not need it: :func:`load_dataset` also finds the
+    files in the download cache or downloads them (:mod:`adpilot.datasets_fetch`)."""
+    from adpilot.datasets_fetch import dev_data_dir
+
+    found = dev_data_dir()
+    if found is None:
+        raise InputError("cannot find the data folder ../shared/data; set ADPILOT_DATA_DIR, or "
+                         "run `adpilot datasets fetch` (the loaders then read the cache)")
+    return found
 
 
 def _load(name: str, path: Path, schema: RecordSchema, mapping: dict[str, str],
@@ -292,8 +291,11 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
 
 
 def load_dataset(name: str, path: str | Path | None = None) -> DatasetLoad:
-    """Load a registered data set by name, from ``path`` or from the data folder."""
+    """Load a registered data set by name, from ``path`` or else from wherever
+    :func:`adpilot.datasets_fetch.locate` finds it (data folder, cache, download); raises
+    :class:`~adpilot.datasets_fetch.DatasetUnavailableError` when it cannot be had."""
+    from adpilot.datasets_fetch import locate
+
     if name not in DATASETS:
         raise InputError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    info = DATASETS[name]
-    return info.loader(Path(path) if path else data_dir() / info.file)
+    return DATASETS[name].loader(Path(path) if path else locate(name))

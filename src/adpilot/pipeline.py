@@ -15,9 +15,12 @@ from typing import Any
 
 import pandas as pd
 
+from adpilot import fallbacks
 from adpilot.data import columns as C
+from adpilot.data.csv_safe import write_csv
 from adpilot.data.ingest import IngestResult, ingest_file
 from adpilot.report import Report
+from adpilot.report.html import Section
 from adpilot.store import Store
 
 SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
@@ -148,7 +151,7 @@ def step_targeting(ctx: RunContext) -> None:
         seg = ctx.profiles.profiles.table.set_index(C.USER_ID)["segment"]
         plan.insert(1, "segment", seg.reindex(plan[C.USER_ID]).to_numpy())
     path = ctx.out_dir / "targeting_plan.csv"
-    plan.to_csv(path, index=False, encoding="utf-8")
+    write_csv(plan, path)
     ctx.outputs["targeting_plan"] = str(path)
     ctx.plan = plan
     sec = ctx.report.section("Delivery plan · 投放计划")
@@ -193,7 +196,7 @@ def step_copy(ctx: RunContext) -> None:
         plan = plan.merge(ctx.plan[[C.USER_ID, "contact", C.CHANNEL]].rename(
             columns={C.CHANNEL: "best_channel"}), on=C.USER_ID, how="left")
     path = ctx.out_dir / "campaign_plan.csv"
-    plan.to_csv(path, index=False, encoding="utf-8")
+    write_csv(plan, path)
     ctx.outputs["campaign_plan"] = str(path)
     sec.parts.append(Report.kpis({"messages": len(plan),
                                   "passed guardrails": int(plan["passed"].sum()),
@@ -207,14 +210,12 @@ def step_copy(ctx: RunContext) -> None:
 
 def score_plan(plan: pd.DataFrame) -> pd.DataFrame:
     """The scorecard of each distinct copy in a campaign plan (compliance from its guardrails)."""
-    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.attractiveness import load_default_model
     from adpilot.scoring.scorecard import Scorecard
 
     distinct = plan.drop_duplicates("text").head(16)
     violations = dict(zip(distinct["text"], distinct["violations"], strict=True))
-    model_dir = default_model_dir()
-    attract = (AttractivenessModel.load(model_dir) if (model_dir / "adpilot.json").exists()
-               else None)
+    attract = load_default_model()  # None: a stated fallback
     card = Scorecard(attractiveness=attract,
                      guardrails=[lambda t: [v for v in str(violations.get(t) or "").split("; ")
                                             if v]]).score(distinct["text"].tolist())
@@ -240,10 +241,27 @@ class RunResult:
     ingests: dict[str, dict]
     timings: dict[str, float]
     outputs: dict[str, str]
+    fallbacks: list[dict] = field(default_factory=list)  # stages that ran a stated fallback
 
     def summary(self) -> dict:
         return {"out_dir": str(self.out_dir), "report": str(self.report), "db": self.db_url,
-                "ingests": self.ingests, "timings": self.timings, "outputs": self.outputs}
+                "ingests": self.ingests, "timings": self.timings, "outputs": self.outputs,
+                "fallbacks": self.fallbacks}
+
+
+def fallback_section(report: Report, used: list) -> None:
+    """First section of the report: every stage that ran a fallback, why, and how to fix it."""
+    from adpilot.report.html import table_html
+
+    if not used:
+        return
+    sec = Section("Fallbacks · 降级运行")
+    sec.parts.append(Report.text(
+        "These stages could not get their default model here (no data folder, no download "
+        "cache, no network, or a missing extra) and ran the simpler method named instead. "
+        "以下环节未能获得默认模型，已改用所列的简化方法。", note=True))
+    sec.parts.append(table_html(pd.DataFrame([f.as_dict() for f in used])))
+    report.sections.insert(0, sec)
 
 
 def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
@@ -261,13 +279,16 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
                      report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
                      sentiment=sentiment, llm=llm, progress=progress, executor=executor,
                      ray_address=ray_address)
-    for name, step in steps or STEPS:
-        if on_step:
-            on_step(name)
-        started = time.perf_counter()
-        step(ctx)
-        ctx.timings[name] = round(time.perf_counter() - started, 3)
+    with fallbacks.recording() as used:
+        for name, step in steps or STEPS:
+            if on_step:
+                on_step(name)
+            started = time.perf_counter()
+            step(ctx)
+            ctx.timings[name] = round(time.perf_counter() - started, 3)
+    fallback_section(ctx.report, list(used.values()))
     report_path = ctx.report.write(out_dir / "report.html")
     store.dispose()
     return RunResult(out_dir, report_path, store.safe_url,
-                     {k: r.summary() for k, r in ctx.ingests.items()}, ctx.timings, ctx.outputs)
+                     {k: r.summary() for k, r in ctx.ingests.items()}, ctx.timings, ctx.outputs,
+                     [f.as_dict() for f in used.values()])

@@ -1,36 +1,82 @@
-"""``adpilot datasets …``: the public data sets in ../shared/data, loaded through their loaders."""
+"""``adpilot datasets …``: the public data sets: list, fetch (data folder, cache or download,
+sha256-checked) and load through their loaders."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from adpilot.cli._common import console, err_console, print_json
 
-app = typer.Typer(help="List and load the public data sets (../shared/data).",
+app = typer.Typer(help="List, fetch and load the public data sets.",
                   no_args_is_help=True)
 
 
 @app.command("list")
 def list_datasets(as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the registered data sets and where they are expected."""
-    from adpilot.datasets import DATASETS, data_dir
+    """List the data sets of the manifest: file, size, and where a copy is found."""
+    from adpilot.datasets_fetch import MANIFEST, cached_file, dev_data_dir
 
-    try:
-        base = data_dir()
-    except Exception:
-        base = None
-    rows = [{"name": d.name, "file": d.file,
-             "present": bool(base and (base / d.file).exists())} for d in DATASETS.values()]
+    base = dev_data_dir()
+    rows = []
+    for d in MANIFEST.values():
+        where = (str(base / d.file) if base and (base / d.file).is_file()
+                 else str(cached_file(d) or ""))
+        rows.append({"name": d.name, "file": d.file, "bytes": d.size, "present": bool(where),
+                     "path": where or None, "source": d.url, "derived": d.derived})
     if as_json:
         print_json(rows)
         return
-    table = Table("name", "file", "present")
+    table = Table("name", "file", "MB", "present")
     for r in rows:
-        table.add_row(r["name"], r["file"], "yes" if r["present"] else "[red]no[/]")
+        table.add_row(r["name"], r["file"], f"{r['bytes'] / 1e6:.1f}",
+                      "yes" if r["present"] else "[red]no[/]")
     console.print(table)
+
+
+def download_progress():
+    """A Rich progress display for downloads and the ``progress(file, done, total)`` hook."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TransferSpeedColumn(), console=err_console, transient=True)
+    tasks: dict[str, int] = {}
+
+    def update(label: str, done: int, total: int) -> None:
+        if label not in tasks:
+            tasks[label] = bars.add_task(f"downloading {label}", total=total or None)
+        bars.update(tasks[label], completed=done, total=total or None)
+
+    return bars, update
+
+
+@app.command("fetch")
+def fetch(
+    names: list[str] = typer.Argument(None, help="Data set names (default: all)."),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Make the data sets available: from ADPILOT_DATA_DIR, the download cache, or a download
+    (ADPILOT_DATASETS_MIRROR, else the source of record), each checked against its sha256."""
+    from adpilot.datasets_fetch import fetch_all
+
+    bars, update = download_progress()
+    with bars:
+        results = fetch_all(names or None, progress=update)
+    failed = [n for n, r in results.items() if not r["ok"]]
+    if as_json:
+        print_json(results)
+    else:
+        for name, r in results.items():
+            if r["ok"]:
+                console.print(f"[green]ok[/] {name}: {r['path']} ({r['from']})")
+            else:
+                err_console.print(f"[bold red]failed[/] {name}: {escape(r['error'])}",
+                                  soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
 
 
 @app.command("load")

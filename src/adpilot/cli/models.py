@@ -1,4 +1,5 @@
-"""``adpilot models list|show|promote|register``: the model registry."""
+"""``adpilot models list|show|promote|register|fetch``: the model registry, and the default
+models built from the public data sets."""
 
 from __future__ import annotations
 
@@ -68,3 +69,42 @@ def register(model_dir: Path = typer.Argument(..., help="Directory written by ad
         print_json(entry.as_dict())
     else:
         console.print(f"registered {entry.ref}: {entry.path}")
+
+
+@app.command("fetch")
+def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fluency, "
+                                                       "attractiveness (default: all)."),
+          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Build the default models from the public data sets (fetched with checksums: see
+    `adpilot datasets fetch`); models already in the cache are kept."""
+    from rich.markup import escape
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from adpilot.cli._common import err_console
+    from adpilot.cli.datasets import download_progress
+    from adpilot.models_fetch import fetch_models
+
+    downloads, on_download = download_progress()
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                    console=err_console, transient=True)
+    tasks: dict[str, int] = {}
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        if name not in tasks:
+            tasks[name] = bars.add_task(f"training {name}", total=total)
+        bars.update(tasks[name], completed=done, total=total)
+
+    with downloads, bars:
+        results = fetch_models(parts or None, progress=on_progress, download_progress=on_download,
+                               log=lambda msg: bars.console.print(f"[dim]{msg}[/]"))
+    if as_json:
+        print_json(results)
+    else:
+        for part, r in results.items():
+            if r["ok"]:
+                console.print(f"[green]ok[/] {part} ({r['seconds']} s): {', '.join(r['models'])}")
+            else:
+                err_console.print(f"[bold red]failed[/] {part}: {escape(r['error'])}",
+                                  highlight=False, soft_wrap=True)
+    if any(not r["ok"] for r in results.values()):
+        raise typer.Exit(1)

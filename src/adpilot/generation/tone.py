@@ -3,15 +3,16 @@ on real reviews (``online_shopping_10_cats`` for Chinese, Women's clothing ratin
 for English) backs the ``complaint`` guardrail: copy written from reviews must not echo what
 unhappy reviewers said (「品质不稳定，还很难吃」, "runs small and the seams ripped").
 
-Trained once per process from the data folder in a few seconds; without the data the
-guardrail is skipped with a warning (it cannot judge what it was never shown)."""
+Trained once from the public review sets (:func:`adpilot.datasets.load_dataset`: data folder,
+download cache or download) in a few seconds and kept in the model cache. Where they cannot be
+had, the check falls back to the opinion-word lexicon of :mod:`adpilot.profiling.aspects` (a
+sentence with more negative than positive opinion words is a complaint) and says so once."""
 
 from __future__ import annotations
 
 import hashlib
 import logging
 import pickle
-import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -29,26 +30,18 @@ THRESHOLD = 0.8
 MAX_TRAIN = 20_000  # rows per language: plenty for a lexical model, seconds to fit
 
 
-def _training_rows(lang: str) -> tuple[list[str], np.ndarray] | None:
-    from adpilot.datasets import data_dir
+def _training_rows(lang: str) -> tuple[list[str], np.ndarray]:
+    """Review texts and 1 = negative, from the canonical tables of the public sets (raises
+    :class:`~adpilot.datasets_fetch.DatasetUnavailableError` when the set cannot be had)."""
+    from adpilot.datasets import load_dataset
 
-    try:
-        base = data_dir() / "reviews"
-    except Exception:  # no data folder configured
-        return None
     if lang == "zh":
-        path = base / "online_shopping_10_cats_zh.csv"
-        if not path.is_file():
-            return None
-        df = pd.read_csv(path).dropna(subset=["review"])
-        texts, negative = df["review"].astype(str).str.lstrip("\ufeff"), df["label"] == 0
+        df = load_dataset("online_shopping_zh").tables["reviews"].dropna(subset=["text", "polarity"])
+        texts, negative = df["text"].astype(str).str.lstrip("\ufeff"), df["polarity"] == 0
     else:
-        path = base / "womens_clothing_ecommerce_reviews.csv"
-        if not path.is_file():
-            return None
-        df = pd.read_csv(path).dropna(subset=["Review Text"])
-        df = df[df["Rating"] != 3]
-        texts, negative = df["Review Text"].astype(str), df["Rating"] <= 2
+        df = load_dataset("womens_clothing").tables["reviews"].dropna(subset=["text", "rating"])
+        df = df[df["rating"] != 3]
+        texts, negative = df["text"].astype(str), df["rating"] <= 2
     rows = pd.DataFrame({"text": texts, "y": negative.astype(int)})
     rows = rows.sample(min(MAX_TRAIN, len(rows)), random_state=0)
     return rows["text"].tolist(), rows["y"].to_numpy()
@@ -61,18 +54,22 @@ def _cache_file(lang: str) -> Path:
 
 
 @lru_cache(maxsize=2)
-def complaint_model(lang: str) -> Pipeline | None:
-    """The fitted classifier for ``lang`` (``en`` or ``zh``), or None without training data.
-    Fitted once (10-20 s on 2 cores) and kept in the model cache, tagged with a hash of the
-    training rows so a changed data file refits it."""
+def _complaint_model(lang: str) -> Pipeline | Exception:
+    """The fitted classifier, or why there is none (cached per process either way)."""
+    from adpilot.datasets_fetch import DatasetUnavailableError
+
+    try:
+        return build_complaint_model(lang)
+    except DatasetUnavailableError as exc:
+        return exc
+
+
+def build_complaint_model(lang: str) -> Pipeline:
+    """Fit (10-20 s on 2 cores) or load the classifier for ``lang`` (``en`` or ``zh``), kept in
+    the model cache, tagged with a hash of the training rows so a changed data file refits it."""
     from adpilot.profiling.baseline import tfidf_classifier
 
-    rows = _training_rows(lang)
-    if rows is None:
-        warnings.warn(f"no review data to train the {lang} complaint check; the complaint "
-                      "guardrail is skipped (set ADPILOT_DATA_DIR)", stacklevel=2)
-        return None
-    texts, y = rows
+    texts, y = _training_rows(lang)
     digest = hashlib.sha256(pd.util.hash_pandas_object(pd.Series(texts), index=False)
                             .to_numpy().tobytes() + y.tobytes()).hexdigest()[:16]
     path = _cache_file(lang)
@@ -91,9 +88,33 @@ def complaint_model(lang: str) -> Pipeline | None:
     return model
 
 
-def complaint_probability(sentences: list[str], lang: str) -> np.ndarray | None:
-    """P(the sentence is a complaint) per sentence; None when no model can be trained."""
+def complaint_model(lang: str) -> Pipeline | None:
+    """The fitted classifier for ``lang``, or None (and a stated fallback) without training data."""
+    from adpilot import fallbacks
+
+    model = _complaint_model(lang)
+    if isinstance(model, Exception):
+        fallbacks.note(f"complaint guardrail ({lang})", "an opinion-word lexicon check",
+                       fallbacks.unavailable_reason(model),
+                       "run `adpilot models fetch` or set ADPILOT_DATA_DIR")
+        return None
+    return model
+
+
+def lexical_complaint(sentences: list[str], lang: str) -> np.ndarray:
+    """1.0 for a sentence with more negative than positive opinion words (negation counted),
+    else 0.0: the complaint check when no model can be trained."""
+    from adpilot.profiling.aspects import clause_opinion
+
+    counts = clause_opinion(pd.Series(sentences, dtype="string").str.lower(), lang)
+    return ((counts["neg"] > counts["pos"]) & (counts["neg"] > 0)).to_numpy(dtype=float)
+
+
+def complaint_probability(sentences: list[str], lang: str) -> np.ndarray:
+    """P(the sentence is a complaint) per sentence: the model's, or the lexical check's 0/1."""
+    if not sentences:
+        return np.zeros(0)
     model = complaint_model(lang)
-    if model is None or not sentences:
-        return None if model is None else np.zeros(0)
+    if model is None:
+        return lexical_complaint(sentences, lang)
     return model.predict_proba(sentences)[:, 1]

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from adpilot.data import columns as C
+from adpilot.data.csv_safe import write_csv
 from adpilot.errors import MissingDependencyError
 from adpilot.profiling.aspects import extract_aspects
 from adpilot.profiling.embeddings import get_embedder
@@ -64,19 +65,42 @@ def model_polarity_scorer(*, train_if_missing: bool = False,
     return score
 
 
+def sentiment_fallback(exc: BaseException) -> str:
+    """State the star-rating fallback of ``auto`` sentiment (once per process) and return the
+    label the profiles record for it."""
+    from adpilot import fallbacks
+
+    reason = ("the ml extra is not installed" if isinstance(exc, (ImportError,
+                                                                  MissingDependencyError))
+              else fallbacks.unavailable_reason(exc))
+    fallbacks.note("sentiment", "star ratings ((r - 3) / 2; a review without a rating counts "
+                   "as neutral)", reason,
+                   "run `adpilot models fetch`, set ADPILOT_DATA_DIR, or train on your own "
+                   "labelled reviews with `adpilot sentiment train --data …`")
+    return "rating (fallback: no sentiment model)"
+
+
+def sentiment_unavailable_errors() -> tuple[type[BaseException], ...]:
+    """What ``auto`` sentiment falls back on: no ml extra, or no data to train the defaults."""
+    from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
+
+    return ImportError, MissingDependencyError, DatasetUnavailableError, ChecksumError
+
+
 def default_sentiment_scorer(mode: str = "auto",
                              progress: Callable[[str, int, int], None] | None = None,
                              ) -> tuple[str, SentimentScorer]:
     """``model``: the trained models (trained now if missing); ``rating``: the star rating;
-    ``auto``: the models when installed (``ml`` extra), else the rating."""
+    ``auto``: the models when they can be had (``ml`` extra, the public data or a trained
+    model in the cache), else the rating, a fallback stated once."""
     if mode == "rating":
         return "rating", rating_polarity
     try:
         scorer = model_polarity_scorer(train_if_missing=True, progress=progress)
-    except (ImportError, MissingDependencyError):
+    except sentiment_unavailable_errors() as exc:
         if mode == "model":
             raise
-        return "rating", rating_polarity
+        return sentiment_fallback(exc), rating_polarity
     return "model (fine-tuned polarity, EN + ZH)", scorer
 
 
@@ -157,10 +181,10 @@ def export_profiles(run: ProfileRun, out_dir: str | Path) -> dict[str, str]:
     out.mkdir(parents=True, exist_ok=True)
     table = run.profiles.table.copy()
     csv_path, pq_path, seg_path = out / "profiles.csv", out / "profiles.parquet", out / "segments.csv"
-    table.to_csv(csv_path, index=False, encoding="utf-8")
+    write_csv(table, csv_path)
     if run.profiles.embeddings is not None:
         table["embedding"] = list(np.asarray(run.profiles.embeddings, dtype=np.float32))
     table.to_parquet(pq_path, index=False)
-    run.segments.to_csv(seg_path, index=False, encoding="utf-8")
+    write_csv(run.segments, seg_path)
     return {"profiles_csv": str(csv_path), "profiles_parquet": str(pq_path),
             "segments_csv": str(seg_path)}

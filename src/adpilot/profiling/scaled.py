@@ -24,9 +24,13 @@ from adpilot.backends.executor.stages import (
     embedding_columns,
 )
 from adpilot.data import columns as C
-from adpilot.errors import MissingDependencyError
 from adpilot.profiling.aspects import aspect_labels
-from adpilot.profiling.build import POLARITY_MODELS, ProfileRun
+from adpilot.profiling.build import (
+    POLARITY_MODELS,
+    ProfileRun,
+    sentiment_fallback,
+    sentiment_unavailable_errors,
+)
 from adpilot.profiling.profiles import build_profiles
 from adpilot.profiling.segments import SegmentModel
 
@@ -43,10 +47,10 @@ def resolve_sentiment(mode: str = "auto", progress: Callable[[str, int, int], No
         from adpilot.profiling.sentiment import default_model_dir, ensure_default_models
 
         ensure_default_models(POLARITY_MODELS, progress=progress)
-    except (ImportError, MissingDependencyError):
+    except sentiment_unavailable_errors() as exc:
         if mode == "model":
             raise
-        return "rating", "rating", None
+        return sentiment_fallback(exc), "rating", None
     return ("model (fine-tuned polarity, EN + ZH)", "model",
             str(default_model_dir(*POLARITY_MODELS[0]).parent))
 

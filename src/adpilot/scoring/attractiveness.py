@@ -248,8 +248,34 @@ def default_model_dir() -> Path:
     return get_settings().models_dir / ARTIFACT
 
 
-def load_default_model() -> AttractivenessModel | None:
+def load_default_model(*, note_fallback: bool = True) -> AttractivenessModel | None:
     """The trained model in the models cache, or None when none has been trained yet
-    (``adpilot attract train``); scorecards then leave attractiveness empty."""
+    (``adpilot models fetch`` or ``adpilot attract train``); scorecards then leave
+    attractiveness empty and weigh the other scores, a fallback stated once."""
     folder = default_model_dir()
-    return AttractivenessModel.load(folder) if (folder / "adpilot.json").exists() else None
+    if (folder / "adpilot.json").exists():
+        return AttractivenessModel.load(folder)
+    if note_fallback:
+        from adpilot import fallbacks
+
+        fallbacks.note("attractiveness", "no attractiveness score (the overall score weighs "
+                       "the other scores)", f"no trained model in {folder.parent}",
+                       "run `adpilot models fetch` or `adpilot attract train`")
+    return None
+
+
+def build_default_model(*, log=None, finetune_epochs: int | None = None) -> Path:
+    """Train the default model on the public Upworthy tests (all pairs) into the models cache
+    unless it is there; return its folder. Raises
+    :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data."""
+    from adpilot.datasets import load_dataset
+    from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
+
+    folder = default_model_dir()
+    if (folder / "adpilot.json").exists():
+        return folder
+    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+    opts = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}
+    model = AttractivenessModel(**opts).fit(pairs, log=log)
+    model.metrics_ = {"train": model.evaluate(pairs)}
+    return model.save(folder)

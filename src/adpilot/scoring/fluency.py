@@ -80,7 +80,28 @@ class CharNgramLM:
 
 
 def reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
-    """The reference model for ``lang``, trained once on ../shared/data and cached."""
+    """The reference model for ``lang``: trained once on the public sets (reviews, and
+    Upworthy headlines for English) and cached. Where they cannot be had it falls back to a
+    small reference from the package's own sample texts, and says so (not cached: the real
+    reference is built as soon as the data can be had)."""
+    from adpilot.datasets_fetch import DatasetUnavailableError
+
+    try:
+        return build_reference_lm(lang, max_texts=max_texts, seed=seed)
+    except DatasetUnavailableError as exc:
+        from adpilot import fallbacks
+
+        model, n = packaged_reference_lm(lang)
+        fallbacks.note(f"fluency ({lang})",
+                       f"a small reference LM from the {n} built-in sample texts (perplexities "
+                       "are rougher than with the public corpus)",
+                       fallbacks.unavailable_reason(exc),
+                       "run `adpilot models fetch` or set ADPILOT_DATA_DIR")
+        return model
+
+
+def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
+    """Train (or load from the model cache) the reference model on the public data sets."""
     from adpilot.config import get_settings
     from adpilot.datasets import load_dataset
 
@@ -97,3 +118,29 @@ def reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgr
     model = CharNgramLM().fit(texts.tolist())
     model.save(path)
     return model
+
+
+_PACKAGED: dict[str, tuple[CharNgramLM, int]] = {}
+
+
+def packaged_reference_lm(lang: str) -> tuple[CharNgramLM, int]:
+    """(model, number of texts): a character LM over the review titles and texts and product
+    titles and descriptions of the built-in sample (written for adpilot) in ``lang``."""
+    if lang not in _PACKAGED:
+        from importlib import resources
+
+        from adpilot.data.language import detect_language
+
+        base = resources.files("adpilot") / "sample"
+        texts: list[str] = []
+        for name, cols in (("reviews.csv", ("title", "text")),
+                           ("products.csv", ("title", "description"))):
+            with resources.as_file(base / name) as f:
+                frame = pd.read_csv(f, dtype=str)
+            for col in cols:
+                if col in frame:
+                    texts += frame[col].dropna().tolist()
+        series = pd.Series(texts, dtype=str)
+        chosen = series[(detect_language(series) == lang).to_numpy()].tolist() or texts
+        _PACKAGED[lang] = (CharNgramLM().fit(chosen), len(chosen))
+    return _PACKAGED[lang]
