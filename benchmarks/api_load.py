@@ -20,7 +20,6 @@ import asyncio
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from loadkit import free_port, pct, wait_healthy
 from sqlalchemy import func, select
 
 from adpilot.api.keys import create_key
@@ -41,16 +41,6 @@ from adpilot.store import Store
 from adpilot.store.sql import TABLES
 
 OUT = Path(__file__).parent / "results" / "api_load.json"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q)) * 1000 if values else float("nan")
 
 
 async def post_batches(url: str, path: str, batches: list[list[dict]], headers: dict,
@@ -171,12 +161,7 @@ def main() -> None:
                               env=os.environ | {"PYTHONUNBUFFERED": "1"})
     url = f"http://127.0.0.1:{port}"
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/health").status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
+    wait_healthy(url)
     try:
         with httpx.Client(base_url=url, headers=headers) as c:
             ev_cid = c.post("/v1/campaigns", json={"name": "load events", "variants": [
