@@ -15,6 +15,8 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "events_chaos.py"
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(reason="issue 17 defects 1-3 (lost corrected resends, poisoned batches stall the "
+                          "inbox, 5-minute stale claims after a crash) are being fixed", strict=False)
 def test_chaos_quick_sqlite_one_kill(tmp_path):
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
