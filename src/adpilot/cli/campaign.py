@@ -185,7 +185,9 @@ def ingest_events(
     if quarantine and (len(result.quarantine) or len(raw.parse_errors)):
         import pandas as pd
 
-        pd.concat([raw.parse_errors, result.quarantine]).to_csv(quarantine, index=False)
+        from adpilot.data.csv_safe import write_csv
+
+        write_csv(pd.concat([raw.parse_errors, result.quarantine]), quarantine)
         summary["quarantine_file"] = str(quarantine)
     print_json(summary) if as_json else console.print(summary)
 

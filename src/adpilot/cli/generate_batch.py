@@ -63,9 +63,11 @@ def generate_batch(
         backend.close()
     summary = {**result.summary(), "ledger": str(ledger_path), "stored": len(stored)}
     if out:
+        from adpilot.data.csv_safe import write_csv
+
         out.parent.mkdir(parents=True, exist_ok=True)
         (stored.to_parquet(out, index=False) if out.suffix == ".parquet"
-         else stored.to_csv(out, index=False, encoding="utf-8"))
+         else write_csv(stored, out))
         summary["out"] = str(out)
     if db:
         from adpilot.store import open_store

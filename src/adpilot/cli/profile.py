@@ -107,7 +107,9 @@ def export(
     if out.suffix == ".parquet":
         profiles.to_parquet(out, index=False)
     elif out.suffix == ".csv":
-        profiles.to_csv(out, index=False, encoding="utf-8")
+        from adpilot.data.csv_safe import write_csv
+
+        write_csv(profiles, out)
     else:
         raise ConfigError(f"export to .parquet or .csv, not {out.suffix!r}")
     console.print(f"wrote {len(profiles):,} profiles to {out}")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adpilot.data.csv_safe import write_csv
 from adpilot.data.mapping import ColumnMapping
 from adpilot.data.readers import RawTable, read_table
 from adpilot.data.schema import get_schema
@@ -71,7 +72,7 @@ def default_quarantine_path(kind: str, source: Path, folder: Path) -> Path:
 
 def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    quarantine.to_csv(path, index=False, encoding="utf-8")
+    write_csv(quarantine, path)
 
 
 def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = None,
