@@ -19,6 +19,7 @@ from pathlib import Path
 from adpilot.datasets import load_dataset
 from adpilot.report.charts import qini_chart
 from adpilot.targeting.evaluate import evaluate_uplift
+from adpilot.targeting.metrics import NORMALISATION
 
 RESULTS = Path(__file__).parent / "results"
 FEATURES = ["recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie",
@@ -28,7 +29,7 @@ FEATURES = ["recency", "history_segment", "history", "mens", "womens", "zip_code
 def main() -> None:
     frame = load_dataset("hillstrom").tables["hillstrom"]
     out: dict = {"data": "hillstrom_email_rct.csv", "split": "70/30 stratified by arm",
-                 "features": FEATURES, "runs": {}}
+                 "features": FEATURES, "normalisation": NORMALISATION, "runs": {}}
     lines = ["# Uplift targeting on Hillstrom (held-out 30%, seed 0)", "",
              "Values are per customer (visit or conversion rate) by IPW, 95% bootstrap CI.",
              "`best-scored 50%`: contact the half of customers with the highest predicted uplift, "
@@ -38,9 +39,16 @@ def main() -> None:
              "what targeting changes. `total lift`: all visits, including those of customers who "
              "visit anyway and whom no targeting can change, so it is diluted by the baseline "
              "visit rate (about 10.6%).", "",
+             "Qini and AUUC are evaluated at distinct score values (tied scores are one curve "
+             "point, so row order does not matter), over the customers who got their "
+             "recommended message or none. Two normalisations, both 0 for random targeting:",
+             f"`Qini ÷ n²`: {NORMALISATION['qini']}; `AUUC ÷ n²`: {NORMALISATION['auuc']}; "
+             f"`Qini ÷ perfect`: {NORMALISATION['qini_auc_score']}; `AUUC ÷ perfect`: "
+             f"{NORMALISATION['uplift_auc_score']}.", "",
              "| outcome | learner | learned policy | best single arm | best-scored 50% | "
-             "random 50% | total lift | incremental lift | Qini | AUUC |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "random 50% | total lift | incremental lift | Qini ÷ n² | AUUC ÷ n² | "
+             "Qini ÷ perfect | AUUC ÷ perfect |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def ci(e: dict, pct: bool = False) -> str:
         f = (lambda v: f"{v:+.1%}") if pct else (lambda v: f"{v:.4f}")
@@ -61,7 +69,8 @@ def main() -> None:
                 f"| {outcome} | {learner} | {ci(r['policy'])} | {best}: {ci(r['arms'][best])} | "
                 f"{ci(r['budget']['policy_value'])} | {ci(r['budget']['random_value'])} | "
                 f"{ci(r['budget']['relative_lift'], True)} | "
-                f"{ci(r['budget']['incremental_lift'], True)} | {r['qini']:.5f} | {r['auuc']:.5f} |")
+                f"{ci(r['budget']['incremental_lift'], True)} | {r['qini']:.5f} | {r['auuc']:.5f} | "
+                f"{r['qini_auc_score']:.4f} | {r['uplift_auc_score']:.4f} |")
         (RESULTS / f"qini_{outcome}.svg").write_text(
             qini_chart(curves, title=f"Qini curves, {outcome} (held out)"), encoding="utf-8")
     spread = []

@@ -69,4 +69,6 @@ def evaluate(
     console.print(f"best-scored vs random: {lift['value']:+.1%} total "
                   f"[{lift['ci_low']:+.1%}, {lift['ci_high']:+.1%}], {inc['value']:+.1%} incremental "
                   f"[{inc['ci_low']:+.1%}, {inc['ci_high']:+.1%}]; Qini {r['qini']:.5f}, "
-                  f"AUUC {r['auuc']:.5f}")
+                  f"AUUC {r['auuc']:.5f} (area over random ÷ n²); ÷ the perfect model's "
+                  f"(scikit-uplift): Qini {r['qini_auc_score']:.4f}, "
+                  f"AUUC {r['uplift_auc_score']:.4f}")

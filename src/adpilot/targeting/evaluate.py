@@ -15,12 +15,15 @@ from sklearn.model_selection import train_test_split
 
 from adpilot.errors import ConfigError, MissingColumnError
 from adpilot.targeting.metrics import (
+    NORMALISATION,
     auuc,
     bootstrap_means,
     interval,
+    qini_auc_score,
     qini_coefficient,
     qini_curve,
     uplift_at_k,
+    uplift_auc_score,
 )
 from adpilot.targeting.policy import UpliftPolicy
 from adpilot.targeting.uplift import make_learner
@@ -147,6 +150,9 @@ def evaluate_uplift(frame: pd.DataFrame, *, treatment_col: str, control: str, ou
                    "incremental_lift": inc_lift.as_dict()},
         "qini": round(qini_coefficient(y_te[keep], score[keep], treated), 6),
         "auuc": round(auuc(y_te[keep], score[keep], treated), 6),
+        "qini_auc_score": round(qini_auc_score(y_te[keep], score[keep], treated), 6),
+        "uplift_auc_score": round(uplift_auc_score(y_te[keep], score[keep], treated), 6),
+        "normalisation": NORMALISATION,
         "uplift_at_30": round(uplift_at_k(y_te[keep], score[keep], treated, 0.3), 6),
         "seed": seed, "test_size": test_size, "bootstrap": n_boot,
     }
