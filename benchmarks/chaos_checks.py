@@ -67,6 +67,7 @@ def check_batches(url: str, headers: dict, acked: list[tuple[Batch, int, float]]
     kinds_unreported: Counter = Counter()
     reasons: dict[str, str] = {}
     examples: list[dict] = []
+    processed: set[int] = set()
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
         for b, batch_id, when in acked:
             r = http.get(f"/v1/events/batches/{batch_id}")
@@ -76,6 +77,7 @@ def check_batches(url: str, headers: dict, acked: list[tuple[Batch, int, float]]
                 out["pending"] += 1
                 continue
             out["processed"] += 1
+            processed.add(batch_id)
             n = len(b.events)
             if rep.get("read") != n or rep.get("kept", 0) + rep.get("quarantined", 0) != n:
                 out["not_adding_up"] += 1
@@ -101,12 +103,14 @@ def check_batches(url: str, headers: dict, acked: list[tuple[Batch, int, float]]
             "not_adding_up": out["not_adding_up"], "not_adding_up_examples": examples,
             "malformed_unreported": out["malformed_unreported"],
             "unreported_kinds": dict(kinds_unreported), "valid_rejected": out["valid_rejected"],
-            "valid_refused": 0, "reason_per_kind": reasons}
+            "valid_refused": 0, "reason_per_kind": reasons, "_processed": processed}
 
 
-def check_store(store: Store, plan: Plan, acked: list[tuple[Batch, int, float]]) -> dict:
-    """The events table against what was sent: missing acknowledged events, duplicates,
-    anything stored that is not a valid event, or stored with other values."""
+def check_store(store: Store, plan: Plan, acked: list[tuple[Batch, int, float]],
+                processed: set[int]) -> dict:
+    """The events table against what was sent: missing acknowledged events (and those of them
+    in a batch reported processed: lost, not just late), duplicates, anything stored that is
+    not a valid event, or stored with other values."""
     t = TABLES["events"]
     with store.engine.connect() as conn:
         rows = conn.execute(select(t.c.event_id, t.c.variant, t.c.user_id, t.c.type)).all()
@@ -114,11 +118,15 @@ def check_store(store: Store, plan: Plan, acked: list[tuple[Batch, int, float]])
     acked_valid = {b.events[i]["event_id"] for b, _, _ in acked for i in b.valid}
     stored = set(ids)
     missing = sorted(acked_valid - stored)
+    in_processed = {b.events[i]["event_id"] for b, batch_id, _ in acked if batch_id in processed
+                    for i in b.valid}
     unexpected = sorted(stored - plan.expected.keys())
     altered = [r.event_id for r in rows if r.event_id in plan.expected
                and (r.variant, r.user_id, r.type) != plan.expected[r.event_id]]
     return {"stored": len(rows), "distinct_ids": len(ids), "acknowledged_valid_distinct": len(acked_valid),
             "missing": len(missing), "missing_examples": missing[:5],
+            "missing_processed": len(in_processed.intersection(missing)),
+            "missing_processed_examples": sorted(in_processed.intersection(missing))[:5],
             "missing_corrected_resends": len(set(missing) & plan.corrected),
             "duplicates": sum(n - 1 for n in ids.values() if n > 1),
             "unexpected": len(unexpected), "unexpected_examples": [u[:80] for u in unexpected[:5]],
