@@ -352,7 +352,7 @@ class Server:
 
 def test_real_uvicorn_server(tmp_path, db_url):
     keys = keys_for(db_url)
-    app = create_app(make_settings(tmp_path, db_url), llm_backend=TemplateLLM())
+    app = create_app(make_settings(tmp_path, db_url, api_docs=True), llm_backend=TemplateLLM())
     with Server(app) as server, httpx.Client(base_url=server.url, timeout=30) as http:
         assert http.get("/health").json() == {"status": "ok", "database": "ok"}
         assert http.get("/v1/campaigns").status_code == 401

@@ -45,7 +45,9 @@ def required_scope(route: APIRoute) -> str | None:
 @pytest.fixture
 def secured(tmp_path, db_url):
     keys = keys_for(db_url)
-    app = create_app(make_settings(tmp_path, db_url), llm_backend=TemplateLLM())
+    # the route walk sends a bad key to every route: no throttling here (test_api_hardening.py)
+    settings = make_settings(tmp_path, db_url, auth_max_failures=0, auth_max_failures_per_client=0)
+    app = create_app(settings, llm_backend=TemplateLLM())
     with TestClient(app, follow_redirects=False) as client:
         yield app, client, keys
 

@@ -19,11 +19,12 @@ from fastapi.middleware.cors import CORSMiddleware  # noqa: E402
 from adpilot.api import errors  # noqa: E402
 from adpilot.api.jobs import JobRunner  # noqa: E402
 from adpilot.api.keys import KeyVerifier  # noqa: E402
-from adpilot.api.limits import BodyLimitMiddleware  # noqa: E402
+from adpilot.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware  # noqa: E402
 from adpilot.api.routers import campaigns, copy, data, system  # noqa: E402
 from adpilot.api.security import AppState  # noqa: E402
 from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
 from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
+from adpilot.api.throttle import AuthThrottle, RateLimiter  # noqa: E402
 from adpilot.store.sql import Store  # noqa: E402
 
 log = logging.getLogger("adpilot.api")
@@ -55,7 +56,10 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
                      keys=KeyVerifier(store, ttl=settings.key_cache_seconds),
                      campaigns=CampaignService(store, worker_process=settings.events_worker_process),
                      data=DataService(store),
-                     copy=CopyService(factory), jobs=JobRunner(store, workers=settings.job_workers))
+                     copy=CopyService(factory), jobs=JobRunner(store, workers=settings.job_workers),
+                     throttle=AuthThrottle.from_settings(settings),
+                     costly=RateLimiter(rate_per_minute=settings.report_rate_per_minute,
+                                        burst=settings.report_burst))
     stop = threading.Event()
 
     def flusher() -> None:
@@ -83,7 +87,10 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
             state.jobs.shutdown()
             state.copy.close()
 
+    docs = settings.api_docs  # off unless configured (see ApiSettings.api_docs)
     app = FastAPI(title="adpilot", version="1", lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None,
                   description="Profiles, copy, campaigns and feedback over HTTP. Every endpoint "
                               "but /health needs an API key (`adpilot keys create`).")
     app.state.adpilot = state
@@ -99,4 +106,6 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
                            allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "X-API-Key", "Content-Type"])
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # outermost, so every answer gets the headers (the body limit's 413 included)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.cookie_secure)
     return app

@@ -1,4 +1,5 @@
-"""Request dependencies: the app state, API-key authentication with scopes."""
+"""Request dependencies: the app state, API-key authentication with scopes (throttled against
+guessing), and the rate limit of expensive routes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from adpilot.api.jobs import JobRunner
 from adpilot.api.keys import KeyInfo, KeyVerifier, scope_allows
 from adpilot.api.services import CampaignService, CopyService, DataService
 from adpilot.api.settings import ApiSettings
+from adpilot.api.throttle import AuthThrottle, RateLimiter
 from adpilot.store.sql import Store
 
 
@@ -26,6 +28,24 @@ class AppState:
     data: DataService
     copy: CopyService
     jobs: JobRunner
+    throttle: AuthThrottle
+    costly: RateLimiter
+
+
+def client_of(request: Request) -> str:
+    """The client's address as the server saw it (behind a proxy, run uvicorn with
+    ``--proxy-headers`` and ``--forwarded-allow-ips`` so that it is the real client's)."""
+    return request.client.host if request.client else "-"
+
+
+def key_account(presented: str) -> tuple[str, str]:
+    """The account an API key names: its id part (``adp_<id>_…``), bounded in length."""
+    return ("key", presented.removeprefix("adp_").partition("_")[0][:32])
+
+
+def too_many(seconds: int, what: str) -> HTTPException:
+    return HTTPException(429, f"{what}: try again in {seconds} s",
+                         headers={"Retry-After": str(seconds)})
 
 
 async def get_state(request: Request) -> AppState:  # async: no thread hop per request
@@ -50,8 +70,13 @@ def require(scope: str):
         if not presented:
             raise HTTPException(401, "an API key is required (Authorization: Bearer <key>)",
                                 headers={"WWW-Authenticate": "Bearer"})
+        client, account = client_of(request), key_account(presented)
+        wait = state.throttle.retry_after(client, account)
+        if wait:  # checked before the key, so a locked client learns nothing, right key or not
+            raise too_many(wait, "too many invalid API keys")
         key = state.keys.verify(presented)
         if key is None:
+            state.throttle.failed(client, account)
             raise HTTPException(401, "invalid or revoked API key",
                                 headers={"WWW-Authenticate": "Bearer"})
         if not scope_allows(key.scope, scope):
@@ -67,3 +92,14 @@ def require(scope: str):
 Read = Depends(require("read"))
 Write = Depends(require("write"))
 Admin = Depends(require("admin"))
+
+
+async def costly(request: Request, state: State) -> None:
+    """Dependency for routes that aggregate whole tables: a token bucket per client (429 with
+    ``Retry-After`` when empty). List it after the key check, so refused requests cost nothing."""
+    wait = state.costly.take(client_of(request))
+    if wait:
+        raise too_many(wait, "too many report requests from this client")
+
+
+Costly = Depends(costly)

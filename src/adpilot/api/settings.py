@@ -38,6 +38,25 @@ class ApiSettings(Settings):
                             "would otherwise stall every request in flight.")
     key_cache_seconds: float = Field(5.0, description="How long a verified API key is trusted "
                                      "before it is looked up again (revocation delay).")
+    api_docs: bool = Field(False, description="Serve /docs, /redoc and /openapi.json. Off by "
+                           "default: the schema is the same for every install (published with "
+                           "the project), the docs pages load scripts from a CDN, and a public "
+                           "map of every route helps nobody but a prober. Turn on for development.")
+    auth_max_failures: int = Field(5, ge=0, description="Failed logins or API-key checks for "
+                                   "one account (user name / key id) within the window before "
+                                   "it is locked; 0 = no throttling.")
+    auth_max_failures_per_client: int = Field(20, ge=0, description="The same for one client "
+                                              "address, whatever accounts it tries.")
+    auth_window_seconds: float = Field(900.0, gt=0, description="Failures older than this are "
+                                       "forgotten.")
+    auth_lockout_seconds: float = Field(60.0, gt=0, description="First lockout; each further "
+                                        "lockout of the same account or client doubles it.")
+    auth_lockout_max_seconds: float = Field(3600.0, gt=0, description="Longest lockout.")
+    report_rate_per_minute: float = Field(30.0, ge=0, description="Requests per minute one "
+                                          "client may make to the report and overview routes "
+                                          "(a token bucket); 0 = no limit.")
+    report_burst: int = Field(10, ge=1, description="Report requests a client may make at once "
+                              "before the per-minute rate applies.")
 
 
 def get_api_settings() -> ApiSettings:

@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
-from adpilot.api.security import AppState
+from adpilot.api.security import AppState, client_of, key_account
 from adpilot.api.services import NotFoundError, NotReadyError, jsonable, records
 from adpilot.dashboard import charts
 from adpilot.dashboard.auth import (
@@ -82,11 +82,18 @@ def mount(app: FastAPI, state: AppState) -> None:
     # --- login ---------------------------------------------------------------------------------
     @router.get("/login")
     def login_page(request: Request, next: str = "/", error: str | None = None) -> HTMLResponse:
+        return login_form(request, next, error=error)
+
+    def login_form(request: Request, next: str, *, error: str | None = None, locked: int = 0,
+                   status: int = 200) -> HTMLResponse:
         token = secrets.token_urlsafe(24)
-        response = render(request, "login.html", None, next=next if next.startswith("/") else "/",
-                          error=error, csrf=token,
+        response = render(request, "login.html", None, status=status,
+                          next=next if next.startswith("/") else "/", error=error, csrf=token,
+                          locked=locked,
                           configured=bool(state.settings.admin_user and state.settings.admin_password))
         response.set_cookie(LOGIN_CSRF, token, httponly=True, samesite="strict", max_age=3600)
+        if locked:
+            response.headers["Retry-After"] = str(locked)
         return response
 
     @router.post("/login")
@@ -99,23 +106,32 @@ def mount(app: FastAPI, state: AppState) -> None:
         nxt = nxt if nxt.startswith("/") and not nxt.startswith("//") else "/"
         user, password = str(form.get("username", "")), str(form.get("password", ""))
         key = str(form.get("api_key", "")).strip()
+        # throttled per client and per account (user name, or the key's id) before any check
+        client, account = client_of(request), key_account(key) if key else ("user", user[:128])
+        wait = state.throttle.retry_after(client, account)
+        if wait:
+            return login_form(request, nxt, locked=wait, status=429)
         response = RedirectResponse(nxt, status_code=303)
         if key:
             info = await run_in_threadpool(state.keys.verify, key)
             if info is not None:
-                sessions.login(response, info.name or f"key {info.id}", info.scope, info.id)
+                state.throttle.succeeded(account)
+                await run_in_threadpool(sessions.login, response, info.name or f"key {info.id}",
+                                        info.scope, info.id)
                 return response
         elif sessions.password_ok(user, password):
-            sessions.login(response, user, "admin")
+            state.throttle.succeeded(account)
+            await run_in_threadpool(sessions.login, response, user, "admin")
             return response
+        state.throttle.failed(client, account)
         return RedirectResponse(f"/login?error=1&next={quote(nxt)}", status_code=303)
 
     @router.post("/logout")
     async def logout(request: Request) -> Response:
-        session = sessions.require(request)
+        session = await run_in_threadpool(sessions.require, request)
         await form_for(request, session)
         response = RedirectResponse("/login", status_code=303)
-        sessions.logout(response)
+        await run_in_threadpool(sessions.logout, request, response)  # ends it on the server
         return response
 
     # --- pages ---------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adpilot.api.errors import error_response
-from adpilot.api.security import Read, State, Write
-from adpilot.api.services import records
+from adpilot.api.security import Costly, Read, State, Write
+from adpilot.api.services import jsonable, records
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
 
@@ -139,19 +139,22 @@ def event_batch(batch: int, state: State) -> dict:
     return state.campaigns.inbox.get(batch)
 
 
-@router.get("/reports/roi", tags=["reports"], dependencies=[Read])
+@router.get("/reports/roi", tags=["reports"], dependencies=[Read, Costly])
 def roi(state: State, cpm: float | None = Query(None, ge=0, description="One cost per 1,000 "
                                                      "impressions for every channel.")) -> dict:
-    """Revenue, assumed media cost and ROI per campaign (all events in the store)."""
-    from adpilot.api.roi import DEFAULT_CPM, roi_table
+    """Revenue, assumed media cost and ROI per campaign (all events in the store, counted by
+    the database). Rate-limited per client."""
+    from adpilot.api.roi import DEFAULT_CPM, roi_from_store
 
     names = dict(zip(*[state.campaigns.list()[c] for c in ("id", "name")], strict=True))
     costs = dict.fromkeys(DEFAULT_CPM, cpm) if cpm is not None else None
-    table = roi_table(state.store.read("events"), names, cpm=costs)
+    table = roi_from_store(state.store, names, cpm=costs)
     return {"items": records(table), "cpm": costs or DEFAULT_CPM}
 
 
-@router.get("/reports/campaigns", tags=["reports"], dependencies=[Read])
+@router.get("/reports/campaigns", tags=["reports"], dependencies=[Read, Costly])
 def campaign_reports(state: State) -> dict:
-    """The report of every campaign."""
-    return {"items": [state.campaigns.report(cid) for cid in state.campaigns.list()["id"]]}
+    """The report of every campaign (from one aggregate query). Rate-limited per client."""
+    from adpilot.api.reports import campaign_reports as reports
+
+    return {"items": jsonable(reports(state.store, state.campaigns.list()))}

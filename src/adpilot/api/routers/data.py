@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from pydantic import BaseModel, Field
 
-from adpilot.api.security import Admin, Read, State, Write
+from adpilot.api.security import Admin, Costly, Read, State, Write
 from adpilot.api.services import records
 from adpilot.data.schema import SCHEMAS
 from adpilot.errors import ConfigError, InputError, NotFoundError
@@ -65,7 +65,7 @@ def ingest_path(kind: Kind, body: ServerPath, state: State) -> dict:
                        quarantine_dir=state.settings.quarantine_dir).summary()
 
 
-@router.get("/overview", dependencies=[Read])
+@router.get("/overview", dependencies=[Read, Costly])  # rate-limited: counts every table
 def overview(state: State) -> dict:
     """Record counts per table and the latest ingest runs."""
     runs = state.store.ingest_runs().tail(20) if state.store.has_table("ingest_runs") else None
