@@ -27,7 +27,6 @@ import hashlib
 import json
 import math
 import os
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -784,10 +783,9 @@ class SentimentModel:
         (d / "config.json").write_text(config_text)
         joblib.dump(self.tfidf_, d / "tfidf.joblib")
         if self.transformer_ is not None:
-            self.transformer_.save_pretrained(d / "transformer")
-            self.tokenizer_.save_pretrained(d / "transformer")
+            self._save_transformer(d)
         meta = {"format_version": FORMAT_VERSION, "adpilot_version": __version__,
-                "kind": "SentimentModel", "task": self.task, "lang": self.lang_,
+                "kind": self._KIND, "task": self.task, "lang": self.lang_,
                 "classes": self.classes_.tolist(), "tfidf_weight": self.weight_,
                 "class_bias": self.class_bias_.tolist(), "has_transformer": self.transformer_ is not None,
                 "data_sha256": self.data_sha256_, "n_train": self.n_train_,
@@ -818,9 +816,14 @@ class SentimentModel:
             config = json.loads(config_text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ArtifactMismatchError(f"{d}: unreadable metadata ({exc})") from exc
+        if cls is SentimentModel and meta.get("kind") == "SentimentHeadModel":  # the quick kind
+            from adpilot.profiling.sentiment_head import SentimentHeadModel
+
+            return SentimentHeadModel.load(d, task=task, lang=lang, device=device,
+                                           precision=precision)
         reasons = []
-        if meta.get("kind") != "SentimentModel":
-            reasons.append(f"kind is {meta.get('kind')!r}, not 'SentimentModel'")
+        if meta.get("kind") != cls._KIND:
+            reasons.append(f"kind is {meta.get('kind')!r}, not {cls._KIND!r}")
         if meta.get("format_version") != FORMAT_VERSION:
             reasons.append(f"format version {meta.get('format_version')!r} != {FORMAT_VERSION}")
         if hashlib.sha256(config_text.encode()).hexdigest() != meta.get("config_sha256"):
@@ -832,8 +835,8 @@ class SentimentModel:
             reasons.append(f"it is a {config.get('task')!r} model, not {task!r}")
         if lang is not None and meta.get("lang") != lang:
             reasons.append(f"its language is {meta.get('lang')!r}, not {lang!r}")
-        if meta.get("has_transformer") and not (d / "transformer").is_dir():
-            reasons.append("the transformer/ folder is missing")
+        if meta.get("has_transformer") and not (d / cls._TRANSFORMER_FILE).exists():
+            reasons.append(f"{cls._TRANSFORMER_FILE} is missing")
         if not (d / "tfidf.joblib").is_file():
             reasons.append("tfidf.joblib is missing")
         unknown = set(config) - set(cls._CONFIG_KEYS)
@@ -855,109 +858,35 @@ class SentimentModel:
         model.tfidf_ = joblib.load(d / "tfidf.joblib")
         model.transformer_ = model.tokenizer_ = model.backbone_ = None
         if meta["has_transformer"]:
-            transformers = require("transformers", feature="transformer sentiment models")
-            transformers.logging.set_verbosity_error()
-            transformers.utils.logging.disable_progress_bar()
-            model.tokenizer_ = transformers.AutoTokenizer.from_pretrained(d / "transformer")
-            model.transformer_ = transformers.AutoModelForSequenceClassification.from_pretrained(
-                d / "transformer").to(resolve_device(device)).eval()
-            model.backbone_ = str(d / "transformer")
+            model._load_transformer(d, device)
         return model
 
+    _KIND = "SentimentModel"  # meta.json's kind; the quick subclass has its own
+    _TRANSFORMER_FILE = "transformer"  # what holds the non-TF-IDF half in a saved folder
 
-# --- default models in the cache -------------------------------------------------------------
+    def _save_transformer(self, d: Path) -> None:
+        self.transformer_.save_pretrained(d / "transformer")
+        self.tokenizer_.save_pretrained(d / "transformer")
 
-def default_model_dir(task: str, lang: str) -> Path:
-    """Where the default ``task``/``lang`` model lives: ``<models_dir>/sentiment-<task>-<lang>``."""
-    from adpilot.config import get_settings
-
-    return get_settings().models_dir / f"sentiment-{task}-{lang}"
-
-
-SPLIT_SEED = 42
-TEST_SIZE = 0.2
-
-
-def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
-                                                 tuple[list[str], np.ndarray]]:
-    """``(train, test)`` texts and raw labels for the default ``task``/``lang`` model.
-
-    The defaults are trained on the 80 % side of a stratified split (seed 42) of their data set,
-    so the evaluation's test numbers are the numbers of the model that ships. The split is made
-    on the rating (all rows), so a polarity model never sees a test review through its 3-star
-    neighbours; polarity drops the 3s afterwards.
-    """
-    from sklearn.model_selection import train_test_split
-
-    from adpilot.datasets import load_dataset
-
-    if (task, lang) not in DEFAULT_MODELS:
-        raise ConfigError(f"no default sentiment model for task={task!r}, lang={lang!r}; "
-                          f"defaults: {', '.join(f'{t}/{lg}' for t, lg in DEFAULT_MODELS)}")
-    name = DEFAULT_MODELS[(task, lang)]["dataset"]
-    reviews = load_dataset(name).tables["reviews"]
-    label_col = "polarity" if name == "online_shopping_zh" else "rating"
-    frame = reviews.dropna(subset=["text", label_col]).reset_index(drop=True)
-    texts = review_texts(frame) if label_col == "rating" else frame["text"].astype(str).tolist()
-    labels = frame[label_col].astype(int).to_numpy()
-    tr, te = train_test_split(np.arange(len(frame)), test_size=TEST_SIZE, random_state=SPLIT_SEED,
-                              stratify=labels)
-    return ([texts[i] for i in tr], labels[tr]), ([texts[i] for i in te], labels[te])
+    def _load_transformer(self, d: Path, device: str) -> None:
+        transformers = require("transformers", feature="transformer sentiment models")
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        self.tokenizer_ = transformers.AutoTokenizer.from_pretrained(d / "transformer")
+        self.transformer_ = transformers.AutoModelForSequenceClassification.from_pretrained(
+            d / "transformer").to(resolve_device(device)).eval()
+        self.backbone_ = str(d / "transformer")
 
 
-def review_texts(reviews: pd.DataFrame) -> list[str]:
-    """Model input for canonical reviews: ``title. text`` (the title often states the verdict)."""
-    text = reviews["text"].fillna("").astype(str)
-    if "title" in reviews:
-        title = reviews["title"].fillna("").astype(str)
-        text = np.where(title.str.len() > 0, title + ". " + text, text)
-    return list(text)
-
-
-def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
-                          progress: Callable[[str, int, int], None] | None = None,
-                          device: str = "auto", num_threads: int | None = None,
-                          ) -> dict[tuple[str, str], Path]:
-    """Train the default models that are not in the cache yet; return their folders.
-
-    A finished model is never retrained. Fine-tuning checkpoints every 200 steps in
-    ``<dir>.partial``, so an interrupted run resumes there. ``progress(name, done, total)``.
-    """
-    out = {}
-    for task, lang in tasks or list(DEFAULT_MODELS):
-        target = default_model_dir(task, lang)
-        if (target / "meta.json").is_file():
-            out[(task, lang)] = target
-            continue
-        (texts, labels), _ = default_split(task, lang)
-        name = f"{task}/{lang}"
-        partial = target.with_name(target.name + ".partial")
-        model = SentimentModel(task, lang, **DEFAULT_MODELS[(task, lang)]["params"],
-                               device=device, num_threads=num_threads,
-                               checkpoint_dir=str(partial))
-        model.fit(texts, labels,
-                  progress=(lambda d, t, _n=name: progress(_n, d, t)) if progress else None)
-        tmp = target.with_name(target.name + ".tmp")
-        model.save(tmp)
-        if target.exists():  # a broken folder without meta.json: replace it
-            shutil.rmtree(target)
-        tmp.replace(target)
-        if partial.is_dir() and not any(partial.iterdir()):
-            partial.rmdir()
-        out[(task, lang)] = target
-    return out
-
-
-def load_default_model(task: str = "rating", lang: str = "en", *, device: str = "auto",
-                       precision: str | None = None) -> SentimentModel:
-    """The cached default model; raises :class:`InputError` with the command that trains it.
-    ``precision`` defaults to the ``ADPILOT_SENTIMENT_PRECISION`` setting (``fp32``)."""
-    if precision is None:
-        from adpilot.config import get_settings
-
-        precision = get_settings().sentiment_precision
-    d = default_model_dir(task, lang)
-    if not (d / "meta.json").is_file():
-        raise InputError(f"no default sentiment model for {task}/{lang} in {d.parent}; train it "
-                         f"with: adpilot sentiment train-defaults")
-    return SentimentModel.load(d, task=task, lang=lang, device=device, precision=precision)
+# --- default models in the cache: adpilot.profiling.sentiment_defaults, re-exported here -----
+from adpilot.profiling.sentiment_defaults import (  # noqa: E402,F401 (imports this lazily)
+    SPLIT_SEED,
+    TEST_SIZE,
+    cached_default_dir,
+    default_model_dir,
+    default_split,
+    ensure_default_models,
+    load_default_model,
+    quick_model_dir,
+    review_texts,
+)

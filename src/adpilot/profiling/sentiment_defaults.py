@@ -1,0 +1,142 @@
+"""The default sentiment models in the model cache: where they live, the data split they are
+trained on, building them (quick by default, fully fine-tuned on request) and loading them.
+
+Re-exported by :mod:`adpilot.profiling.sentiment`; this module imports that one lazily (inside
+functions), so either can be imported first.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from adpilot.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from adpilot.profiling.sentiment import SentimentModel
+
+
+def default_model_dir(task: str, lang: str) -> Path:
+    """Where the default ``task``/``lang`` model lives: ``<models_dir>/sentiment-<task>-<lang>``."""
+    from adpilot.config import get_settings
+
+    return get_settings().models_dir / f"sentiment-{task}-{lang}"
+
+
+def quick_model_dir(task: str, lang: str) -> Path:
+    """Where the quick default lives (:mod:`adpilot.profiling.sentiment_head`)."""
+    return default_model_dir(task, lang).with_name(f"sentiment-{task}-{lang}-quick")
+
+
+def cached_default_dir(task: str, lang: str) -> Path | None:
+    """The cached default: the fully fine-tuned model when there is one, else the quick one."""
+    return next((d for d in (default_model_dir(task, lang), quick_model_dir(task, lang))
+                 if (d / "meta.json").is_file()), None)
+
+
+SPLIT_SEED = 42
+TEST_SIZE = 0.2
+
+
+def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
+                                                 tuple[list[str], np.ndarray]]:
+    """``(train, test)`` texts and raw labels for the default ``task``/``lang`` model.
+
+    The defaults are trained on the 80 % side of a stratified split (seed 42) of their data set,
+    so the evaluation's test numbers are the numbers of the model that ships. The split is made
+    on the rating (all rows), so a polarity model never sees a test review through its 3-star
+    neighbours; polarity drops the 3s afterwards.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from adpilot.datasets import load_dataset
+    from adpilot.profiling.sentiment import DEFAULT_MODELS
+
+    if (task, lang) not in DEFAULT_MODELS:
+        raise ConfigError(f"no default sentiment model for task={task!r}, lang={lang!r}; "
+                          f"defaults: {', '.join(f'{t}/{lg}' for t, lg in DEFAULT_MODELS)}")
+    name = DEFAULT_MODELS[(task, lang)]["dataset"]
+    reviews = load_dataset(name).tables["reviews"]
+    label_col = "polarity" if name == "online_shopping_zh" else "rating"
+    frame = reviews.dropna(subset=["text", label_col]).reset_index(drop=True)
+    texts = review_texts(frame) if label_col == "rating" else frame["text"].astype(str).tolist()
+    labels = frame[label_col].astype(int).to_numpy()
+    tr, te = train_test_split(np.arange(len(frame)), test_size=TEST_SIZE, random_state=SPLIT_SEED,
+                              stratify=labels)
+    return ([texts[i] for i in tr], labels[tr]), ([texts[i] for i in te], labels[te])
+
+
+def review_texts(reviews: pd.DataFrame) -> list[str]:
+    """Model input for canonical reviews: ``title. text`` (the title often states the verdict)."""
+    text = reviews["text"].fillna("").astype(str)
+    if "title" in reviews:
+        title = reviews["title"].fillna("").astype(str)
+        text = np.where(title.str.len() > 0, title + ". " + text, text)
+    return list(text)
+
+
+def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
+                          progress: Callable[[str, int, int], None] | None = None,
+                          device: str = "auto", num_threads: int | None = None,
+                          full: bool = False) -> dict[tuple[str, str], Path]:
+    """Build the default models that are not in the cache yet; return their folders.
+
+    By default the quick kind (``sentiment_head.QUICK_MODELS``: a minute or two on 2 cores);
+    ``full=True`` fine-tunes (``DEFAULT_MODELS``: 11-37 min each). A fully fine-tuned model in
+    the cache is always the one returned. A finished model is never retrained. Fine-tuning
+    checkpoints every 200 steps in ``<dir>.partial``, so an interrupted run resumes there.
+    ``progress(name, done, total)``.
+    """
+    from adpilot.profiling.sentiment import DEFAULT_MODELS, SentimentModel
+    from adpilot.profiling.sentiment_head import QUICK_MODELS, SentimentHeadModel
+
+    out = {}
+    for task, lang in tasks or list(DEFAULT_MODELS):
+        cached = cached_default_dir(task, lang)
+        if cached is not None and (not full or cached == default_model_dir(task, lang)):
+            out[(task, lang)] = cached
+            continue
+        quick = not full and (task, lang) in QUICK_MODELS
+        target = (quick_model_dir if quick else default_model_dir)(task, lang)
+        (texts, labels), _ = default_split(task, lang)
+        name = f"{task}/{lang}"
+        partial = target.with_name(target.name + ".partial")
+        cls, params = ((SentimentHeadModel, {**QUICK_MODELS[(task, lang)], "embedding_cache":
+                        str(target.parent / "embeddings-minilm")}) if quick
+                       else (SentimentModel, DEFAULT_MODELS[(task, lang)]["params"]))
+        model = cls(task, lang, **params, device=device, num_threads=num_threads,
+                    checkpoint_dir=str(partial))
+        model.fit(texts, labels,
+                  progress=(lambda d, t, _n=name: progress(_n, d, t)) if progress else None)
+        tmp = target.with_name(target.name + ".tmp")
+        model.save(tmp)
+        if target.exists():  # a broken folder without meta.json: replace it
+            shutil.rmtree(target)
+        tmp.replace(target)
+        if partial.is_dir() and not any(partial.iterdir()):
+            partial.rmdir()
+        out[(task, lang)] = target
+    return out
+
+
+def load_default_model(task: str = "rating", lang: str = "en", *, device: str = "auto",
+                       precision: str | None = None) -> SentimentModel:
+    """The cached default model; raises :class:`InputError` with the command that trains it.
+    ``precision`` defaults to the ``ADPILOT_SENTIMENT_PRECISION`` setting (``fp32``)."""
+    if precision is None:
+        from adpilot.config import get_settings
+
+        precision = get_settings().sentiment_precision
+    from adpilot.profiling.sentiment import SentimentModel
+
+    d = cached_default_dir(task, lang)
+    if d is None:
+        raise InputError(f"no default sentiment model for {task}/{lang} in "
+                         f"{default_model_dir(task, lang).parent}; train it "
+                         f"with: adpilot sentiment train-defaults")
+    return SentimentModel.load(d, task=task, lang=lang, device=device, precision=precision)
