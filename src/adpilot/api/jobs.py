@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import traceback
 import uuid
@@ -39,6 +40,24 @@ JOBS = Table(
 Progress = Callable[[float, str | None], None]
 JobFn = Callable[[Progress], dict]
 INTERRUPTED = "interrupted: the server stopped before the job finished (outcome unknown)"
+
+
+# A file path in a message: starts with /, ./, ../ or ~/ (not inside a URL), or has two or more
+# slashes. Clients see its last part only: the server's folders are none of their business.
+_PATH = re.compile(r"(?<![\w.:/~-])(?:~|\.\.?)?/[^\s'\"`,;()<>\[\]]+"
+                   r"|(?<![\w.:/~-])[\w.-]+(?:/[\w.-]+){2,}/?")
+
+
+def public_error(message: str) -> str:
+    """``message`` with every file path reduced to its last part (``../shared/data`` → ``data``,
+    ``/srv/x/reviews.csv:`` → ``reviews.csv:``); URLs are left as they are."""
+    def last_part(m: re.Match) -> str:
+        token = m.group(0)
+        tail = re.search(r"[.:]+$", token)
+        end = tail.group(0) if tail and not token.endswith(("/.", "/..")) else ""
+        core = token[: len(token) - len(end)].rstrip("/")
+        return (core.rsplit("/", 1)[-1] or core) + end
+    return _PATH.sub(last_part, message)
 
 
 def _now() -> datetime:
@@ -82,7 +101,8 @@ class JobRunner:
             self._set(job_id, status="succeeded", progress=1.0, result=dumps(result),
                       finished_at=_now())
         except AdpilotError as exc:
-            self._set(job_id, status="failed", error=str(exc), finished_at=_now())
+            log.info("job %s failed: %s", job_id, exc)  # the full message, paths included
+            self._set(job_id, status="failed", error=public_error(str(exc)), finished_at=_now())
         except Exception:  # a bug: keep the traceback in the server log, not in the record
             log.error("job %s failed:\n%s", job_id, traceback.format_exc())
             self._set(job_id, status="failed", error="internal error (see the server log)",

@@ -78,8 +78,12 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
 def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = None,
                 encoding: str = "auto", fmt: str | None = None, store=None,
                 quarantine_path: str | Path | None = None,
-                quarantine_dir: str | Path | None = None) -> IngestResult:
-    """Read, validate and (if ``store`` is given) store one file of ``kind`` records."""
+                quarantine_dir: str | Path | None = None,
+                source_name: str | None = None) -> IngestResult:
+    """Read, validate and (if ``store`` is given) store one file of ``kind`` records.
+
+    ``source_name`` is what the summary and the store's ingest log call the file (default: its
+    path; an upload passes the client's file name, not the temporary folder's)."""
     started = time.perf_counter()
     path = Path(path)
     mapping = mapping or ColumnMapping()
@@ -100,7 +104,7 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
     if store is not None:
         inserted = store.upsert(kind, validated.kept)
     result = IngestResult(
-        kind=kind, source=str(path), read=raw.read, kept=len(validated.kept),
+        kind=kind, source=source_name or str(path), read=raw.read, kept=len(validated.kept),
         quarantined=len(validated.quarantine), encoding=raw.encoding,
         quarantine_file=str(q_file) if q_file else None, inserted=inserted,
         seconds=time.perf_counter() - started, columns=resolved,
@@ -109,7 +113,7 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
         raise AdpilotError(f"{path}: read {result.read} != kept {result.kept} + "
                            f"quarantined {result.quarantined}")
     if store is not None:
-        store.log_ingest(kind=kind, source=str(path), read=result.read, kept=result.kept,
+        store.log_ingest(kind=kind, source=result.source, read=result.read, kept=result.kept,
                          quarantined=result.quarantined, inserted=inserted or 0,
                          details={"encoding": raw.encoding, "quarantine_file": result.quarantine_file})
     return result

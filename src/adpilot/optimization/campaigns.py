@@ -125,7 +125,12 @@ class Campaigns:
         if pol is None:
             raise ConfigError(f"policy must be thompson or fixed, got {policy!r}")
         state = pol().state()
-        cid = f"{name.lower().replace(' ', '-')[:40]}-{uuid.uuid4().hex[:8]}"
+        from adpilot.optimization.naming import display_name, unique_id
+
+        name = display_name(name)  # no NUL, control or bidi characters (issue 17)
+        if not name:
+            raise ConfigError("a campaign name needs at least one visible character")
+        cid = unique_id(name)  # a slug: one URL segment, readable in any script
         with self.store.engine.begin() as conn:
             conn.execute(CAMPAIGNS.insert().values(
                 id=cid, name=name, goal=goal, audience=json.dumps(audience or {}),

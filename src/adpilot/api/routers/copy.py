@@ -153,7 +153,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
         audience=audience, lang=body.lang)
     return JSONResponse(jsonable({"copies": card.drop(columns=["language"]).to_dict("records"),
                                   "set": card.attrs.get("set_diversity"),
-                                  "attractiveness_model": str(folder) if attract else None}))
+                                  "attractiveness_model": folder.name if attract else None}))
 
 
 def _as_dict(product) -> dict | None:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
 from adpilot.api.security import Admin, Costly, Read, State, Write
 from adpilot.api.services import records
 from adpilot.data.schema import SCHEMAS
-from adpilot.errors import ConfigError, InputError, NotFoundError
+from adpilot.errors import AdpilotError, ConfigError, InputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["data"])
 Kind = Literal["customers", "products", "reviews", "transactions", "events"]
@@ -24,22 +27,66 @@ def _check_kind(kind: str) -> None:
         raise NotFoundError(f"unknown record kind {kind!r}; use one of {', '.join(SCHEMAS)}")
 
 
+def upload_name(filename: str | None) -> str:
+    """The last part of an upload's file name, or an :class:`InputError` saying why it is not a
+    usable one ("..", empty, NUL or other control characters). Long names are shortened, keeping
+    the suffix, which picks the format."""
+    raw = filename if filename is not None else "upload.csv"
+    name = raw.replace("\\", "/").rsplit("/", 1)[-1].strip()
+    if name in ("", ".", "..") or any(unicodedata.category(c) in ("Cc", "Cs") for c in name):
+        raise InputError(f"the upload's file name {raw!r} is not a file name: send the file as "
+                         "e.g. reviews.csv (the suffix picks the format: .csv, .tsv, .jsonl, "
+                         ".parquet)")
+    if len(name.encode()) > 200:  # file systems allow 255 bytes
+        suffix = Path(name).suffix[:16]
+        name = name.encode()[:180].decode(errors="ignore") + suffix
+    return name
+
+
+def public_summary(summary: dict, request: Request, source: str) -> dict:
+    """An ingest summary without server paths: the source as the client named it, the
+    quarantine file as an id with the URL that serves it."""
+    out = {**summary, "source": source}
+    if summary.get("quarantine_file"):
+        qid = Path(summary["quarantine_file"]).name
+        out["quarantine_file"] = qid
+        out["quarantine_url"] = str(request.url_for("quarantine_file", name=qid))
+    return out
+
+
 @router.post("/ingest/{kind}", dependencies=[Write])
-def ingest_upload(kind: Kind, state: State, file: Annotated[UploadFile, File()],
+def ingest_upload(kind: Kind, state: State, request: Request,
+                  file: Annotated[UploadFile, File()],
                   encoding: Annotated[str, Form()] = "auto") -> dict:
     """Upload a file (CSV/TSV/JSONL/Parquet) of ``kind`` records; returns the ingest summary."""
     from adpilot.data.ingest import ingest_file
 
-    name = Path(file.filename or "upload.csv").name
+    name = upload_name(file.filename)
     with tempfile.TemporaryDirectory(prefix="adpilot-upload-") as tmp:
         path = Path(tmp) / name
         with path.open("wb") as out:
             shutil.copyfileobj(file.file, out)
-        result = ingest_file(kind, path, encoding=encoding, store=state.store,
-                             quarantine_dir=state.settings.quarantine_dir)
-    summary = result.summary()
-    summary["source"] = name
-    return summary
+        try:
+            result = ingest_file(kind, path, encoding=encoding, store=state.store,
+                                 quarantine_dir=state.settings.quarantine_dir, source_name=name)
+        except AdpilotError as exc:  # the message names the file as the client sent it
+            exc.args = (str(exc).replace(str(path), name).replace(tmp, "upload"),)
+            raise
+    return public_summary(result.summary(), request, name)
+
+
+_QUARANTINE_NAME = re.compile(r"[^./\\\x00-\x1f][^/\\\x00-\x1f]{0,250}\.csv")  # one file name
+
+
+@router.get("/quarantine/{name}", dependencies=[Read], name="quarantine_file",
+            response_class=FileResponse)
+def quarantine_file(name: str, state: State) -> FileResponse:
+    """A quarantine report (CSV, formula-escaped) by the id an ingest summary gave."""
+    folder = Path(state.settings.quarantine_dir).resolve()
+    path = (folder / name).resolve() if _QUARANTINE_NAME.fullmatch(name) else None
+    if path is None or path.parent != folder or not path.is_file():
+        raise NotFoundError(f"no quarantine file {name!r}")
+    return FileResponse(path, media_type="text/csv; charset=utf-8", filename=name)
 
 
 class ServerPath(BaseModel):
@@ -48,21 +95,30 @@ class ServerPath(BaseModel):
 
 
 @router.post("/ingest/{kind}/path", dependencies=[Admin])
-def ingest_path(kind: Kind, body: ServerPath, state: State) -> dict:
+def ingest_path(kind: Kind, body: ServerPath, state: State, request: Request) -> dict:
     """Ingest a file already on the server (admin; only under the configured ingest roots)."""
     from adpilot.data.ingest import ingest_file
 
     roots = [Path(r).resolve() for r in state.settings.ingest_roots]
-    path = Path(body.path).resolve()
     if not roots:
         raise ConfigError("server-side paths are disabled: set ADPILOT_INGEST_ROOTS, or upload "
                           "the file")
-    if not any(path.is_relative_to(r) for r in roots):
-        raise ConfigError(f"{body.path} is not under an allowed ingest root")
-    if not path.is_file():
-        raise InputError("file not found", path=body.path)
-    return ingest_file(kind, path, encoding=body.encoding, store=state.store,
-                       quarantine_dir=state.settings.quarantine_dir).summary()
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in body.path):
+        raise InputError(f"the path {body.path!r} holds a NUL or another control character; "
+                         "expected a file path under an ingest root")
+    try:
+        path = Path(body.path).resolve()
+        root = next((r for r in roots if path.is_relative_to(r)), None)
+        if root is None:
+            raise ConfigError(f"{body.path} is not under an allowed ingest root")
+        if not path.is_file():
+            raise InputError("file not found", path=body.path)
+    except OSError as exc:  # a name too long, a loop of links …
+        raise InputError(f"cannot use this path: {exc.strerror}", path=body.path) from None
+    source = str(path.relative_to(root))
+    result = ingest_file(kind, path, encoding=body.encoding, store=state.store,
+                         quarantine_dir=state.settings.quarantine_dir)
+    return public_summary(result.summary(), request, source)
 
 
 @router.get("/overview", dependencies=[Read, Costly])  # rate-limited: counts every table
@@ -71,7 +127,17 @@ def overview(state: State) -> dict:
     runs = state.store.ingest_runs().tail(20) if state.store.has_table("ingest_runs") else None
     return {"counts": state.data.counts(),
             "derived": {t: state.data.row_count(t) for t in ("profiles", "segments")},
-            "ingest_runs": records(runs) if runs is not None else []}
+            "ingest_runs": [_public_run(r) for r in records(runs)] if runs is not None else []}
+
+
+def _public_run(run: dict) -> dict:
+    """An ingest run without server paths: file names only (the quarantine file is its id
+    for ``/v1/quarantine/{id}``)."""
+    out = {**run, "source": Path(str(run.get("source") or "")).name}
+    details = run.get("details")
+    if isinstance(details, dict) and details.get("quarantine_file"):
+        out["details"] = {**details, "quarantine_file": Path(details["quarantine_file"]).name}
+    return out
 
 
 class ProfilingJob(BaseModel):
