@@ -68,13 +68,20 @@ def check_batches(url: str, headers: dict, acked: list[tuple[Batch, int, float]]
     reasons: dict[str, str] = {}
     examples: list[dict] = []
     processed: set[int] = set()
+    dead: list[dict] = []
     with httpx.Client(base_url=url, headers=headers, timeout=60) as http:
         for b, batch_id, when in acked:
             r = http.get(f"/v1/events/batches/{batch_id}")
-            r.raise_for_status()
+            if r.status_code != 200:
+                out["not_adding_up"] += 1  # a batch that was acknowledged has no report
+                if len(examples) < 5:
+                    examples.append({"batch": batch_id, "status_code": r.status_code})
+                continue
             rep = r.json()
-            if rep.get("status") != "processed":
-                out["pending"] += 1
+            if rep.get("status") != "processed":  # pending, or a dead letter with its reason
+                out["dead_letter" if rep.get("status") == "dead_letter" else "pending"] += 1
+                if rep.get("status") == "dead_letter" and len(dead) < 5:
+                    dead.append({"batch": batch_id, "error": str(rep.get("error"))[:300]})
                 continue
             out["processed"] += 1
             processed.add(batch_id)
@@ -100,6 +107,7 @@ def check_batches(url: str, headers: dict, acked: list[tuple[Batch, int, float]]
                     kinds_unreported[kind] += 1
             out["valid_rejected"] += sum(1 for i in b.valid if i + 1 in listed)
     return {"processed": out["processed"], "pending": out["pending"],
+            "dead_letters": out["dead_letter"], "dead_letter_examples": dead,
             "not_adding_up": out["not_adding_up"], "not_adding_up_examples": examples,
             "malformed_unreported": out["malformed_unreported"],
             "unreported_kinds": dict(kinds_unreported), "valid_rejected": out["valid_rejected"],

@@ -270,6 +270,7 @@ def main() -> int:
     ap.add_argument("--max-resume", type=float, default=30,
                     help="Most seconds from a restart until the dead server's batches are processed.")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--label", default="", help="Free text kept with the results (e.g. the commit).")
     args = ap.parse_args()
     if args.quick and "--events" not in sys.argv:
         args.events = 5_000
