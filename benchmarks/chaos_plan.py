@@ -9,14 +9,15 @@ import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-# Value-level faults: each makes one event invalid; the rest of its batch stays valid.
-MALFORMED = ("bad_type", "empty_id", "no_user", "bad_time", "unknown_variant", "unknown_campaign",
-             "bad_value")
-# Events that broke the pipeline or were stored as garbage (issue 17, defects 2 and 4); each
-# goes in a batch of its own with a few valid companions, except the batch that lacks a
-# required column altogether.
+# Value-level faults: each makes one event unusable (quarantined with a reason when processed);
+# the rest of its batch stays valid.
+MALFORMED = ("bad_type", "empty_id", "no_user", "bad_time", "unknown_variant", "unknown_campaign")
+# Events that broke the pipeline or were stored as garbage (issue 17, defects 2 and 4): faults
+# of type, length or encoding, for which a server may refuse the whole batch. Each goes in a
+# batch of its own with a few valid companions (the batch that lacks a required column
+# altogether has none).
 POISONS = ("lone_surrogate_id", "nul_id", "object_id", "list_id", "bool_id", "huge_user_id",
-           "long_channel", "nul_user_id", "lone_surrogate_user_id")
+           "long_channel", "nul_user_id", "lone_surrogate_user_id", "string_value")
 COMPANIONS = 9  # valid events beside each poisoned one
 
 
@@ -87,8 +88,6 @@ def make_plan(n_events: int, campaign: str, *, batch: int = 500, duplicates: flo
                 e["variant"] = "Z"
             case "unknown_campaign":
                 e["campaign"] = "no-such-campaign"
-            case "bad_value":
-                e["value"] = "lots"
         return e
 
     n_poison = len(POISONS) * (1 + COMPANIONS) + 5
@@ -179,4 +178,6 @@ def poison(kind: str, run: str, campaign: str, now: str) -> dict:
             e["user_id"] = "u\x00poison"
         case "lone_surrogate_user_id":
             e["user_id"] = "u\udfffpoison"
+        case "string_value":
+            e["value"] = "lots"
     return e
