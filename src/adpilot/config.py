@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,9 +18,22 @@ class Settings(BaseSettings):
                        description="Folder for the default database, caches, quarantine files.")
     db: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite in home.")
     cache_dir: Path | None = Field(default=None, description="Model cache; default: home/cache.")
+    data_dir: Path | None = Field(
+        default=None, description="Offline folder of the public data sets, laid out like "
+                                  "shared/data; looked at before the download cache.")
+    datasets_mirror: str | None = Field(
+        default=None, description="Base URL serving the data set files laid out like "
+                                  "shared/data (an internal mirror), instead of their sources.")
+    offline: bool = Field(default=False, description="Never download data sets; stages without "
+                                                     "their data run their stated fallback.")
     sentiment_precision: Literal["fp32", "bf16", "auto"] = Field(
         default="fp32", description="Arithmetic of the default sentiment models: fp32 (exact), "
                                     "bf16 (about 2x faster on CPUs with AVX512-BF16/AMX) or auto.")
+
+    @field_validator("data_dir", "datasets_mirror", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
 
     @property
     def db_url(self) -> str:

@@ -134,7 +134,9 @@ def cache_dir() -> Path:
 
 def dev_data_dir() -> Path | None:
     """``ADPILOT_DATA_DIR``, else the first ``shared/data`` beside or above the cwd, else None."""
-    env = os.environ.get("ADPILOT_DATA_DIR")
+    from adpilot.config import get_settings
+
+    env = get_settings().data_dir
     if env:
         return Path(env)
     here = Path.cwd().resolve()
@@ -188,7 +190,9 @@ def locate(name: str, *, manifest: dict[str, DataFile] | None = None,
         return hit
     tried.append(f"not in the download cache {cache_dir()}")
     if download is None:
-        download = not _truthy(os.environ.get("ADPILOT_OFFLINE"))
+        from adpilot.config import get_settings
+
+        download = not get_settings().offline
     if not download:
         tried.append("downloads are off (ADPILOT_OFFLINE)")
         raise DatasetUnavailableError(f"data set {name} ({df.file}) is unavailable: "
@@ -202,14 +206,12 @@ def locate(name: str, *, manifest: dict[str, DataFile] | None = None,
                                       ) from None
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "on")
-
-
 def source_url(df: DataFile) -> tuple[str, tuple[str, ...]]:
     """(URL to download, unpack steps): the mirror's copy of our file when a mirror is set,
     else the source of record (not possible for a derived file)."""
-    mirror = os.environ.get("ADPILOT_DATASETS_MIRROR")
+    from adpilot.config import get_settings
+
+    mirror = get_settings().datasets_mirror
     if mirror:
         return mirror.rstrip("/") + "/" + urllib.request.pathname2url(df.file).lstrip("/"), ()
     if df.derived:

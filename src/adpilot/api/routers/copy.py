@@ -43,7 +43,9 @@ def generate_variants(state: AppState, body: GenerateRequest, progress=None) -> 
         if progress:
             progress(len(done) / body.n, f"{len(done)} of {body.n} variants")
 
-    with state.copy.lock:
+    from adpilot import fallbacks
+
+    with state.copy.lock, fallbacks.recording() as used:  # stages without their default model
         gen = state.copy.generator(on_message=tick)
         result = gen.generate(product, audience, body.channel, body.lang, n=body.n)
         scored = False
@@ -54,7 +56,8 @@ def generate_variants(state: AppState, body: GenerateRequest, progress=None) -> 
             scored = True
     return {**result.as_dict(), "product_id": body.product_id,
             "audience": audience.describe(body.lang),
-            "scoring": "ranked by the scorecard" if scored else "not available"}
+            "scoring": "ranked by the scorecard" if scored else "not available",
+            "fallbacks": [f.as_dict() for f in used.values()]}
 
 
 def _job_reply(state: AppState, request: Request, job_id: str, wait: float) -> JSONResponse:
