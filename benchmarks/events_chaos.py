@@ -22,6 +22,7 @@ import asyncio
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -40,6 +41,7 @@ from adpilot.api.keys import create_key
 from adpilot.store import Store
 
 RESULTS = Path(__file__).parent / "results"
+EXCEPTION_LINE = re.compile(r"[A-Za-z_][\w.]*(Error|Exception|Pool|Timeout)\b.*:")
 
 
 class Server:
@@ -97,16 +99,13 @@ class Server:
             self.kill()
 
     def errors_logged(self) -> list[str]:
-        """The last line of each traceback the server processes wrote (distinct, in order)."""
+        """The exception lines (``SomeError: message``) the server processes wrote, distinct,
+        in order."""
         lines: list[str] = []
-        for path in sorted(self.home.glob("server-*.log")):
-            text = path.read_text(errors="replace").splitlines()
-            for i, line in enumerate(text):
-                if line.startswith("Traceback"):
-                    end = next((j for j in range(i + 1, len(text)) if text[j] and not
-                                text[j].startswith((" ", "Traceback", "\t"))), None)
-                    if end is not None and text[end][:300] not in lines:
-                        lines.append(text[end][:300])
+        for path in sorted(self.home.glob("server-*.log"), key=lambda p: int(p.stem.split("-")[1])):
+            for line in path.read_text(errors="replace").splitlines():
+                if EXCEPTION_LINE.match(line) and line[:300] not in lines:
+                    lines.append(line[:300])
         return lines
 
 
