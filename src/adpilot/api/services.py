@@ -16,6 +16,7 @@ import pandas as pd
 from adpilot.data import columns as C
 from adpilot.errors import AdpilotError, ConfigError, MissingDependencyError, NotFoundError
 from adpilot.optimization.campaigns import Campaigns, Decision, EventIngest
+from adpilot.optimization.event_rows import campaign_ids
 from adpilot.optimization.inbox import EventInbox, InboxAppender
 from adpilot.optimization.inbox_worker import InboxWorker, process_claim
 from adpilot.store.sql import Store
@@ -125,8 +126,7 @@ class CampaignService:
         self.flush()  # decisions must be in the log before events are checked against it
         with self._write_lock:
             result = self._writer.ingest_events(frame)
-            for cid in (frame[C.CAMPAIGN].dropna().astype(str).unique()
-                        if C.CAMPAIGN in frame else []):
+            for cid in campaign_ids(frame.get(C.CAMPAIGN, [])):
                 self._refresh(cid)
         return result
 
@@ -139,6 +139,11 @@ class CampaignService:
     def _batch_stored(self) -> None:
         self.start_drainer()
         self._wake.set()
+
+    def retry_dead_letter(self, batch_id: int) -> None:
+        """Queue a dead-lettered batch to be processed again, and wake the drainer."""
+        self.inbox.retry(batch_id)
+        self._batch_stored()
 
     def drain(self, max_events: int = 50_000) -> int:
         """Process pending inbox batches (merged into one ingest per claim) until none are

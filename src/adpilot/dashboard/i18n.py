@@ -27,6 +27,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "table": ("Table", "数据表"),
     "rows": ("Rows", "行数"),
     "ingest_runs": ("Recent ingests", "最近导入"),
+    "dead_letters": ("Event batches that could not be processed", "无法处理的事件批次"),
     "source": ("Source", "来源"),
     "read": ("Read", "读取"),
     "kept": ("Kept", "保留"),

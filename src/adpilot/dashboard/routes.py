@@ -147,8 +147,9 @@ def mount(app: FastAPI, state: AppState) -> None:
         if counts["transactions"]:
             figures.append(charts.locked(charts.base.revenue_chart,
                                          state.store.read("transactions")))
+        dead = state.campaigns.inbox.dead_letters(10)  # (how many, the newest)
         return render(request, "overview.html", session, counts=counts, derived=derived,
-                      runs=runs, figures=figures, jobs=state.jobs.list(5))
+                      runs=runs, figures=figures, jobs=state.jobs.list(5), dead=dead)
 
     @router.post("/profiling")
     async def start_profiling(request: Request) -> Response:

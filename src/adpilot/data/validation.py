@@ -140,12 +140,14 @@ def _stable_ids(frame: pd.DataFrame, schema: RecordSchema) -> pd.Series:
 
 
 def validate(mapped: pd.DataFrame, schema: RecordSchema, *,
-             extra: pd.DataFrame | None = None, row_numbers: np.ndarray | None = None) -> Validated:
+             extra: pd.DataFrame | None = None, row_numbers: np.ndarray | None = None,
+             groups: np.ndarray | None = None) -> Validated:
     """Validate ``mapped`` (canonical column names) against ``schema``.
 
     ``extra`` holds the unmapped source columns, kept as a JSON ``attributes`` column so nothing
     in the source is lost. ``row_numbers`` are the 1-based data row numbers reported in the
-    quarantine (default: position + 1).
+    quarantine (default: position + 1). ``groups`` (one label per row) limits the search for
+    duplicate ids to each group, e.g. each of several event batches validated in one call.
     """
     n = len(mapped)
     mapped = mapped.reset_index(drop=True)
@@ -175,8 +177,11 @@ def validate(mapped: pd.DataFrame, schema: RecordSchema, *,
         if missing.any():  # optional id column with gaps: derive those ids
             ids = ids.where(~pd.Series(missing), _stable_ids(typed, schema))
         live = pd.Series(~problems.bad)
-        first_row = pd.Series(rows).groupby(ids.where(live).to_numpy()).transform("min")
-        dup = live & ids.where(live).duplicated(keep="first") & ids.notna()
+        key = ids.where(live)
+        if groups is not None:  # the same id in two groups is no duplicate here
+            key = pd.Series(np.asarray(groups).astype(str), dtype="string") + "\x1f" + key
+        first_row = pd.Series(rows).groupby(key.to_numpy()).transform("min")
+        dup = live & key.duplicated(keep="first") & ids.notna()
         if dup.any():
             reasons = "duplicate id (first seen in data row " + first_row.astype("Int64").astype(
                 "string") + ")"

@@ -275,65 +275,76 @@ class Campaigns:
         """
         return self.ingest_events_rows(frame)[0]
 
-    def ingest_events_rows(self, frame: pd.DataFrame) -> tuple[EventIngest, np.ndarray]:
-        """:meth:`ingest_events`, plus the outcome of each input row in order: ``"new"``,
-        ``"stored"`` (its id was already in the store) or ``"quarantined"`` — so a caller that
-        merged several batches into one call can split the counts back per batch."""
+    def ingest_events_rows(self, frame: pd.DataFrame, batch: np.ndarray | None = None
+                           ) -> tuple[EventIngest, np.ndarray, np.ndarray]:
+        """:meth:`ingest_events` of several batches merged into one call, with the outcome of
+        each input row in order (``"new"``, ``"stored"``: its id is already stored, or
+        ``"quarantined"``) and the input row of each quarantine entry, so the caller can split
+        the counts back per batch.
+
+        ``batch`` numbers each row's batch (ascending; default: one batch). The result is what
+        processing the batches one after another would give: a repeated id is a duplicate
+        within its batch; a row whose id an earlier batch stored counts as already stored; a
+        row whose id an earlier batch only quarantined is judged on its own. Quarantine row
+        numbers count within each batch."""
+        from adpilot.optimization.event_rows import rejections, unstorable
+        from adpilot.store.sql import TABLES
+
         self.flush()
         frame = frame.reset_index(drop=True)
         read = len(frame)
+        group = np.zeros(read, dtype=int) if batch is None else np.asarray(batch, dtype=int)
+        local = np.arange(read) - np.searchsorted(group, group, side="left") + 1
         outcome = np.full(read, "quarantined", dtype=object)
-        v = validate(frame[[c for c in frame.columns if c in EVENTS.names]], EVENTS,
-                     extra=frame[[c for c in frame.columns if c not in EVENTS.names]])
-        kept, quarantine = v.kept, v.quarantine
-        rows = pd.Series(v.kept_positions + 1)
-        reject = pd.Series("", index=kept.index, dtype=object)
-        with self.store.engine.connect() as conn:
-            camps = pd.read_sql(select(CAMPAIGNS.c.id, CAMPAIGNS.c.attribution_hours), conn)
-            variants = pd.read_sql(select(VARIANTS.c.campaign_id, VARIANTS.c.variant), conn)
-        known = pd.Series(np.isin(kept[C.CAMPAIGN].to_numpy(dtype=str),
-                                  camps["id"].to_numpy(dtype=str)), index=kept.index)
-        reject[~known] = "unknown campaign"
-        pairs = pd.MultiIndex.from_arrays([variants["campaign_id"].astype(str),
-                                           variants["variant"].astype(str)])
-        known_variant = pd.Series(pd.MultiIndex.from_arrays(
-            [kept[C.CAMPAIGN].astype(str), kept[C.VARIANT].astype(str)]).isin(pairs),
-            index=kept.index)
-        reject[known & ~known_variant] = "unknown variant for this campaign"
-        window = camps.set_index("id")["attribution_hours"]
-        first, logged_campaigns = self._decision_window(kept)
-        if len(logged_campaigns):
-            logged = kept[C.CAMPAIGN].isin(logged_campaigns)
-            key = pd.MultiIndex.from_arrays([kept[C.CAMPAIGN], kept[C.USER_ID]])
-            t_min = first["min"].reindex(key).to_numpy()
-            t_max = first["max"].reindex(key).to_numpy()
-            hours = window.reindex(kept[C.CAMPAIGN]).fillna(72).to_numpy()
-            t = pd.to_datetime(kept[C.TIME]).to_numpy()
-            no_decision = logged.to_numpy() & pd.isna(t_min)
-            late = logged.to_numpy() & ~pd.isna(t_max) & (
-                t > t_max + (hours * 3600).astype("timedelta64[s]"))
-            early = logged.to_numpy() & ~pd.isna(t_min) & (t < t_min - np.timedelta64(5, "m"))
-            ok = reject == ""
-            reject[ok & no_decision] = "no decision logged for this user in this campaign"
-            reject[(reject == "") & late] = "outside the attribution window"
-            reject[(reject == "") & early] = "before the user's first decision"
+        for spec in EVENTS.fields:  # a batch without a required field: every row says so
+            if spec.required and spec.name not in frame.columns:
+                frame[spec.name] = None
+        limits = {c.name: c.type.length for c in TABLES["events"].columns
+                  if getattr(c.type, "length", None)}
+        check = unstorable(frame, EVENTS.names, limits)
+        sub = frame.drop(columns=check.drop).loc[~check.bad]
+        ok = np.flatnonzero(~check.bad)
+        v = validate(sub[[c for c in sub.columns if c in EVENTS.names]], EVENTS,
+                     extra=sub[[c for c in sub.columns if c not in EVENTS.names]],
+                     row_numbers=local[ok], groups=group[ok])
+        kept = v.kept
+        positions = ok[v.kept_positions]
+        failed = np.ones(len(sub), dtype=bool)
+        failed[v.kept_positions] = False
+        parts = [(v.quarantine, ok[failed])]
+        if check.bad.any():
+            pre = quarantine_frame([]).reindex(range(int(check.bad.sum())))
+            pre[C.Q_ROW] = pd.array(local[check.bad], dtype="Int64")
+            pre[C.Q_COLUMN] = check.column[check.bad]
+            pre[C.Q_VALUE] = check.value[check.bad]
+            pre[C.Q_REASON] = check.reason[check.bad]
+            parts.append((pre, np.flatnonzero(check.bad)))
+        reject = rejections(self.store, kept)
         bad = (reject != "").to_numpy()
         if bad.any():
             extra = quarantine_frame([]).reindex(range(int(bad.sum())))
-            extra[C.Q_ROW] = pd.array(rows[bad].to_numpy(), dtype="Int64")
+            extra[C.Q_ROW] = pd.array(local[positions[bad]], dtype="Int64")
             extra[C.Q_COLUMN] = C.CAMPAIGN
             extra[C.Q_VALUE] = (kept.loc[bad, C.CAMPAIGN] + "/" + kept.loc[bad, C.VARIANT]).to_numpy()
             extra[C.Q_REASON] = reject[bad].to_numpy()
-            quarantine = pd.concat([quarantine, extra], ignore_index=True)
+            parts.append((extra, positions[bad]))
             kept = kept.loc[~bad].reset_index(drop=True)
-        positions = np.asarray(v.kept_positions)[~bad]
-        new_ids = self.store.insert_new("events", kept) if len(kept) else []
+            positions = positions[~bad]
+        # an id kept in two batches: the first stores it, the later ones find it stored
+        later = kept[C.EVENT_ID].duplicated(keep="first").to_numpy()
+        first = kept.loc[~later]
+        new_ids = self.store.insert_new("events", first) if len(first) else []
         # numpy, not Series.isin: pandas' Arrow strings build a scalar per looked-up value
-        is_new = np.isin(kept[C.EVENT_ID].to_numpy(dtype=str), np.asarray(new_ids, dtype=str))
-        outcome[positions] = np.where(is_new, "new", "stored")
-        self._add_to_policies(kept[is_new])
+        is_new = np.isin(first[C.EVENT_ID].to_numpy(dtype=str), np.asarray(new_ids, dtype=str))
+        outcome[positions[~later]] = np.where(is_new, "new", "stored")
+        outcome[positions[later]] = "stored"
+        self._add_to_policies(first[is_new])
+        q_pos = np.concatenate([p for _, p in parts]).astype(int)
+        order = np.argsort(q_pos, kind="stable")
+        quarantine = pd.concat([q for q, _ in parts if len(q)] or [quarantine_frame([])],
+                               ignore_index=True).iloc[order].reset_index(drop=True)
         return (EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
-                            quarantine), outcome)
+                            quarantine), outcome, q_pos[order])
 
     def _add_to_policies(self, new: pd.DataFrame) -> None:
         """Add the newly stored events' counts to each Thompson policy (O(batch), not a
@@ -362,31 +373,6 @@ class Campaigns:
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == cid).values(
                 policy_state=json.dumps(state)))
         self._policies[cid] = policy_from_state(state)
-
-    def _decision_window(self, kept: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """First and last decision time per (campaign, user) of this batch only, and which of
-        the batch's campaigns log decisions at all (queries bounded by the batch, not the log)."""
-        from sqlalchemy import func
-
-        cids = kept[C.CAMPAIGN].unique().tolist()
-        frames = []
-        with self.store.engine.connect() as conn:
-            logged = [r[0] for r in conn.execute(select(DECISIONS.c.campaign_id).where(
-                DECISIONS.c.campaign_id.in_(cids)).distinct())]
-            users = kept.loc[kept[C.CAMPAIGN].isin(logged), C.USER_ID].unique().tolist()
-            for start in range(0, len(users), 5000):  # stay under the driver's parameter limit
-                q = (select(DECISIONS.c.campaign_id, DECISIONS.c.user_id,
-                            func.min(DECISIONS.c.time).label("min"),
-                            func.max(DECISIONS.c.time).label("max"))
-                     .where(DECISIONS.c.campaign_id.in_(logged),
-                            DECISIONS.c.user_id.in_(users[start:start + 5000]))
-                     .group_by(DECISIONS.c.campaign_id, DECISIONS.c.user_id))
-                frames.append(pd.read_sql(q, conn))
-        window = (pd.concat(frames) if frames else pd.DataFrame(
-            columns=["campaign_id", "user_id", "min", "max"]))
-        window["min"] = pd.to_datetime(window["min"])
-        window["max"] = pd.to_datetime(window["max"])
-        return window.set_index(["campaign_id", "user_id"]), logged
 
     def events(self, campaign_id: str) -> pd.DataFrame:
         from adpilot.store.sql import TABLES

@@ -22,36 +22,107 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-import numpy as np
+from sqlalchemy import exc as sa_exc
 
 from adpilot.data import columns as C
-from adpilot.data.readers import quarantine_frame
 from adpilot.optimization.campaigns import Campaigns
-from adpilot.optimization.inbox import EventInbox, merge_batches, split_outcomes
+from adpilot.optimization.event_rows import (
+    PendingBatch,
+    campaign_ids,
+    merge_batches,
+    printable,
+    split_outcomes,
+)
+from adpilot.optimization.inbox import EventInbox
 from adpilot.store.sql import Store
 
 log = logging.getLogger(__name__)
 
 WORKER_NICE = 10  # added to the server's niceness: the worker yields the CPU to requests
+# the database is unreachable or busy: the same batches may well go through in a moment
+_PASSING = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.DisconnectionError,
+            sa_exc.TimeoutError)
+
+
+def _passing(exc: BaseException | None) -> bool:
+    """Whether a failure (or the one it was raised from) is the database's, not the data's."""
+    seen = 0
+    while exc is not None and seen < 5:
+        if isinstance(exc, _PASSING):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, storable reason for a dead letter: the database driver's own message when
+    there is one (no SQL, parameters or database URL)."""
+    root: BaseException = exc
+    for _ in range(5):  # StoreError wraps the SQLAlchemy error, which wraps the driver's
+        if isinstance(root, sa_exc.DBAPIError) or root.__context__ is None:
+            break
+        root = root.__context__
+    root = root.orig if isinstance(root, sa_exc.DBAPIError) else exc
+    first = (str(root).strip().splitlines() or [""])[0]
+    return printable(f"{type(root).__name__}: {first}")[:300]
+
+
+def _ingest(writer: Campaigns, batches: list[PendingBatch]) -> dict[int, dict]:
+    frame, batch = merge_batches(batches)
+    if frame.empty:
+        return {b.id: {"read": 0, "kept": 0, "quarantined": 0, "already_stored": 0,
+                       "reasons": {}, "rejected": []} for b in batches}
+    result, outcome, q_positions = writer.ingest_events_rows(frame, batch)
+    return split_outcomes(batches, outcome, result.quarantine, q_positions)
 
 
 def process_claim(inbox: EventInbox, writer: Campaigns, max_events: int) -> tuple[int, list[str]]:
     """Claim pending batches (up to ``max_events`` events), ingest them merged, record each
-    batch's outcome; returns how many batches were processed and the campaigns they touched."""
-    batches = inbox.claim(max_events)
-    if not batches:
+    batch's outcome; returns how many batches were taken and the campaigns they touched.
+
+    If the merged ingest fails, each batch is ingested alone, so one bad batch does not hold
+    up the others; a batch that fails alone goes to the dead letters with the reason. A
+    failure of the database itself (unreachable, busy) gives the claim back instead."""
+    claim = inbox.claim(max_events)
+    if claim is None:
         return 0, []
-    frame, cross = merge_batches(batches)
-    cids = frame[C.CAMPAIGN].dropna().astype(str).unique().tolist() if C.CAMPAIGN in frame else []
+    cids = campaign_ids(e.get(C.CAMPAIGN) for b in claim.batches for e in b.events)
     for cid in cids:  # another process may have changed these campaigns since they were cached
         writer.invalidate(cid)
-    if (~cross).any():
-        result, outcome = writer.ingest_events_rows(frame[~cross])
-        quarantine = result.quarantine
-    else:
-        outcome, quarantine = np.array([], dtype=object), quarantine_frame([])
-    inbox.complete(split_outcomes(batches, frame, outcome, quarantine, cross))
-    return len(batches), cids
+    with inbox.keep_claimed(claim.token):
+        try:
+            if claim.batches:
+                inbox.complete(_ingest(writer, claim.batches), claim.token)
+            return claim.taken, cids
+        except Exception as exc:
+            if _passing(exc):
+                inbox.release(claim.token)
+                raise
+            failure = exc
+        log.warning("processing %d merged event batches failed (%s); processing them one by one",
+                    len(claim.batches), failure_reason(failure))
+        for cid in cids:  # a half-done ingest must not leave a stale policy in the cache
+            writer.invalidate(cid)
+        for b in claim.batches:
+            try:
+                inbox.complete(_ingest(writer, [b]), claim.token)
+            except Exception as exc:
+                if _passing(exc):
+                    inbox.release(claim.token)
+                    raise
+                reason = failure_reason(exc)
+                log.error("event batch %d goes to the dead letters: %s", b.id, reason)
+                inbox.dead_letter(b.id, reason, claim.token)
+        _recount(writer, cids)
+    return claim.taken, cids
+
+
+def _recount(writer: Campaigns, cids: list[str]) -> None:
+    """Policies rebuilt from the stored events after a failed ingest (which may have stored
+    events without counting them)."""
+    for cid in cids:
+        with contextlib.suppress(Exception):  # an unknown campaign has no policy to rebuild
+            writer.refresh_policies([cid])
 
 
 # --- in the worker process -------------------------------------------------------------------

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as FastPath
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adpilot.api.errors import error_response
+from adpilot.api.event_models import EventsIn, EventsRefused, events_schema, parse_events
 from adpilot.api.security import Costly, Read, State, Write
 from adpilot.api.services import jsonable, records
+from adpilot.optimization.inbox import MAX_BATCH_ID
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
+__all__ = ["EventsIn", "router"]  # EventsIn: the body model, also used by benchmarks/api_load.py
 
 
 class VariantIn(BaseModel):
@@ -100,43 +104,68 @@ async def decide(body: DecideIn, state: State) -> dict:
     return decision.as_dict()
 
 
-class EventsIn(BaseModel):
-    events: list[dict[str, Any]] = Field(
-        description="Feedback events: event_id, campaign, variant, user_id, type "
-                    "(impression|click|conversion), time, optional channel and value.")
-
-
-@router.post("/events", dependencies=[Write], status_code=202)
-async def events(body: EventsIn, state: State, request: Request, wait: bool = Query(
+@router.post("/events", dependencies=[Write], status_code=202,
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "application/json": {"schema": events_schema()}}}})
+async def events(state: State, request: Request, wait: bool = Query(
         False, description="Process the batch before answering and return its counts "
                            "(otherwise it is stored and processed in the background).")) -> Any:
     """Store a batch of feedback events, idempotent by ``event_id``: resending a batch adds
     nothing. By default the batch is written to a durable inbox and processed in the
     background (202, poll ``/v1/events/batches/{batch}``); with ``wait=true`` the answer has
-    the counts and each rejected row with its row number and reason."""
+    the counts and each rejected row with its row number and reason.
+
+    A field of the wrong type or too long, or a string with a NUL byte or a lone surrogate,
+    refuses the batch (422, naming the event and the field); an event that is well-formed but
+    unusable (unknown campaign, ``type`` not one of the three, missing fields) is quarantined
+    with its reason and the rest of the batch is kept."""
+    body = await request.body()
+    try:
+        events = parse_events(body)
+    except EventsRefused as exc:
+        return error_response(422, exc.text(), details=exc.details)
     limit = state.settings.max_events_per_batch
-    if len(body.events) > limit:
-        return error_response(422, f"{len(body.events)} events in one batch; the limit is {limit}",
+    if len(events) > limit:
+        return error_response(422, f"{len(events)} events in one batch; the limit is {limit}",
                               code="batch_too_large")
-    if not body.events:
+    if not events:
         return JSONResponse({"read": 0, "kept": 0, "quarantined": 0, "already_stored": 0,
                              "reasons": {}}, status_code=200)
     if wait:
         result = await run_in_threadpool(
-            state.campaigns.ingest_events, pd.DataFrame.from_records(body.events))
+            state.campaigns.ingest_events, pd.DataFrame(events, dtype=object))
         return JSONResponse({**result.summary(), "rejected": records(result.quarantine.head(100))},
                             status_code=200)
-    # the body FastAPI already read and validated is stored as it came: no re-encoding, and
-    # no thread-pool hop (a writer thread commits it; the event loop only awaits)
-    batch = await state.campaigns.enqueue_events(await request.body(), len(body.events))
-    return {"accepted": len(body.events), "batch": batch, "status": "pending",
+    # the body validated above is stored as it came: no re-encoding, and no thread-pool hop
+    # (a writer thread commits it; the event loop only awaits)
+    batch = await state.campaigns.enqueue_events(body, len(events))
+    return {"accepted": len(events), "batch": batch, "status": "pending",
             "status_url": f"/v1/events/batches/{batch}"}
 
 
+BatchId = Annotated[int, FastPath(ge=1, le=MAX_BATCH_ID, description="An event batch's id.")]
+
+
 @router.get("/events/batches/{batch}", dependencies=[Read])
-def event_batch(batch: int, state: State) -> dict:
-    """A batch sent without ``wait``: pending, or processed with its counts and rejected rows."""
+def event_batch(batch: BatchId, state: State) -> dict:
+    """A batch sent without ``wait``: pending, processed with its counts and rejected rows, or
+    a dead letter with the reason it could not be processed."""
     return state.campaigns.inbox.get(batch)
+
+
+@router.get("/events/dead-letters", dependencies=[Read])
+def dead_letters(state: State, limit: int = Query(100, ge=1, le=1000)) -> dict:
+    """Batches that could not be processed even on their own, newest first, with the reason;
+    their events are kept and can be processed again (``POST .../retry``) once fixed."""
+    total, items = state.campaigns.inbox.dead_letters(limit)
+    return {"total": total, "items": items}
+
+
+@router.post("/events/dead-letters/{batch}/retry", dependencies=[Write], status_code=202)
+def retry_dead_letter(batch: BatchId, state: State) -> dict:
+    """Queue a dead-lettered batch to be processed again."""
+    state.campaigns.retry_dead_letter(batch)
+    return {"batch": batch, "status": "pending", "status_url": f"/v1/events/batches/{batch}"}
 
 
 @router.get("/reports/roi", tags=["reports"], dependencies=[Read, Costly])
