@@ -20,6 +20,7 @@ from adpilot.api import errors  # noqa: E402
 from adpilot.api.jobs import JobRunner  # noqa: E402
 from adpilot.api.keys import KeyVerifier  # noqa: E402
 from adpilot.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware  # noqa: E402
+from adpilot.api.reports import CampaignReports  # noqa: E402
 from adpilot.api.routers import campaigns, copy, data, system  # noqa: E402
 from adpilot.api.security import AppState  # noqa: E402
 from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
@@ -59,7 +60,8 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
                      copy=CopyService(factory), jobs=JobRunner(store, workers=settings.job_workers),
                      throttle=AuthThrottle.from_settings(settings),
                      costly=RateLimiter(rate_per_minute=settings.report_rate_per_minute,
-                                        burst=settings.report_burst))
+                                        burst=settings.report_burst),
+                     reports=CampaignReports(store))
     stop = threading.Event()
 
     def flusher() -> None:

@@ -4,9 +4,12 @@
 campaign that is a read of the whole events table per request. Here the database counts
 events per (campaign, variant, type, day) and the same statistics (:func:`variant_report`,
 :func:`stopping_decision`) run on those counts; the result equals ``report`` per campaign
-(tests/test_api_hardening.py checks it)."""
+(tests/test_api_hardening.py checks it). :class:`CampaignReports` also keeps each report
+while the campaign's counts stay the same."""
 
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 import pandas as pd
@@ -54,10 +57,37 @@ def report_from_counts(camp: dict, counts: pd.DataFrame) -> dict:
                                   for k, row in daily.to_dict("index").items()}}
 
 
+class CampaignReports:
+    """The report of every campaign, from one aggregate query per call. A campaign's report
+    is a pure function of its row and its counts, so it is kept and reused while both stay
+    the same (exact: any new, changed or removed event changes the counts); only campaigns
+    whose counts moved pay for the statistics again."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._memo: dict[str, tuple[tuple, dict]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, campaigns: pd.DataFrame) -> list[dict]:
+        """Reports for ``campaigns`` (id, name, goal, status), in its order."""
+        counts = event_counts(self.store)
+        by_campaign = dict(tuple(counts.groupby("campaign"))) if len(counts) else {}
+        empty = counts.iloc[0:0]
+        out, memo = [], {}
+        for camp in campaigns.to_dict("records"):
+            rows = by_campaign.get(camp["id"], empty)
+            key = (camp["name"], camp["goal"], camp["status"],
+                   tuple(rows[["variant", "type", "day", "n"]].itertuples(index=False, name=None)))
+            with self._lock:
+                hit = self._memo.get(camp["id"])
+            report = hit[1] if hit and hit[0] == key else report_from_counts(camp, rows)
+            memo[camp["id"]] = (key, report)
+            out.append(report)
+        with self._lock:
+            self._memo = memo  # campaigns that are gone are forgotten
+        return out
+
+
 def campaign_reports(store: Store, campaigns: pd.DataFrame) -> list[dict]:
     """The report of every campaign in ``campaigns`` (id, name, goal, status), in its order."""
-    counts = event_counts(store)
-    by_campaign = dict(tuple(counts.groupby("campaign"))) if len(counts) else {}
-    empty = counts.iloc[0:0]
-    return [report_from_counts(camp, by_campaign.get(camp["id"], empty))
-            for camp in campaigns.to_dict("records")]
+    return CampaignReports(store)(campaigns)

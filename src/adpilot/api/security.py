@@ -11,6 +11,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from adpilot.api.jobs import JobRunner
 from adpilot.api.keys import KeyInfo, KeyVerifier, scope_allows
+from adpilot.api.reports import CampaignReports
 from adpilot.api.services import CampaignService, CopyService, DataService
 from adpilot.api.settings import ApiSettings
 from adpilot.api.throttle import AuthThrottle, RateLimiter
@@ -30,6 +31,7 @@ class AppState:
     jobs: JobRunner
     throttle: AuthThrottle
     costly: RateLimiter
+    reports: CampaignReports
 
 
 def client_of(request: Request) -> str:
