@@ -19,6 +19,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "bad_login": ("Wrong user name, password or key.", "用户名、密码或密钥错误。"),
     "login_locked": ("Too many failed logins: try again in {seconds} s.",
                      "登录失败次数过多：请在 {seconds} 秒后重试。"),
+    "too_many": ("Too many requests: try again in {seconds} s.",
+                 "请求过于频繁：请在 {seconds} 秒后重试。"),
     "no_login_configured": ("No administrator is configured: log in with an API key or set "
                             "ADPILOT_ADMIN_USER and ADPILOT_ADMIN_PASSWORD.",
                             "未配置管理员：请用 API 密钥登录，或设置 ADPILOT_ADMIN_USER 和 "

@@ -72,6 +72,14 @@ def mount(app: FastAPI, state: AppState) -> None:
         return render(request, "message.html", sessions.current(request), status=403,
                       title=translate("forbidden", _lang(request)), message="")
 
+    def busy(request: Request, session: Session, wait: int) -> HTMLResponse:
+        """429 for a client over the rate of expensive pages (the API's token bucket)."""
+        lang = _lang(request)
+        response = render(request, "message.html", session, status=429,
+                          title=translate("too_many", lang).format(seconds=wait), message="")
+        response.headers["Retry-After"] = str(wait)
+        return response
+
     def page_error(request: Request, session: Session, exc: AdpilotError) -> HTMLResponse:
         status = 404 if isinstance(exc, NotFoundError) else 409 if isinstance(
             exc, NotReadyError) else 400
@@ -138,6 +146,8 @@ def mount(app: FastAPI, state: AppState) -> None:
     @router.get("/")
     def overview(request: Request) -> HTMLResponse:
         session = sessions.require(request)
+        if wait := state.costly.take(client_of(request)):  # reads whole tables for its charts
+            return busy(request, session, wait)
         counts = state.data.counts()
         derived = {t: state.data.row_count(t) for t in ("profiles", "segments")}
         runs = records(state.store.ingest_runs().tail(10).iloc[::-1])
@@ -304,11 +314,12 @@ def mount(app: FastAPI, state: AppState) -> None:
     @router.get("/roi")
     def roi(request: Request) -> HTMLResponse:
         session = sessions.require(request)
-        from adpilot.api.roi import DEFAULT_CPM, roi_table
+        if wait := state.costly.take(client_of(request)):
+            return busy(request, session, wait)
+        from adpilot.api.roi import DEFAULT_CPM, roi_from_store
 
         camps = state.campaigns.list()
-        table = roi_table(state.store.read("events"), dict(zip(camps["id"], camps["name"],
-                                                               strict=True)))
+        table = roi_from_store(state.store, dict(zip(camps["id"], camps["name"], strict=True)))
         return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM)
 
     app.include_router(router)

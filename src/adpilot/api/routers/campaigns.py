@@ -183,7 +183,6 @@ def roi(state: State, cpm: float | None = Query(None, ge=0, description="One cos
 
 @router.get("/reports/campaigns", tags=["reports"], dependencies=[Read, Costly])
 def campaign_reports(state: State) -> dict:
-    """The report of every campaign (from one aggregate query). Rate-limited per client."""
-    from adpilot.api.reports import campaign_reports as reports
-
-    return {"items": jsonable(reports(state.store, state.campaigns.list()))}
+    """The report of every campaign (from one aggregate query; each report is reused while
+    its campaign's counts stay the same). Rate-limited per client."""
+    return {"items": jsonable(state.reports(state.campaigns.list()))}
