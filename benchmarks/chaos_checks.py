@@ -48,6 +48,7 @@ def inbox_state(store: Store) -> dict:
         rows = conn.execute(select(t.c.id, t.c.status, t.c.n_events).where(is_open)).all()
         done = conn.execute(select(func.count()).select_from(t).where(~is_open)).scalar_one()
     return {"open": {r.id for r in rows}, "claimed": [r.id for r in rows if r.status != "pending"],
+            "tokens": {r.status for r in rows if r.status != "pending"},
             "open_events": int(sum(r.n_events for r in rows)), "done": int(done)}
 
 
