@@ -76,9 +76,14 @@ class Scorecard:
 
     def score(self, copies: list[str], *, product: dict | None = None,
               audience: dict | None = None, references: list[str] | None = None,
-              lang: str | None = None) -> pd.DataFrame:
+              lang: str | None = None,
+              violations: list[list[str]] | None = None) -> pd.DataFrame:
         """One row per copy with every score in [0, 1] (where defined), explanations in
-        ``why_<score>`` columns, and ``overall``."""
+        ``why_<score>`` columns, and ``overall``.
+
+        ``violations`` (one list per copy) are guardrail results already known, e.g. the
+        generator's: compliance is 0 for a copy with any, whatever ``guardrails`` say, so the
+        scorecard never calls compliant a copy the guardrails rejected."""
         from adpilot.profiling.aspects import clause_opinion
         from adpilot.profiling.embeddings import get_embedder
 
@@ -131,12 +136,17 @@ class Scorecard:
         out["why_tone"] = [("positive" if t > 0.2 else "negative" if t < -0.2 else "neutral")
                            + f" ({t:+.2f})" for t in tone]
         # compliance
-        violations = [[v for g in self.guardrails for v in g(cp)] for cp in copies]
-        out["compliance"] = [0.0 if v else 1.0 for v in violations]
-        out["violations"] = violations
+        known = violations is not None
+        if known and len(violations) != len(copies):
+            raise ValueError(f"{len(violations)} violation lists for {len(copies)} copies")
+        found = [list(dict.fromkeys([*(violations[i] if known else []),
+                                     *(v for g in self.guardrails for v in g(cp))]))
+                 for i, cp in enumerate(copies)]
+        out["compliance"] = [0.0 if v else 1.0 for v in found]
+        out["violations"] = found
         out["why_compliance"] = ["; ".join(v) if v else (
-            "passes all guardrails" if self.guardrails else "no guardrails given")
-            for v in violations]
+            "passes all guardrails" if self.guardrails or known else "no guardrails given")
+            for v in found]
         # attractiveness
         if self.attractiveness is not None:
             s = self.attractiveness.score(copies)
