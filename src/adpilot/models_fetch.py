@@ -55,7 +55,7 @@ def _fluency(progress: Progress | None, log: Log | None) -> list[str]:
 def _attractiveness(progress: Progress | None, log: Log | None) -> list[str]:
     from adpilot.scoring.attractiveness import build_default_model
 
-    return [str(build_default_model(log=log))]
+    return [str(build_default_model(log=log, progress=progress))]
 
 
 BUILDERS: dict[str, Callable[[Progress | None, Log | None], list[str]]] = {

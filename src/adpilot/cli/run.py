@@ -31,11 +31,12 @@ def run(
     """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from adpilot.cli.progress import EtaColumn, LineProgress
     from adpilot.pipeline import STEPS
     from adpilot.pipeline import run as run_pipeline
 
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                  console=err_console, transient=as_json) as progress:
+                  EtaColumn(), console=err_console, transient=as_json) as progress:
         task = progress.add_task("adpilot run", total=len(STEPS))
 
         def on_step(name: str) -> None:
@@ -44,9 +45,14 @@ def run(
 
         sub: dict[str, int] = {}
 
+        lines = None if err_console.is_terminal else LineProgress(err_console)  # logs, pipes
+
         def on_progress(name: str, done: int, total: int) -> None:
+            label = f"building sentiment model {name} (first run only)"
+            if lines is not None:
+                lines(label, done, total)
             if name not in sub:
-                sub[name] = progress.add_task(f"training sentiment model {name}", total=total)
+                sub[name] = progress.add_task(label, total=total, eta=True)
             progress.update(sub[name], completed=done, total=total)
 
         result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,

@@ -66,10 +66,14 @@ def train(
     pairs = pd.concat([_pairs(data)] + [_pairs(p, variants) for p in extra], ignore_index=True)
     if before_week:
         pairs = pairs[pairs["test_week"] < before_week]
-    with err_console.status(f"training on {len(pairs):,} pairs …"):
-        opts = {k: v for k, v in {"finetune_epochs": finetune_epochs,
-                                  "finetune_seeds": finetune_seeds}.items() if v is not None}
-        model = AttractivenessModel(**opts).fit(pairs)
+    from adpilot.cli.progress import progress_reporter
+
+    err_console.print(f"training the attractiveness model on {len(pairs):,} pairs")
+    opts = {k: v for k, v in {"finetune_epochs": finetune_epochs,
+                              "finetune_seeds": finetune_seeds}.items() if v is not None}
+    with progress_reporter() as report:  # every stage with a bar and the time left
+        model = AttractivenessModel(**opts).fit(pairs, progress=report)
+    with err_console.status("scoring the training pairs …"):
         model.metrics_ = {"train": model.evaluate(pairs)}
         folder = model.save(out or default_model_dir())
     summary = {"model": str(folder), "pairs": len(pairs), **model.metrics_["train"]}

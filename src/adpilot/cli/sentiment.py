@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from adpilot.cli._common import console, err_console, print_json
+from adpilot.cli.progress import progress_reporter
 from adpilot.errors import InputError, MissingColumnError
 
 app = typer.Typer(help="Review sentiment: 5-class rating and polarity, English and Chinese.",
@@ -49,9 +49,9 @@ def _read(path: Path, text_col: str, label_col: str | None
     return texts[keep].tolist(), labels, skipped
 
 
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=err_console, transient=False)
+# Minutes the full fine-tune of each default took on 2 quiet cores (fit_seconds in
+# evaluation/results/sentiment.json); the bar's own estimate takes over once it runs.
+FULL_MINUTES = {("rating", "en"): 37, ("polarity", "en"): 11, ("polarity", "zh"): 0.5}
 
 
 @app.command("train")
@@ -82,10 +82,18 @@ def train(
     threads: int = typer.Option(None, "--threads", help="torch CPU threads (default: cores)."),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop fine-tuning after N steps."),
     device: str = typer.Option("auto", "--device", help="auto (GPU if any), cpu, cuda, …"),
+    quick: bool = typer.Option(
+        False, "--quick",
+        help="No fine-tuning: an LR head over frozen MiniLM embeddings + TF-IDF (minutes "
+             "instead of tens of minutes on a CPU; see evaluation/results/"
+             "sentiment_first_run.md for what it gives up)."),
+    max_head_train: int = typer.Option(
+        None, "--max-head-train", help="--quick: fit the head on at most N texts (default all)."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fine-tune a sentiment model on a labelled file and save it (resumes if interrupted)."""
     from adpilot.profiling.sentiment import SentimentModel
+    from adpilot.profiling.sentiment_head import SentimentHeadModel
 
     texts, labels, skipped = _read(data, text_col, label_col)
     try:
@@ -93,15 +101,17 @@ def train(
     except ValueError:
         raise typer.BadParameter(f"expected 'auto' or a number in [0, 1], got {tfidf_weight!r}",
                                  param_hint="--tfidf-weight") from None
-    model = SentimentModel(task, lang, backbone=backbone, epochs=epochs, max_length=max_length,
+    cls = SentimentHeadModel if quick else SentimentModel
+    extra = {"max_head_train": max_head_train} if quick else {}
+    model = cls(task, lang, **extra, backbone=backbone, epochs=epochs, max_length=max_length,
                            batch_size=batch_size, lr=lr, freeze_layers=freeze_layers,
                            tfidf_weight=weight, tfidf_char_ngrams=char_ngrams,
                            class_weight=None if class_weight == "none" else class_weight,
                            num_threads=threads, max_steps=max_steps, device=device,
                            checkpoint_dir=str(out.with_name(out.name + ".partial")))
-    with _progress() as bar:
-        handle = bar.add_task(f"fine-tuning {task}", total=None)
-        model.fit(texts, labels, progress=lambda d, t: bar.update(handle, completed=d, total=t))
+    label = f"{'encoding texts for' if quick else 'fine-tuning'} {task} model"
+    with progress_reporter() as report:
+        model.fit(texts, labels, progress=lambda d, t: report(label, d, t))
     model.save(out)
     summary = {"model": str(out), "task": task, "lang": model.lang_, "n_train": model.n_train_,
                "fit_seconds": model.fit_seconds_, "tfidf_weight": model.weight_,
@@ -199,29 +209,45 @@ def predict(
 
 @app.command("train-defaults")
 def train_defaults(
+    full: bool = typer.Option(
+        False, "--full",
+        help="Fine-tune MiniLM for the English defaults (about 11 + 37 min on 2 quiet cores) "
+             "instead of the quick models (a minute or two each); a fine-tuned model is used "
+             "in preference to the quick one from then on."),
     device: str = typer.Option("auto", "--device"),
     threads: int = typer.Option(None, "--threads",
                                 help="torch CPU threads; 1 is faster when the cores are busy."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Train the default models (English rating + polarity, Chinese polarity) into the cache.
+    """Build the default models (English rating + polarity, Chinese polarity) into the cache.
 
-    Models already in the cache are kept; an interrupted run resumes from its last checkpoint.
+    Quick by default; ``--full`` fine-tunes. Models already in the cache are kept (a fine-tuned
+    one always); an interrupted fine-tune resumes from its last checkpoint.
     """
-    from adpilot.profiling.sentiment import DEFAULT_MODELS, default_model_dir, ensure_default_models
+    from adpilot.profiling.sentiment import (
+        DEFAULT_MODELS,
+        cached_default_dir,
+        default_model_dir,
+        ensure_default_models,
+    )
+    from adpilot.profiling.sentiment_head import QUICK_MODELS
 
-    handles: dict[str, int] = {}
-    with _progress() as bar:
-        for task, lang in DEFAULT_MODELS:
-            cached = (default_model_dir(task, lang) / "meta.json").is_file()
-            handles[f"{task}/{lang}"] = bar.add_task(
-                f"{task}/{lang}" + (" (cached)" if cached else ""),
-                total=1 if cached else None, completed=1 if cached else 0)
-
-        def update(name: str, done: int, total: int) -> None:
-            bar.update(handles[name], completed=done, total=total)
-
-        paths = ensure_default_models(progress=update, device=device, num_threads=threads)
+    labels = {}
+    for task, lang in DEFAULT_MODELS:
+        name, cached = f"{task}/{lang}", cached_default_dir(task, lang)
+        if cached is not None and (not full or cached == default_model_dir(task, lang)):
+            err_console.print(f"{name}: in the cache ({cached.name})")
+        elif not full and (task, lang) in QUICK_MODELS:
+            labels[name] = f"{name}: quick model, encoding reviews"
+        elif DEFAULT_MODELS[(task, lang)]["params"].get("backbone") == "none":
+            labels[name] = f"{name}: TF-IDF + LR"
+        else:
+            labels[name] = (f"{name}: fine-tuning (about {FULL_MINUTES[(task, lang)]} min on "
+                            "2 quiet cores)")
+            err_console.print(f"{labels[name]}; the bar shows the time left as it goes")
+    with progress_reporter(labels=labels) as report:
+        paths = ensure_default_models(progress=report, device=device, num_threads=threads,
+                                      full=full)
     result = {f"{t}/{lg}": str(p) for (t, lg), p in paths.items()}
     if as_json:
         print_json(result)

@@ -38,15 +38,14 @@ def model_polarity_scorer(*, train_if_missing: bool = False,
     Chinese reviews each through their own model. ``None`` when the models are not trained
     and ``train_if_missing`` is off."""
     from adpilot.profiling.sentiment import (
-        default_model_dir,
+        cached_default_dir,
         ensure_default_models,
         load_default_model,
     )
 
-    if train_if_missing:
+    if train_if_missing:  # the quick kind on first use (a minute or two), unless cached
         ensure_default_models(POLARITY_MODELS, progress=progress)
-    elif not all((default_model_dir(t, lang) / "meta.json").is_file()
-                 for t, lang in POLARITY_MODELS):
+    elif not all(cached_default_dir(t, lang) for t, lang in POLARITY_MODELS):
         return None
     models = {lang: load_default_model(t, lang) for t, lang in POLARITY_MODELS}
 
@@ -101,7 +100,9 @@ def default_sentiment_scorer(mode: str = "auto",
         if mode == "model":
             raise
         return sentiment_fallback(exc), rating_polarity
-    return "model (fine-tuned polarity, EN + ZH)", scorer
+    from adpilot.profiling.sentiment import source_label
+
+    return source_label(POLARITY_MODELS), scorer
 
 
 @dataclass

@@ -51,7 +51,9 @@ def resolve_sentiment(mode: str = "auto", progress: Callable[[str, int, int], No
         if mode == "model":
             raise
         return sentiment_fallback(exc), "rating", None
-    return ("model (fine-tuned polarity, EN + ZH)", "model",
+    from adpilot.profiling.sentiment import source_label
+
+    return (source_label(POLARITY_MODELS), "model",
             str(default_model_dir(*POLARITY_MODELS[0]).parent))
 
 

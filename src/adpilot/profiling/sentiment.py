@@ -883,10 +883,12 @@ from adpilot.profiling.sentiment_defaults import (  # noqa: E402,F401 (imports t
     SPLIT_SEED,
     TEST_SIZE,
     cached_default_dir,
+    default_dir_in,
     default_model_dir,
     default_split,
     ensure_default_models,
     load_default_model,
     quick_model_dir,
     review_texts,
+    source_label,
 )

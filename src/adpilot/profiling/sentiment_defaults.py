@@ -33,10 +33,31 @@ def quick_model_dir(task: str, lang: str) -> Path:
     return default_model_dir(task, lang).with_name(f"sentiment-{task}-{lang}-quick")
 
 
+def default_dir_in(models_dir: str | Path, task: str, lang: str) -> Path:
+    """The default's folder in ``models_dir``: the fully fine-tuned one when it is there, else
+    the quick one (for workers handed a models folder)."""
+    full = Path(models_dir) / f"sentiment-{task}-{lang}"
+    return full if (full / "meta.json").is_file() else full.with_name(full.name + "-quick")
+
+
 def cached_default_dir(task: str, lang: str) -> Path | None:
     """The cached default: the fully fine-tuned model when there is one, else the quick one."""
-    return next((d for d in (default_model_dir(task, lang), quick_model_dir(task, lang))
-                 if (d / "meta.json").is_file()), None)
+    d = default_dir_in(default_model_dir(task, lang).parent, task, lang)
+    return d if (d / "meta.json").is_file() else None
+
+
+def source_label(tasks: Sequence[tuple[str, str]]) -> str:
+    """``model (polarity; en: quick: …; zh: TF-IDF + LR)``: which cached defaults score."""
+    import json
+
+    from adpilot.profiling.sentiment_head import describe_saved
+
+    parts = []
+    for task, lang in tasks:
+        d = cached_default_dir(task, lang)
+        meta = json.loads((d / "meta.json").read_text()) if d else {}
+        parts.append(f"{lang}: {describe_saved(meta) if d else 'not built'}")
+    return f"model ({tasks[0][0]}; " + "; ".join(parts) + ")"
 
 
 SPLIT_SEED = 42

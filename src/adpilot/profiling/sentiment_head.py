@@ -244,11 +244,9 @@ class SentimentHeadModel(SentimentModel):
         self.backbone_ = minilm_path() if self.backbone in ("auto", "minilm") else self.backbone
 
 
-def describe(model: SentimentModel) -> str:
-    """What a loaded default model is, in a few words (for reports and CLI output)."""
-    if isinstance(model, SentimentHeadModel):
+def describe_saved(meta: dict[str, Any]) -> str:
+    """What a saved sentiment model is, in a few words, from its meta.json (reports, CLI)."""
+    if meta.get("kind") == SentimentHeadModel._KIND:
         return "quick: LR head over frozen MiniLM embeddings + TF-IDF"
-    if getattr(model, "transformer_", None) is not None:
-        return "fine-tuned MiniLM + TF-IDF"
-    return "TF-IDF + LR"
+    return "fine-tuned MiniLM + TF-IDF" if meta.get("has_transformer") else "TF-IDF + LR"
 

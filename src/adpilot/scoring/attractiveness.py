@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,6 +36,9 @@ from adpilot.errors import ArtifactMismatchError, NotFittedError
 from adpilot.scoring.features import headline_features
 
 ARTIFACT = "attractiveness"
+# progress(stage, done, total): what fit reports, stage by stage (the CLI renders it)
+Progress = Callable[[str, int, int], None]
+EMBED_CHUNK = 256  # headlines per encode call: the unit of progress
 
 
 def data_hash(pairs: pd.DataFrame) -> str:
@@ -64,16 +68,20 @@ class AttractivenessModel:
     finetune_seeds: int = 1
     metrics_: dict = field(default_factory=dict, init=False)
 
-    def _embeddings(self, texts: list[str]) -> np.ndarray:
-        """Sentence embeddings, cached per text: fitting and evaluating see each text again."""
+    def _embeddings(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
+        """Sentence embeddings, cached per text: fitting and evaluating see each text again.
+        Encoded in chunks of similar length, each reported to ``progress``."""
         cache = self.__dict__.setdefault("_emb_cache", {})
-        missing = [t for t in dict.fromkeys(texts) if t not in cache]
-        if missing:
-            cache.update(zip(missing, self._embed.encode(missing), strict=True))
+        missing = sorted((t for t in dict.fromkeys(texts) if t not in cache), key=len)
+        for start in range(0, len(missing), EMBED_CHUNK):
+            chunk = missing[start:start + EMBED_CHUNK]
+            cache.update(zip(chunk, self._embed.encode(chunk), strict=True))
+            if progress:
+                progress("embedding headlines", start + len(chunk), len(missing))
         return np.vstack([cache[t] for t in texts]) if texts else np.zeros((0, 1))
 
-    def _phi(self, texts: list[str]) -> sp.csr_matrix:
-        emb = self._embeddings(texts)
+    def _phi(self, texts: list[str], progress: Progress | None = None) -> sp.csr_matrix:
+        emb = self._embeddings(texts, progress)
         hand = (headline_features(texts) - self._hand_mean) / self._hand_std
         bow = self._bow.transform(texts) * self.bow_weight
         return sp.hstack([sp.csr_matrix(emb), sp.csr_matrix(hand), bow]).tocsr()
@@ -86,17 +94,24 @@ class AttractivenessModel:
                              lr=self.finetune_lr, max_length=self.max_length,
                              max_evidence=self.max_evidence, seed=self.seed + index)
 
-    def _fit_siamese(self, pairs: pd.DataFrame, log=None) -> list:
+    def _fit_siamese(self, pairs: pd.DataFrame, log=None, progress: Progress | None = None
+                     ) -> list:
         out = []
         for i in range(self.finetune_seeds):
             if log is not None and self.finetune_seeds > 1:
                 log(f"fine-tuning scorer {i + 1}/{self.finetune_seeds} (seed {self.seed + i})")
-            out.append(self._siamese(i).fit(pairs, log=log))
+            stage = "fine-tuning MiniLM" + (f" {i + 1}/{self.finetune_seeds}"
+                                            if self.finetune_seeds > 1 else "")
+            step = (lambda d, t, _s=stage: progress(_s, d, t)) if progress else None
+            out.append(self._siamese(i).fit(pairs, log=log, progress=step))
         return out
 
-    def fit(self, pairs: pd.DataFrame, log=None) -> AttractivenessModel:
+    def fit(self, pairs: pd.DataFrame, log=None, progress: Progress | None = None
+            ) -> AttractivenessModel:
         """``pairs``: text_a, text_b, label (1 = a had the higher CTR), z (evidence), and
-        test_id where known (the fine-tuned scorer batches whole tests)."""
+        test_id where known (the fine-tuned scorer batches whole tests).
+        ``progress(stage, done, total)`` hears every stage: embedding the headlines, the
+        linear fit, each fine-tuning step, scoring the training headlines."""
         from sklearn.feature_extraction.text import CountVectorizer
         from sklearn.linear_model import LogisticRegression
 
@@ -111,17 +126,22 @@ class AttractivenessModel:
         hand = headline_features(list(texts))
         self._hand_mean, self._hand_std = hand.mean(axis=0), hand.std(axis=0) + 1e-9
         self._bow = CountVectorizer(min_df=3, binary=True).fit(list(texts))
-        phi = self._phi(list(texts))
+        phi = self._phi(list(texts), progress)
         pos = pd.Series(np.arange(len(texts)), index=texts)
         diff = phi[pos[pairs["text_a"]].to_numpy()] - phi[pos[pairs["text_b"]].to_numpy()]
         y = pairs["label"].to_numpy()
         w = np.minimum(pairs.get("z", pd.Series(1.0, index=pairs.index)).to_numpy(),
                        self.max_evidence) + 0.1
+        if progress:
+            progress("fitting the linear scorer", 0, 1)
         self.clf_ = LogisticRegression(C=self.C, max_iter=3000, fit_intercept=False).fit(
             sp.vstack([diff, -diff]), np.concatenate([y, 1 - y]),
             sample_weight=np.concatenate([w, w]))
-        self.siamese_ = self._fit_siamese(pairs, log=log) if self.finetune_epochs > 0 else None
-        train_scores = self.score(list(texts))
+        if progress:
+            progress("fitting the linear scorer", 1, 1)
+        self.siamese_ = (self._fit_siamese(pairs, log=log, progress=progress)
+                         if self.finetune_epochs > 0 else None)
+        train_scores = self.score(list(texts), progress=progress)
         self.score_quantiles_ = np.quantile(train_scores, np.linspace(0, 1, 101))
         self.data_hash_ = data_hash(pairs)
         self.n_pairs_ = len(pairs)
@@ -135,18 +155,21 @@ class AttractivenessModel:
         self._check()
         return np.asarray(self._phi([str(t) for t in texts]) @ self.clf_.coef_.ravel()).ravel()
 
-    def finetuned_score(self, texts: list[str]) -> np.ndarray | None:
+    def finetuned_score(self, texts: list[str], progress: Progress | None = None
+                        ) -> np.ndarray | None:
         """The fine-tuned part: the mean score of the seed ensemble (None when linear only)."""
         self._check()
         if self.siamese_ is None:
             return None
         texts = [str(t) for t in texts]
-        return np.mean([m.score(texts) for m in self.siamese_], axis=0)
+        step = (lambda d, t: progress("scoring with the fine-tuned MiniLM", d, t)
+                ) if progress else None
+        return np.mean([m.score(texts, progress=step) for m in self.siamese_], axis=0)
 
-    def score(self, texts: list[str]) -> np.ndarray:
+    def score(self, texts: list[str], progress: Progress | None = None) -> np.ndarray:
         """Per copy: the Bradley-Terry score (differences are log-odds of winning)."""
         lin = self.linear_score(texts)
-        ft = self.finetuned_score(texts)
+        ft = self.finetuned_score(texts, progress)
         if ft is None:
             return lin
         return (1 - self.finetune_weight) * lin + self.finetune_weight * ft
@@ -264,7 +287,8 @@ def load_default_model(*, note_fallback: bool = True) -> AttractivenessModel | N
     return None
 
 
-def build_default_model(*, log=None, finetune_epochs: int | None = None) -> Path:
+def build_default_model(*, log=None, finetune_epochs: int | None = None,
+                        progress: Progress | None = None) -> Path:
     """Train the default model on the public Upworthy tests (all pairs) into the models cache
     unless it is there; return its folder. Raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data."""
@@ -276,6 +300,6 @@ def build_default_model(*, log=None, finetune_epochs: int | None = None) -> Path
         return folder
     pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
     opts = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}
-    model = AttractivenessModel(**opts).fit(pairs, log=log)
+    model = AttractivenessModel(**opts).fit(pairs, log=log, progress=progress)
     model.metrics_ = {"train": model.evaluate(pairs)}
     return model.save(folder)

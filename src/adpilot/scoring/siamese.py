@@ -80,10 +80,10 @@ class SiameseScorer:
             out.append(np.array(cur))
         return out
 
-    def fit(self, pairs: pd.DataFrame, log=None, on_epoch=None) -> SiameseScorer:
+    def fit(self, pairs: pd.DataFrame, log=None, on_epoch=None, progress=None) -> SiameseScorer:
         """``log(message)`` hears the loss per epoch; ``on_epoch(epoch, self)`` is called
         after each epoch with the scorer ready to score (model selection on a validation
-        slice)."""
+        slice); ``progress(steps done, steps in all)`` after every optimiser step."""
         torch = self._build()
         pairs = pairs.reset_index(drop=True)
         rng = np.random.default_rng(self.seed)
@@ -99,6 +99,9 @@ class SiameseScorer:
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: s / warm if s < warm else max(0.0, (steps - s) / max(1, steps - warm)))
         self._net.train()
+        done = 0
+        if progress is not None:
+            progress(done, steps)
         for epoch in range(self.epochs):
             total = 0.0
             for idx in self._batches(pairs, rng):
@@ -113,6 +116,9 @@ class SiameseScorer:
                 opt.step()
                 sched.step()
                 total += float(loss.detach()) * len(idx)
+                done += 1
+                if progress is not None:
+                    progress(done, steps)
             if log is not None:
                 log(f"epoch {epoch + 1}/{self.epochs}: weighted loss {total / len(pairs):.4f}")
             if on_epoch is not None:
@@ -122,8 +128,9 @@ class SiameseScorer:
         self._net.eval()
         return self
 
-    def score(self, texts: list[str], batch_size: int = 128) -> np.ndarray:
-        """Bradley-Terry scores (differences are log-odds of winning), batched by length."""
+    def score(self, texts: list[str], batch_size: int = 128, progress=None) -> np.ndarray:
+        """Bradley-Terry scores (differences are log-odds of winning), batched by length;
+        ``progress(texts done, texts in all)`` after each batch."""
         import torch
 
         texts = [str(t) for t in texts]
@@ -133,6 +140,8 @@ class SiameseScorer:
             for i in range(0, len(texts), batch_size):
                 idx = order[i:i + batch_size]
                 out[idx] = self._forward([texts[j] for j in idx]).numpy()
+                if progress is not None:
+                    progress(i + len(idx), len(texts))
         return out
 
     def save(self, folder: str | Path, name: str = WEIGHTS) -> Path:

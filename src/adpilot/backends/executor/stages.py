@@ -41,11 +41,11 @@ class SentimentStage:
         self.mode = mode
         self.models = {}
         if mode == "model":
-            from adpilot.profiling.sentiment import SentimentModel
+            from adpilot.profiling.sentiment import SentimentModel, default_dir_in
 
             _threads(num_threads)
             for lang in POLARITY_LANGS:
-                model = SentimentModel.load(Path(models_dir) / f"sentiment-polarity-{lang}",
+                model = SentimentModel.load(default_dir_in(models_dir, "polarity", lang),
                                             task="polarity", lang=lang, device=device)
                 model.num_threads = num_threads
                 self.models[lang] = model
