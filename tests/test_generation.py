@@ -54,7 +54,7 @@ class CannedLLM(LLMBackend):
 
     def __init__(self, replies: Sequence[str] | Callable[[Sequence[Message]], str], *,
                  remote: bool = False) -> None:
-        self.replies, self.remote, self.calls = replies, remote, []
+        self.replies, self.remote, self.calls, self.params = replies, remote, [], []
 
     @property
     def model_id(self) -> str:
@@ -62,6 +62,7 @@ class CannedLLM(LLMBackend):
 
     def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
         self.calls.append(list(messages))
+        self.params.append(params)
         if callable(self.replies):
             text = self.replies(messages)
         else:
@@ -106,7 +107,7 @@ def test_a_failing_sentence_is_edited_out_instead_of_asking_again():
     llm = CannedLLM([sms("Breathable linen with a relaxed fit. Guaranteed to last!")])
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
     assert v.passed and v.attempts == 1 and v.dropped == ["Guaranteed to last!"]
-    assert v.text == "Breathable linen with a relaxed fit. Reply STOP to opt out."
+    assert v.text == "Breathable linen with a relaxed fit. Shop now. Reply STOP to opt out."
     assert v.as_dict()["dropped"] == ["Guaranteed to last!"]
 
 
@@ -142,7 +143,7 @@ def test_price_in_the_record_may_be_used():
 
 def test_multi_field_channels_and_chinese():
     llm = CannedLLM([json.dumps({"subject": "亚麻衬衫，清爽一夏", "body": "透气亚麻，宽松版型，"
-                                 "炎热的日子也能穿得舒适自在。日常通勤、周末出游都合适，好打理。"})])
+                                 "炎热的日子也能穿得清爽自在。通勤、周末出游都合适。"})])
     v = gen(llm).generate(PRODUCT, Audience(description="夏季女装顾客"), "email", "zh").variants[0]
     assert v.passed, v.violations
     assert v.fields["body"].endswith("回T退订") and set(v.fields) == {"subject", "body"}
@@ -254,7 +255,7 @@ def test_tiny_random_model_raises_with_attempts_and_usage(tmp_path):
 # --- personalisation --------------------------------------------------------------------------
 
 def test_segment_then_personalise():
-    llm = CannedLLM([sms("Breathable linen, relaxed fit.")])
+    llm = CannedLLM([sms("Made to wear every single day. Shop now.")])
     segments = {"s1": Audience(description="summer shoppers"), "s2": Audience(description="gifters")}
     targets = [UserTarget(f"u{i}", f"s{i % 2 + 1}", "p1" if i % 3 else "p2",
                           aspect=["fit", "quality", None][i % 3]) for i in range(60)]
@@ -262,8 +263,8 @@ def test_segment_then_personalise():
     assert run.mode == "segment" and run.llm_variants == 4 and len(llm.calls) == 4
     assert len(run.messages) == 60 and all(m.passed for m in run.messages)
     fit = next(m for m in run.messages if m.user_id == "u0")
-    assert fit.personalised and fit.fields["text"].startswith("You told us fit & size matters")
-    assert not next(m for m in run.messages if m.user_id == "u2").personalised  # no aspect known
+    # no "You told us fit & size matters to you." opener: that restates how we profiled them
+    assert not fit.personalised and not fit.fields["text"].startswith("You told us")
     assert run.summary()["messages_per_hour"] > 0
 
 
@@ -310,7 +311,7 @@ def test_cli_generate_json(tmp_path, canned_backend_name):
 
 @pytest.mark.slow
 def test_real_generation_with_the_local_qwen_model(tmp_path):
-    pytest.importorskip("llama_cpp")
+    pytest.importorskip("xllamacpp")
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
     from adpilot.errors import MissingDependencyError
@@ -358,18 +359,30 @@ def test_campaign_plan_per_user_product_channel():
                          channels=["sms"])
     assert list(plan.columns) == PLAN_COLUMNS and len(plan) == 2
     u1 = plan.set_index("user_id").loc["U1"]
-    assert u1.product_id == "P1" and u1.passed and u1.text.startswith("You told us fit & size")
+    assert u1.product_id == "P1" and u1.passed and not u1.text.startswith("You told us")
     u2 = plan.set_index("user_id").loc["U2"]
     assert u2.product_id == "P2" and u2.lang == "zh" and "13812345678" not in sent_text(llm)
 
 
-def test_output_schema_caps_each_field_at_its_budget():
+def test_output_schema_caps_each_field_at_its_target_within_the_budget():
+    """Fields are written to a target length well inside the channel's hard limit (fewer
+    tokens, sentences that end before the cap), and each call's max_tokens follows."""
     from adpilot.generation.channels import channel_spec
-    from adpilot.generation.generator import output_schema
+    from adpilot.generation.generator import max_tokens_for, output_schema
+    from adpilot.generation.prompts import budget
 
     brand = load_brand()
     sms_zh = output_schema(channel_spec("sms", "zh"), brand)
-    assert sms_zh["properties"]["text"]["maxLength"] == 70 - len("回T退订") - 1
+    assert sms_zh["properties"]["text"]["maxLength"] == 45 <= budget(channel_spec("sms", "zh"),
+                                                                     brand, "text")
+    email = channel_spec("email", "en")
+    assert output_schema(email, brand)["properties"]["body"]["maxLength"] == 260
+    assert max_tokens_for(email, brand) < 160
+    llm = CannedLLM([json.dumps({"subject": "Linen, cut to move in",
+                                 "body": "Breathable linen in a relaxed fit. Shop it today."})])
+    gen(llm, max_tokens=320).generate(PRODUCT, Audience(), "email", "en")
+    assert llm.params[0].max_tokens == max_tokens_for(email, brand)
+    assert llm.params[0].json_schema["properties"]["subject"]["maxLength"] == 50
     ad = output_schema(channel_spec("search_ad", "en"), brand)
     assert ad["properties"]["headline"]["maxLength"] == 30 and ad["required"] == ["headline",
                                                                                   "description"]
@@ -406,9 +419,9 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     assert close_cut("透气亚麻，宽松版型，夏天穿着清爽舒适好打理", 21, 5) == "透气亚麻，宽松版型。"
     assert close_cut("no clause boundary at all here", 30, 10) == "no clause boundary at all here"
     assert close_cut("Short and sweet", 30, 10) == "Short and sweet"  # not at the cap: untouched
-    llm = CannedLLM([sms(("Breathable linen for warm days. " * 5)[:137])])
+    llm = CannedLLM([sms(("Breathable linen for warm days. " * 5)[:109])])  # the sms target: 110
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
-    assert v.passed and v.fields["text"].endswith("warm days. Reply STOP to opt out.")
+    assert v.passed and v.fields["text"].endswith("warm days. Shop now. Reply STOP to opt out.")
     assert v.closed == ["text"] and v.as_dict()["closed"] == ["text"]
 
 
@@ -439,3 +452,38 @@ def test_a_model_that_keeps_pasting_a_review_gets_one_round_without_reviews():
                                           "en").variants[0]
     assert v.passed and v.attempts == 3 and v.text.startswith("Soft, breathable linen")
     assert "<review>" not in llm.calls[-1][1].content
+
+
+# --- the prompt a marketer would sign off (issue 18) -------------------------------------------
+
+SEGMENT = Audience(description="older: older (avg 45 vs 38); buy knitwear (40% vs 20%); "
+                               "unhappy with fit & size (-0.30 vs +0.10)")
+
+
+def test_prompt_has_facts_and_angle_not_segment_traits_nor_do_words():
+    """Segment traits choose the angle (the aspect they care about), never something to say;
+    the brand's do-words are voice, not vocabulary; ids are never names; a Chinese prompt
+    names the category in Chinese."""
+    llm = CannedLLM([sms("Soft merino with ribbed cuffs. Shop now.")])
+    knit = Product(id="P02", title="Merino Crew-Neck Sweater", category="knitwear",
+                   description="Extra-fine merino wool in a regular fit.")
+    gen(llm).generate(knit, SEGMENT, "sms", "en")
+    user = llm.calls[0][1].content
+    assert "fit & size" in user and "Extra-fine merino wool" in user
+    for leaked in ("older", "avg 45", "40%", "made to last", "easy care"):
+        assert leaked not in user, leaked
+    zh = CannedLLM([sms("羊毛混纺针织开衫，V领单排扣，快来看看。")])
+    gen(zh).generate(Product(id="P10", title="羊毛混纺针织开衫", category="knitwear"),
+                     SEGMENT, "sms", "zh")
+    zh_user = zh.calls[0][1].content
+    assert "针织衫" in zh_user and "knitwear" not in zh_user and "耐穿" not in zh_user
+    untitled = CannedLLM([sms("Soft knit top. Shop now.")])
+    gen(untitled).generate(Product(id="style 1078", category="knits"), Audience(), "sms", "en")
+    assert "1078" not in untitled.calls[0][1].content
+
+
+def test_copy_restating_the_segment_is_edited_and_a_missing_cta_appended_without_a_reask():
+    llm = CannedLLM([sms("Perfect for women aged 36-52. Breathable linen with a relaxed fit.")])
+    v = gen(llm).generate(PRODUCT, SEGMENT, "sms", "en").variants[0]
+    assert v.passed and v.attempts == 1 and v.dropped == ["Perfect for women aged 36-52."]
+    assert v.text == "Breathable linen with a relaxed fit. Shop now. Reply STOP to opt out."

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+from importlib import resources
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from adpilot.data.records import Product
@@ -77,16 +81,93 @@ class Audience(BaseModel):
         return "; ".join(parts) or "general customers"
 
 
+# segment traits (profiling.segments) that describe who the customer is: they pick the angle
+# and the product, and are never shown to the model as something to say
+_WHO = re.compile(r"^(?:older|younger|frequent buyers|few orders|lapsed|recently active|"
+                  r"high spenders|low spend|positive reviewers|negative reviewers|"
+                  r"write many reviews|rarely review|(?:rarely )?buy .+|年龄偏大|更年轻|购买频繁|"
+                  r"购买较少|久未购买|近期活跃|高消费|低消费|评价积极|评价消极|评论多|很少评论|偏好.+|"
+                  r"少买.+)$", re.I)
+_ASPECT = re.compile(r"^(?:(?:un)?happy with|(?:不)?满意)\s*(.+)$", re.I)
+_STATS = re.compile(r"\s*[(（][^)）]*[)）]")
+
+
+def _traits(description: str) -> list[str]:
+    """A segment description ("older: older (avg 45 vs 38); unhappy with fit & size (-0.3 …)")
+    as its traits without the figures."""
+    text = _STATS.sub("", description)
+    parts = re.split(r"[;；]|(?<=\w):\s|：", text)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def audience_angle(audience: Audience, lang: str) -> str:
+    """What the copy should speak to, from the audience: aspects they care about and free-text
+    interests; never who they are (age, spend, segment traits). '' when nothing is left."""
+    cares: list[str] = []
+    other: list[str] = []
+    labels = _aspect_labels(lang)
+    for t in _traits(audience.description):
+        if m := _ASPECT.match(t):
+            cares.append(m.group(1).strip())
+        elif not _WHO.match(t):
+            other.append(t)
+    cares += [labels.get(a, a) for a in audience.likes + audience.dislikes]
+    cares = list(dict.fromkeys(cares))
+    sep = "、" if lang == "zh" else ", "
+    parts = []
+    if cares:
+        parts.append(("在意" if lang == "zh" else "they care about ") + sep.join(cares))
+    parts += other
+    return ("；" if lang == "zh" else "; ").join(parts)
+
+
+def audience_descriptors(audience: Audience) -> list[str]:
+    """Trait phrases of a segment the copy must not restate (its name and traits, the age)."""
+    terms = [t for t in _traits(audience.description) if _WHO.match(t) or _ASPECT.match(t)]
+    return list(dict.fromkeys(terms + ([audience.age] if audience.age else [])))
+
+
+def _aspect_labels(lang: str) -> dict[str, str]:
+    from adpilot.profiling.aspects import aspect_labels
+
+    return aspect_labels(lang)
+
+
+@lru_cache(maxsize=1)
+def _categories() -> dict[str, dict[str, str]]:
+    text = (resources.files("adpilot") / "generation" / "prompts" / "categories.yaml").read_text(
+        "utf-8")
+    return {k.lower(): v for k, v in yaml.safe_load(text).items()}
+
+
+def category_name(category: str | None, lang: str) -> str | None:
+    """The category as copy in ``lang`` names it; None for an English key with no Chinese name
+    (left out rather than pasted into Chinese copy)."""
+    if not category:
+        return None
+    shown = _categories().get(category.strip().lower(), {}).get(lang)
+    if shown:
+        return shown
+    return None if lang == "zh" and re.fullmatch(r"[\x00-\x7f]+", category) else category
+
+
+def _value(v: Any, lang: str) -> str:
+    return ("、" if lang == "zh" else ", ").join(map(str, v)) if isinstance(v, list | tuple) else str(v)
+
+
 def product_facts(product: Product, lang: str = "en") -> str:
-    """The product record as the list of facts the copy may use (no price line when unknown)."""
+    """The product record as the list of facts the copy may use (no price line when unknown;
+    categories by their display name in ``lang``; ids are never shown as names)."""
     zh = lang == "zh"
-    lines = [f"{'名称' if zh else 'name'}: {product.title or product.id}"]
-    if product.category:
-        lines.append(f"{'品类' if zh else 'category'}: {product.category}")
+    category = category_name(product.category, lang)
+    lines = [f"{'名称' if zh else 'name'}: {product.title or category or ('商品' if zh else 'product')}"]
+    if category and product.title:
+        lines.append(f"{'品类' if zh else 'category'}: {category}")
     if product.price is not None:
         cur = f" {product.currency}" if product.currency else ""
         lines.append(f"{'价格' if zh else 'price'}: {product.price:g}{cur}")
     if product.description:
         lines.append(f"{'描述' if zh else 'description'}: {product.description}")
-    lines += [f"{k}: {v}" for k, v in product.attributes.items() if v not in (None, "")]
+    lines += [f"{k}: {_value(v, lang)}" for k, v in product.attributes.items()
+              if v not in (None, "", [])]
     return "\n".join(lines)

@@ -32,6 +32,7 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
+from adpilot.generation.copy_checks import with_cta
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
@@ -39,7 +40,7 @@ from adpilot.generation.guardrails import (
     check_copy,
     drop_failing_sentences,
 )
-from adpilot.generation.prompts import Prompt, budget, build_prompt, reask_message
+from adpilot.generation.prompts import Prompt, build_prompt, reask_message, target
 from adpilot.generation.safety import contains_value, find_pii
 
 
@@ -114,6 +115,7 @@ def passing_first(variants: list[CopyVariant]) -> list[CopyVariant]:
     return sorted(variants, key=lambda v: not v.passed)
 
 
+_DEBRIS = re.compile(r"\s*[{}]+\s*$")  # a stray brace the model left at the end of a field
 _SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
 _DANGLING = re.compile(r"[\s,;:–-]+(?:(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|from)\b"
                        r"[\s,;:–-]*)*$", re.I)
@@ -132,6 +134,9 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False) -> str:
         cut = max(text.rfind(c) for c in ",;:，；：、")
         stop = "。" if re.search(r"[\u4e00-\u9fff]", text) else "."
         return text[:cut].rstrip() + stop if cut >= lo else text
+    if re.search(r"[\u4e00-\u9fff]", text):  # no spaces in Chinese: close at the last 、，
+        cut = max(text.rfind(c) for c in "，,；;：、 ")
+        return text[:cut].rstrip() if cut >= lo else text
     trimmed = _DANGLING.sub("", text.rsplit(" ", 1)[0] if " " in text else text)
     return trimmed if len(trimmed) >= lo else text
 
@@ -144,14 +149,14 @@ def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
 def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> list[str]:
     """Fields :func:`close_cut` changed (reported, so evaluations can count them)."""
     raw = _raw_fields(value, spec)
-    return [f for f, v in raw.items() if close_cut(v, budget(spec, brand, f), spec.limits[f][0],
+    return [f for f, v in raw.items() if close_cut(v, target(spec, brand, f), spec.limits[f][0],
                                                    phrase=f != spec.main_field) != v]
 
 
 def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, str]:
     """The model's fields, tidied (whitespace; copy cut off at the length cap closed at its last
     sentence or clause), with the brand's disclaimer appended to the main field."""
-    fields = {f: close_cut(v, budget(spec, brand, f), spec.limits[f][0],
+    fields = {f: close_cut(_DEBRIS.sub("", v), target(spec, brand, f), spec.limits[f][0],
                            phrase=f != spec.main_field) for f, v in _raw_fields(value, spec).items()}
     disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
     main = spec.main_field
@@ -165,13 +170,24 @@ def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, 
 
 
 def output_schema(spec: ChannelSpec, brand: BrandKit) -> dict[str, Any]:
-    """JSON schema sent to the backend: the reply model plus each field's length budget, which
+    """JSON schema sent to the backend: the reply model plus each field's target length, which
     grammar-constrained backends (llama.cpp) enforce while sampling: no run-away copy, and
     fewer tokens to pay for."""
     schema = spec.schema().model_json_schema()
     for name, prop in schema["properties"].items():
-        prop["maxLength"] = budget(spec, brand, name)
+        prop["maxLength"] = target(spec, brand, name)
     return schema
+
+
+# characters per generated token (Qwen2.5's tokenizer, measured on our copy: ~3.5 for English,
+# ~1.3 for Chinese), with room to spare; plus the JSON around each field
+_CHARS_PER_TOKEN = {"en": 3.0, "zh": 1.0}
+
+
+def max_tokens_for(spec: ChannelSpec, brand: BrandKit) -> int:
+    """Tokens one reply can need at most: a cap for backends that cannot enforce the schema."""
+    chars = sum(target(spec, brand, f) for f in spec.fields)
+    return int(chars / _CHARS_PER_TOKEN[spec.lang]) + 12 * len(spec.fields) + 8
 
 
 class CopyGenerator:
@@ -300,17 +316,21 @@ class CopyGenerator:
         prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index,
                                       examples=shots)
         ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
-                           injected=prompt.injected, reviews=prompt.reviews)
+                           injected=prompt.injected, reviews=prompt.reviews,
+                           audience=prompt.audience)
         schema = spec.schema()
-        params = GenerationParams(max_tokens=self.max_tokens, temperature=self.temperature,
+        params = GenerationParams(max_tokens=min(self.max_tokens, max_tokens_for(spec, self.brand)),
+                                  temperature=self.temperature,
                                   seed=self.seed + index, json_schema=output_schema(spec, self.brand))
         def edited(value: BaseModel) -> tuple[dict[str, str], list[str], list[str]]:
             """Finalised fields; if they fail, the copy without its failing sentences when
-            that passes every guardrail (one edit instead of another model call)."""
-            fields = finalize(value, spec, self.brand)
+            that passes every guardrail (one edit instead of another model call); copy with
+            no call to action gets the channel's own."""
+            fields = with_cta(finalize(value, spec, self.brand), spec, self.brand)
             violations = check_copy(fields, ctx)
             for clauses in (False, True) if violations else ():  # whole sentences first
                 fixed, dropped = drop_failing_sentences(fields, ctx, clauses=clauses)
+                fixed = with_cta(fixed, spec, self.brand)
                 if dropped and not check_copy(fixed, ctx):
                     return fixed, [], dropped
             return fields, violations, []

@@ -27,6 +27,7 @@ class GuardContext:
     sensitive: list[str] = field(default_factory=list)  # PII removed from the inputs
     injected: list[str] = field(default_factory=list)   # instruction spans removed from reviews
     reviews: list[str] = field(default_factory=list)    # review snippets shown to the model
+    audience: list[str] = field(default_factory=list)   # segment traits the copy must not restate
 
     @property
     def lang(self) -> str:
@@ -356,7 +357,8 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
 SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
-                  "complaint", "placeholder")
+                  "complaint", "placeholder", "audience", "voice", "unsupported", "mixed_language",
+                  "prompt_echo")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 
@@ -440,3 +442,7 @@ def check_brand(fields: Fields, ctx: GuardContext) -> list[str]:
     if disclaimer and not fields.get(ctx.spec.main_field, "").rstrip().endswith(disclaimer):
         out.append(f"the {ctx.spec.main_field} must end with the disclaimer {disclaimer!r}")
     return out
+
+
+# the checks issue 18 added (audience, voice, unsupported facts, CTA …) register themselves
+from adpilot.generation import copy_checks  # noqa: E402,F401

@@ -98,8 +98,10 @@ def fill_slots(fields: dict[str, str], channel: str, lang: str, target: UserTarg
     label = aspect_labels(lang).get(target.aspect)
     if not label:
         return None
-    opener = prompt_config("slots.yaml")["opener"][lang].format(aspect=label,
-                                                                 product=product.title or product.id)
+    template = prompt_config("slots.yaml")["opener"][lang]
+    if not template:
+        return None
+    opener = template.format(aspect=label, product=product.title or product.id)
     main = channel_spec(channel, lang).main_field
     return {**fields, main: opener + fields[main]}
 

@@ -17,14 +17,20 @@ import yaml
 from adpilot.backends.llm.base import Message
 from adpilot.data.records import Product
 from adpilot.deps import require
-from adpilot.generation.audience import Audience, product_facts
+from adpilot.generation.audience import (
+    Audience,
+    audience_angle,
+    audience_descriptors,
+    product_facts,
+)
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
 from adpilot.generation.safety import clean_snippet, mask_pii
 
-MAX_REVIEWS = 2  # snippets per prompt: enough voice of the customer, few prompt tokens
+MAX_REVIEWS = 1  # snippets per prompt: the aspects already say what they care about; a small
+# model copies snippets (and their "I"), and every prompt token costs time on a CPU
 # a small model copies long snippets into the copy; Chinese packs more per character
-SNIPPET_CHARS = {"en": 160, "zh": 60}
+SNIPPET_CHARS = {"en": 120, "zh": 50}
 
 
 @lru_cache(maxsize=1)
@@ -55,6 +61,7 @@ class Prompt:
     injected: list[str] = field(default_factory=list)
     facts: str = ""
     reviews: list[str] = field(default_factory=list)  # the cleaned snippets the model saw
+    audience: list[str] = field(default_factory=list)  # segment traits the copy must not restate
 
 
 def budget(spec: ChannelSpec, brand: BrandKit, name: str) -> int:
@@ -62,6 +69,18 @@ def budget(spec: ChannelSpec, brand: BrandKit, name: str) -> int:
     hi = spec.limits[name][1]
     disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
     return hi - (len(disclaimer) + 1 if disclaimer and name == spec.main_field else 0)
+
+
+def target(spec: ChannelSpec, brand: BrandKit, name: str) -> int:
+    """Characters field ``name`` is written to (channels.yaml ``target``, within :func:`budget`):
+    the grammar caps it there, so copy is short, ends its sentences and costs fewer tokens."""
+    want = prompt_config()[spec.channel][spec.lang].get("target", {}).get(name)
+    return min(budget(spec, brand, name), want or budget(spec, brand, name))
+
+
+def cta_for(spec: ChannelSpec) -> str:
+    """The channel's default call to action in its language."""
+    return prompt_config()[spec.channel][spec.lang]["cta"]
 
 
 def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand: BrandKit, *,
@@ -73,32 +92,35 @@ def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand:
     sensitive = [audience.name] if audience.name else []
     injected: list[str] = []
     reviews = []
-    for raw in audience.reviews[:MAX_REVIEWS]:
+    for raw in audience.reviews[:3]:  # all cleaned (what they hid is checked for), few shown
         c = clean_snippet(raw, max_chars=SNIPPET_CHARS[lang])
         sensitive += c.pii
         injected += c.injected
-        if re.sub(r"\[removed\]|[\W_]", "", c.text):  # something besides removed spans
+        if re.sub(r"\[removed\]|[\W_]", "", c.text) and len(reviews) < MAX_REVIEWS:
             reviews.append(c.text)
-    described = mask_pii(audience.describe(lang))  # free-text descriptions can carry PII too
+    described = mask_pii(audience_angle(audience, lang))  # free text can carry PII too
     sensitive += described.pii
     facts = product_facts(product, lang)
     unit = "characters" if lang == "en" else "字"
-    # ask for ~80% of the limit: small models overshoot the length they are given
-    shape = json.dumps({f: f"<{desc}, ≤ {int(budget(spec, brand, f) * 0.8)} {unit}>"
+    # ask for ~80% of the target: small models overshoot the length they are given
+    shape = json.dumps({f: f"<{desc}, ≤ {int(target(spec, brand, f) * 0.8)} {unit}>"
                         for f, desc in cfg[spec.channel][lang]["fields"].items()},
                        ensure_ascii=False)
     brand_name = brand.name.get(lang) or next(iter(brand.name.values()), "")
     sep = "、" if lang == "zh" else ", "
     angles = cfg["angles"][lang]
     system = render(f"system_{lang}.j2", brand=brand_name)
+    # the brand's do-words are left out on purpose: a small model pastes them into every text;
+    # the voice line carries the tone
     user = render(f"user_{lang}.j2", what=cfg[spec.channel][lang]["what"], brand=brand_name,
-                  voice=brand.voice.get(lang, ""), do_words=sep.join(brand.do_words.get(lang, [])),
-                  dont_words=sep.join(brand.banned(lang)), emoji=cfg["emoji"][lang][brand.emoji],
-                  facts=facts, audience=described.text, reviews=reviews,
-                  angle=angles[variant % len(angles)], shape=shape, examples=examples or [])
+                  voice=brand.voice.get(lang, ""), dont_words=sep.join(brand.banned(lang)),
+                  emoji=cfg["emoji"][lang][brand.emoji], facts=facts, audience=described.text,
+                  reviews=reviews, angle=angles[variant % len(angles)], shape=shape,
+                  examples=examples or [], cta=cta_for(spec))
     return Prompt([Message("system", system), Message("user", user)],
                   sensitive=[s for s in sensitive if s], injected=injected,
-                  facts=facts + "\n" + brand_name, reviews=reviews)
+                  facts=facts + "\n" + brand_name, reviews=reviews,
+                  audience=audience_descriptors(audience))
 
 
 def reask_message(error: str, spec: ChannelSpec, brand: BrandKit) -> str:
@@ -106,6 +128,6 @@ def reask_message(error: str, spec: ChannelSpec, brand: BrandKit) -> str:
     disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
     unit = "characters" if spec.lang == "en" else "字"
     sep = ", " if spec.lang == "en" else "，"
-    limits = sep.join(f"{f} ≤ {budget(spec, brand, f)} {unit}" for f in spec.fields)
+    limits = sep.join(f"{f} ≤ {target(spec, brand, f)} {unit}" for f in spec.fields)
     return render(f"reask_{spec.lang}.j2", error=error, disclaimer=disclaimer,
                   main_field=spec.main_field, limits=limits)

@@ -1,0 +1,149 @@
+"""The checks issue 18 adds, on the copy the issue quotes (all of which passed every guardrail
+before), and on copy a marketer would send, which must still pass."""
+
+from __future__ import annotations
+
+import csv
+from importlib import resources
+
+import pytest
+
+from adpilot.data.records import Product
+from adpilot.generation import GuardContext, channel_spec, check_copy, load_brand
+from adpilot.generation.audience import product_facts
+from adpilot.generation.generator import close_cut
+
+
+def sample_product(pid: str) -> Product:
+    path = resources.files("adpilot") / "sample" / "products.csv"
+    with path.open(encoding="utf-8") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["product_id"] == pid)
+    return Product(id=pid, title=row["title"], category=row["category"],
+                   price=float(row["price"]) if row["price"] else None, currency=row["currency"],
+                   description=row["description"], language=row["language"])
+
+
+def ctx(pid: str, channel: str = "email", lang: str | None = None, **kw) -> GuardContext:
+    p = sample_product(pid)
+    lang = lang or p.language
+    kit = load_brand()
+    return GuardContext(channel_spec(channel, lang), kit,
+                        facts=product_facts(p, lang) + "\n" + kit.name[lang], **kw)
+
+
+def fails(fields: dict[str, str], c: GuardContext, name: str) -> bool:
+    return any(r.startswith(f"{name}:") for r in check_copy(fields, c))
+
+
+def email(body: str, subject: str = "A new favourite") -> dict[str, str]:
+    return {"subject": subject, "body": body}
+
+
+# --- audience descriptors ----------------------------------------------------------------------
+
+@pytest.mark.parametrize(("pid", "fields"), [
+    ("P02", {"title": "Perfect Fit for Every Woman",
+             "body": "Fine gauge tops made to last. Perfect for women aged 36-52."}),
+    ("P05", {"title": "Hair mask",
+             "body": "You told us fit & size matters to you. Argan oil for dry hair."}),
+    ("P08", {"title": "Hey there", "body": "Hey there, ladies! Got a question about those trousers?"}),
+])
+def test_audience_descriptors_in_english_copy_fail(pid, fields):
+    assert fails(fields, ctx(pid, "push", "en"), "audience")
+
+
+@pytest.mark.parametrize(("pid", "text"), [
+    ("P10", "听说你偏爱穿针织和头发护理？这款开衫很适合你。"),
+    ("P11", "你最近穿了这款裙吗？碎花雪纺，收腰设计。"),
+    ("P11", "专为30-45岁女性设计的连衣裙。"),
+])
+def test_audience_descriptors_in_chinese_copy_fail(pid, text):
+    assert fails({"text": text}, ctx(pid, "social"), "audience")
+
+
+def test_segment_traits_given_as_terms_are_never_restated():
+    c = ctx("P01", "social", audience=["high spenders", "older"])
+    assert fails({"text": "For our high spenders: 100% linen, side pockets. Shop now."}, c, "audience")
+    assert not fails({"text": "100% European linen with side pockets. Shop it now."}, c, "audience")
+
+
+# --- first-person reviewer voice ----------------------------------------------------------------
+
+@pytest.mark.parametrize(("pid", "text"), [
+    ("P10", "这本书让我看到了生活的真谛，我很推荐！"),
+    ("P15", "我最近也用这个耳机，降噪很好。"),
+    ("P09", "我是麓织，有问题也可以随时联系我。"),
+])
+def test_first_person_reviewer_voice_fails_in_chinese(pid, text):
+    assert fails({"text": text}, ctx(pid, "social"), "voice")
+
+
+def test_first_person_voice_fails_in_english_but_the_brand_we_passes():
+    c = ctx("P06", "social")
+    assert fails({"text": "I love these headphones, my commute is quiet now. Shop now."}, c, "voice")
+    assert not fails({"text": "We made these for quiet commutes: active noise cancelling and up "
+                              "to 30 hours of battery. Shop now."}, c, "voice")
+    assert not fails({"text": "我们的真丝衬衫，垂感好。快来看看。"}, ctx("P09", "social"), "voice")
+
+
+# --- claims the record does not have -------------------------------------------------------------
+
+def test_unsupported_material_size_and_use():
+    serum = ctx("P04", "email")
+    reasons = check_copy(email("Made with true to size full-grain leather. Shop now."), serum)
+    unsupported = " ".join(r for r in reasons if r.startswith("unsupported:"))
+    assert "leather" in unsupported and "true to size" in unsupported
+    trousers = ctx("P08", "email")
+    assert fails(email("Wide-leg trousers, perfect for those who care about their hair staying "
+                       "silky. Shop now."), trousers, "unsupported")
+    silk = ctx("P09", "social")
+    assert fails({"text": "真丝衬衫，夏天跑步还是冬天散步都合适。快来看看。"}, silk, "unsupported")
+
+
+def test_unsupported_value_and_colour_claims_in_chinese():
+    assert fails({"text": "这款开衫价格实惠，性价比非常高。快来看看。"}, ctx("P10", "social"), "unsupported")
+    assert fails({"text": "碎花雪纺连衣裙，红色很显白。快来看看。"}, ctx("P11", "social"), "unsupported")
+
+
+def test_facts_from_the_record_are_supported():
+    assert check_copy(email("100% European linen in a relaxed fit, with a tie waist and side "
+                            "pockets. Shop the Linen Wrap Midi Dress today. Reply STOP to opt out.",
+                            "Linen, cut to move in"), ctx("P01")) == []
+    zh = ctx("P09", "social")
+    assert check_copy({"text": "19姆米重磅桑蚕丝，垂感好，版型略宽松。快来看看这件真丝衬衫。"}, zh) == []
+
+
+# --- English in Chinese copy, prompt echo -------------------------------------------------------
+
+def test_english_category_name_in_chinese_copy_fails():
+    c = ctx("P10", "social")
+    assert fails({"text": "偏爱穿 knitwear的你，来看看这件开衫。"}, c, "mixed_language")
+    usb = ctx("P16", "social")
+    assert not fails({"text": "两个USB-C口加一个USB-A口，单口最高65W。快来看看。"}, usb, "mixed_language")
+
+
+def test_pasted_voice_words_instructions_and_json_fail():
+    c = ctx("P10", "social")
+    assert fails({"text": "推荐用舒适、日常、耐穿、好打理等词。快来看看。"}, c, "prompt_echo")
+    assert fails({"text": "版型很好看，面料也舒服，舒适日常，耐穿，好打理，推荐你试试！"}, c, "prompt_echo")
+    assert fails({"text": "V领单排扣，常规版型，快来看看。}"}, c, "prompt_echo")
+    assert not fails({"text": "V领单排扣，常规版型，日常好搭。快来看看。"}, c, "prompt_echo")
+
+
+# --- call to action ----------------------------------------------------------------------------
+
+def test_every_channel_needs_a_call_to_action_and_the_opt_out_does_not_count():
+    sms = ctx("P08", "sms")
+    assert fails({"text": "Hey there! Got a question about those comfy trousers? "
+                          "Reply STOP to opt out."}, sms, "cta")
+    assert not fails({"text": "Organic cotton wide-leg trousers with a high waist. Shop now. "
+                              "Reply STOP to opt out."}, sms, "cta")
+    assert fails({"text": "真丝衬衫，垂感好。回T退订"}, ctx("P09", "sms"), "cta")
+    assert not fails({"text": "真丝衬衫，垂感好，快来看看。回T退订"}, ctx("P09", "sms"), "cta")
+
+
+# --- repairs -----------------------------------------------------------------------------------
+
+def test_a_chinese_subject_is_never_cut_mid_word():
+    cut = "轻盈透气的亚麻衬衫，日常耐穿、好打"
+    assert close_cut(cut, len(cut), 5, phrase=True) == "轻盈透气的亚麻衬衫，日常耐穿"
