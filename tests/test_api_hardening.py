@@ -301,3 +301,45 @@ def test_expensive_routes_are_rate_limited_per_client(tmp_path, db_url):
             assert busy.get("/campaigns").status_code == 200
             # a token comes back after 60 / 6 = 10 s
             poll_until(lambda: busy.get("/v1/reports/roi", headers=r).status_code == 200, 60)
+
+
+def test_dashboard_works_under_its_content_security_policy(tmp_path, db_url):
+    """In Debian Chromium: every main page renders its charts with no CSP violation, and the
+    logout button ends the session."""
+    from pathlib import Path
+
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from test_api import load_sample
+    from test_dashboard_browser import CHROMIUM, FLAGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    keys = keys_for(db_url)
+    app = create_app(make_settings(tmp_path, db_url), llm_backend=TemplateLLM())
+    with (Server(app) as server, httpx.Client(base_url=server.url, timeout=60) as http,
+          sync_api.sync_playwright() as p):
+        load_sample(http, keys["write"])
+        cids = send_events(http, keys["write"], n_campaigns=1)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        page = browser.new_page()
+        page.set_default_timeout(30_000)
+        violations: list[str] = []
+        page.on("console", lambda m: violations.append(m.text)
+                if "Content Security Policy" in m.text else None)
+        page.goto(server.url + "/login")
+        page.fill("#username", "admin")
+        page.fill("#password", PASSWORD)
+        page.click("#login")
+        page.wait_for_url(server.url + "/")
+        for path in ("/", "/segments", f"/campaigns/{cids[0]}", "/roi", "/campaigns"):
+            page.goto(server.url + path)
+            assert "/login" not in page.url, path
+        page.goto(f"{server.url}/campaigns/{cids[0]}")
+        assert page.locator("figure svg").count() == 2
+        assert page.evaluate("() => getComputedStyle(document.querySelector('header')).display")
+        page.click("button.link")  # log out
+        page.wait_for_url("**/login")
+        page.goto(server.url + "/campaigns")
+        assert "/login" in page.url
+        browser.close()
+    assert violations == []

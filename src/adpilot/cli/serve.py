@@ -13,7 +13,7 @@ def serve(
     db: str = typer.Option(None, "--db", envvar="ADPILOT_DB", help="Database URL."),
     log_level: str = typer.Option("info", "--log-level"),
 ) -> None:
-    """Serve the API (/v1, docs at /docs) and the dashboard (/)."""
+    """Serve the API (/v1; docs at /docs with ADPILOT_API_DOCS=true) and the dashboard (/)."""
     from adpilot.deps import require
 
     uvicorn = require("uvicorn", feature="adpilot serve")
