@@ -68,8 +68,18 @@ class EventsRefused(ValueError):
         return f"invalid request: {'.'.join(str(p) for p in self.loc)}: {self.message}"
 
 
-# a NUL or a surrogate escape, or a surrogate encoded as UTF-8 bytes: checked exactly if seen
-_SUSPECT = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+# A NUL escape, a surrogate escape that is not half of a pair (a pair is matched whole, 12
+# bytes), or a surrogate encoded as UTF-8 bytes: only then is the body checked exactly. Each
+# pattern starts with a literal, which ``re`` scans for fast (one alternation costs 15x more).
+_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89abAB][0-9a-fA-F]{2}(?:\\u[dD][c-fC-F][0-9a-fA-F]{2})?"
+                     rb"|[dD][c-fC-F])")
+_RAW_SURROGATE = re.compile(rb"\xed[\xa0-\xbf]")
+
+
+def _suspect(body: bytes) -> bool:
+    if _RAW_SURROGATE.search(body):
+        return True
+    return any(len(m.group()) != 12 for m in _ESCAPE.finditer(body))
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
@@ -98,7 +108,7 @@ def _find_unstorable(value: Any, loc: list) -> tuple[list, str] | None:
 
 def parse_events(body: bytes) -> list[dict]:
     """The events of a request body, or :class:`EventsRefused` naming the first problem."""
-    suspect = _SUSPECT.search(body) is not None
+    suspect = _suspect(body)
     try:
         events = EventsIn.model_validate_json(body).events
     except ValidationError as exc:
