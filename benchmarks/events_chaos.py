@@ -135,7 +135,7 @@ async def client(load: Load, url: str, headers: dict, deadline: float, rate: flo
                 b = load.queue.get_nowait()
             except asyncio.QueueEmpty:
                 if load.outstanding == 0:
-                    return
+                    break
                 await asyncio.sleep(0.05)  # a batch may come back for its valid events alone
                 continue
             fails, started = 0, time.monotonic()
@@ -229,8 +229,8 @@ async def run_load(args, server: Server, store: Store, plan, headers, monitor) -
         # restart: each kill hits a server that is taking load again
         while (load.acked_events < max(mark * total, floor) and not load.done.is_set()):
             await asyncio.sleep(0.005)
-        if load.done.is_set():
-            break
+        if load.done.is_set() and not inbox_state(store)["open"]:
+            break  # everything sent and processed: a kill now would test nothing
         # a kill is most telling while the worker holds a claim: wait for one (a claim is
         # taken once the restarted server's worker process is up), then a random moment into it
         wait_until = time.monotonic() + args.claim_wait
