@@ -160,6 +160,8 @@ class RateLimiter:
                     full = (self.burst - 1) / self.rate  # seconds to refill: forgettable
                     for k in [k for k, (t, a) in self._buckets.items() if now - a > full]:
                         del self._buckets[k]
+                    if len(self._buckets) >= self.max_keys:  # a flood of addresses: start over
+                        self._buckets.clear()
                 self._buckets[client] = (tokens - 1.0, now)
                 return 0
             self._buckets[client] = (tokens, now)
