@@ -82,16 +82,17 @@ def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fl
 
     from adpilot.cli._common import err_console
     from adpilot.cli.datasets import download_progress
+    from adpilot.cli.progress import EtaColumn
     from adpilot.models_fetch import fetch_models
 
     downloads, on_download = download_progress()
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
-                    console=err_console, transient=True)
+                    EtaColumn(), console=err_console, transient=True)
     tasks: dict[str, int] = {}
 
     def on_progress(name: str, done: int, total: int) -> None:
         if name not in tasks:
-            tasks[name] = bars.add_task(f"training {name}", total=total)
+            tasks[name] = bars.add_task(f"training {name}", total=total, eta=True)
         bars.update(tasks[name], completed=done, total=total)
 
     with downloads, bars:
