@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,8 +29,22 @@ class Settings(BaseSettings):
     sentiment_precision: Literal["fp32", "bf16", "auto"] = Field(
         default="fp32", description="Arithmetic of the default sentiment models: fp32 (exact), "
                                     "bf16 (about 2x faster on CPUs with AVX512-BF16/AMX) or auto.")
+    # delivery (adpilot.delivery): read here, passed to the channels' constructors
+    smtp_url: SecretStr | None = Field(
+        default=None, description="SMTP server for the smtp channel: smtp://[user:pass@]host[:port]"
+                                  "[?starttls=1] or smtps://…")
+    smtp_from: str | None = Field(default=None,
+                                  description="Sender of e-mails: 'Brand <news@brand.example>'.")
+    webhook_url: str | None = Field(default=None, description="SMS/push gateway URL for the webhook channel.")
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="Shared secret of the HMAC-SHA256 X-Adpilot-Signature header.")
+    public_url: str | None = Field(
+        default=None, description="Public base URL of adpilot serve, for unsubscribe and tracked links.")
+    link_secret: SecretStr | None = Field(
+        default=None, description="Signs unsubscribe and tracked-link tokens.")
 
-    @field_validator("data_dir", "datasets_mirror", mode="before")
+    @field_validator("data_dir", "datasets_mirror", "smtp_from", "webhook_url", "public_url",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
