@@ -7,6 +7,7 @@ import csv
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 
 import pytest
 
@@ -314,3 +315,78 @@ def test_token_bucket_paces_on_the_clock(sqlite_ledger, tmp_path):
     channel.close()
     assert result.sent == 30
     assert sum(clock.sleeps) == pytest.approx(2.0, abs=0.01)  # 10 at once, then 10 a second
+
+
+def test_concurrent_workers_send_each_once_over_reused_connections(ledger, smtp):
+    n = 120
+    grant(ledger, (f"u{i}" for i in range(n)))
+    channel = get_channel("smtp", url=smtp.url, sender=SENDER)
+    try:
+        result = send([email_msg("w", i) for i in range(n)], channel, ledger, workers=4,
+                      clock=ManualClock(NOON))
+    finally:
+        channel.close()
+    assert result.sent == n
+    assert smtp.handler.by_recipient() == {f"user{i}@example.test": 1 for i in range(n)}
+    assert 1 <= channel.connections_opened <= 4  # one per worker thread at most
+
+
+_CHILD = """
+import sys
+from datetime import time
+from adpilot.delivery import Message, get_channel
+from adpilot.delivery.ledger import Ledger
+from adpilot.delivery.mime import Sender
+from adpilot.delivery.pacing import TokenBucket
+from adpilot.delivery.rules import Rules
+from adpilot.delivery.send import send
+from adpilot.store import Store
+url, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sender = Sender(from_addr="news@acme.example", postal_address="1 Market St",
+                public_url="https://acme.example", link_secret="s")
+msgs = [Message(campaign="kill", user_id=f"u{i}", channel="email", to=f"user{i}@example.test",
+                text="hi", approved=True) for i in range(n)]
+no_quiet_hours = Rules(quiet_start=time(0), quiet_end=time(0))  # the real clock runs here
+send(msgs, get_channel("smtp", url=url, sender=sender), Ledger(Store(db).init()),
+     rate_limit=TokenBucket(40, burst=1), rules=no_quiet_hours)
+"""
+
+
+def test_send_killed_halfway_and_rerun_sends_each_at_most_once(tmp_path, smtp):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    n = 240
+    db = f"sqlite:///{tmp_path / 'kill.db'}"
+    store = Store(db).init()
+    ledger = Ledger(store)
+    grant(ledger, (f"u{i}" for i in range(n)), at=datetime.now(UTC) - timedelta(days=1))
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, smtp.url, db, str(n)])
+    deadline = time.monotonic() + 300
+    while len(smtp.handler.received) < n // 3:
+        assert child.poll() is None, "the sender finished before it could be killed"
+        assert time.monotonic() < deadline, "the sender never got a third of the way"
+        time.sleep(0.01)
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(60)
+    before = len(smtp.handler.received)
+    assert before < n
+    msgs = [Message(campaign="kill", user_id=f"u{i}", channel="email", to=f"user{i}@example.test",
+                    text="hi", approved=True) for i in range(n)]
+    channel = get_channel("smtp", url=smtp.url, sender=SENDER)
+    try:
+        rerun = send(msgs, channel, ledger, rules=Rules(quiet_start=dtime(0), quiet_end=dtime(0)))
+    finally:
+        channel.close()
+        store.dispose()
+    counts = smtp.handler.by_recipient()
+    assert max(counts.values()) == 1  # nobody twice
+    unknown = {m for m, o in rerun.outcomes.items() if o == "unknown"}
+    assert len(unknown) <= 1  # at most the one in flight when it died
+    for i in range(n):
+        mid = message_id("kill", f"u{i}")
+        assert counts.get(f"user{i}@example.test") == 1 or mid in unknown
+    assert rerun.accounted == n and rerun.skipped.get("already_sent", 0) >= before - 1
