@@ -4,7 +4,9 @@ against the loose model it replaced (``list[dict[str, Any]]``, parsed by ``json.
 as FastAPI does). Bodies like benchmarks/api_load.py sends (500 events), one with an extra
 field and non-ASCII text, and one whose emoji are written as surrogate-pair escapes (the form
 ``json.dumps`` writes by default: it takes the exact check for lone surrogates). Medians of
-``--repeats`` runs of ``--loops`` parses each, in one process, alternating the two.
+``--repeats`` runs of ``--loops`` parses each, in one process, alternating the two. Then the
+check the inbox drainer adds before validating a merged claim (``unstorable``: values no column
+can hold), on a claim of ``--claim`` such events.
 
     .venv/bin/python benchmarks/events_validation.py [--repeats 9] [--loops 200]
 """
@@ -54,11 +56,35 @@ def timed(fn, body: bytes, loops: int) -> float:
     return (time.perf_counter() - started) / loops
 
 
+def claim_check(n: int, repeats: int) -> dict:
+    """Milliseconds of :func:`unstorable` on a merged claim of ``n`` events, as the drainer
+    builds it (``merge_batches``: one object column per field)."""
+    from adpilot.data.schema import EVENTS
+    from adpilot.optimization.event_rows import PendingBatch, merge_batches, unstorable
+    from adpilot.store.sql import TABLES
+
+    events = json.loads(bodies(n)["extra_field_utf8"])["events"]
+    started = time.perf_counter()
+    frame, _ = merge_batches([PendingBatch(1, events)])
+    merge_ms = (time.perf_counter() - started) * 1000  # for scale: building the frame
+    limits = {c.name: c.type.length for c in TABLES["events"].columns
+              if getattr(c.type, "length", None)}
+    runs = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        assert not unstorable(frame, EVENTS.names, limits).bad.any()
+        runs.append(time.perf_counter() - started)
+    med = statistics.median(runs)
+    return {"events": n, "ms": round(med * 1000, 1), "events_per_s": round(n / med),
+            "merge_batches_ms": round(merge_ms, 1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--events", type=int, default=500)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--loops", type=int, default=200)
+    ap.add_argument("--claim", type=int, default=50_000)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args()
     out = {"config": vars(args) | {"out": str(args.out)}, "bodies": {}}
@@ -78,6 +104,8 @@ def main() -> None:
                                             / row["before_loose_model"]["ms_per_batch"], 3)
         out["bodies"][name] = row
         print(name, json.dumps(row))
+    out["unstorable_check"] = claim_check(args.claim, args.repeats)
+    print("unstorable_check", json.dumps(out["unstorable_check"]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2) + "\n")
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import infer_dtype
 from sqlalchemy import select
 
 from adpilot.data import columns as C
@@ -70,14 +71,16 @@ def unstorable(frame: pd.DataFrame, canonical: list[str], limits: dict[str, int]
     """Check every value of ``frame`` (event fields in ``canonical``, anything else kept as the
     event's attributes) against what the store can hold; ``limits`` are column lengths.
 
-    Cheap on clean data: per column one pass over the values' types and one regular-expression
-    search over all its strings joined; rows are located only when that search finds something."""
+    Cheap on clean data: per column pandas tells in C whether every value is a string; if so,
+    its strings are joined once and checked with ``in`` and a UTF-8 encode (which refuses lone
+    surrogates); rows are located only when that finds something. Only columns holding other
+    types (numbers next to text, objects) take a pass per value in Python."""
     n = len(frame)
     out = Unstorable(np.zeros(n, bool), np.full(n, None, object), np.full(n, None, object),
                      np.full(n, None, object))
     for col in frame.columns:
         s = frame[col]
-        if not isinstance(col, str) or _UNSTORABLE.search(col):
+        if not isinstance(col, str) or not _storable(col):
             out.flag(s.notna().to_numpy(), printable(col), s.to_numpy(dtype=object),
                      f"the field name {printable(col)!r} holds a character no database can store")
             out.drop.append(col)
@@ -85,32 +88,21 @@ def unstorable(frame: pd.DataFrame, canonical: list[str], limits: dict[str, int]
         if s.dtype != object:  # numbers, dates: nothing to check
             continue
         values = s.to_numpy()
-        kinds = [v.__class__ for v in values]
-        is_str = np.fromiter((k is str for k in kinds), bool, n)
+        kind = infer_dtype(values, skipna=True)
+        if kind == "empty":
+            continue
+        if kind == "string":  # the usual case: text and gaps only
+            is_str = s.notna().to_numpy()
+        else:
+            kinds = list(map(type, values))
+            is_str = np.fromiter((k is str for k in kinds), bool, n)
+            _check_types(out, col, values, kinds, col in canonical)
         strings = values[is_str]
-        if col in canonical:
-            wrong = np.fromiter((k in _NOT_A_NAME for k in kinds), bool, n)
-            if wrong.any():
-                reasons = np.array([f"{col} must be text or a number, not "
-                                    f"{_NOT_A_NAME.get(k, '')}" for k in kinds], dtype=object)
-                out.flag(wrong, col, values, reasons)
-        else:  # attributes: nested values are stored as JSON text
-            nested = np.fromiter((k in (dict, list, tuple) for k in kinds), bool, n)
-            if nested.any():
-                as_json = np.full(n, "", dtype=object)
-                # json.dumps writes a NUL as its escape: read it back as one (no NUL anywhere)
-                as_json[nested] = [json.dumps(v, ensure_ascii=False, default=str)
-                                   .replace("\\u0000", "\x00") for v in values[nested]]
-                hit = nested & np.fromiter((bool(_UNSTORABLE.search(t)) for t in as_json), bool, n)
-                if hit.any():
-                    out.flag(hit, col, values, np.array(
-                        [f"{col} holds {_what(t)}, which cannot be stored" if t and
-                         _UNSTORABLE.search(t) else "" for t in as_json], dtype=object))
         if not len(strings):
             continue
-        if _UNSTORABLE.search("\x1f".join(strings)):
+        if not _storable("\x1f".join(strings)):
             hit = np.zeros(n, bool)
-            hit[is_str] = [bool(_UNSTORABLE.search(t)) for t in strings]
+            hit[is_str] = [not _storable(t) for t in strings]
             reasons = np.full(n, "", dtype=object)
             reasons[hit] = [f"{col} holds {_what(t)}, which cannot be stored"
                             for t in values[hit]]
@@ -125,6 +117,43 @@ def unstorable(frame: pd.DataFrame, canonical: list[str], limits: dict[str, int]
                              for k in lengths[long]]
             out.flag(long, col, values, reasons)
     return out
+
+
+def _storable(text: str) -> bool:
+    """No NUL byte and no lone surrogate (UTF-8 cannot encode one): two passes in C."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_types(out: Unstorable, col: str, values: np.ndarray, kinds: list,
+                 canonical: bool) -> None:
+    """Objects, lists or booleans where an event field belongs; NUL bytes and lone surrogates
+    inside nested attribute values (stored as JSON text)."""
+    n = len(values)
+    if canonical:
+        wrong = np.fromiter((k in _NOT_A_NAME for k in kinds), bool, n)
+        if wrong.any():
+            reasons = np.array([f"{col} must be text or a number, not {_NOT_A_NAME.get(k, '')}"
+                                for k in kinds], dtype=object)
+            out.flag(wrong, col, values, reasons)
+        return
+    nested = np.fromiter((k in (dict, list, tuple) for k in kinds), bool, n)
+    if not nested.any():
+        return
+    as_json = np.full(n, "", dtype=object)
+    # json.dumps writes a NUL as its escape: read it back as one (no NUL anywhere)
+    as_json[nested] = [json.dumps(v, ensure_ascii=False, default=str).replace("\\u0000", "\x00")
+                       for v in values[nested]]
+    hit = np.fromiter((not _storable(t) for t in as_json), bool, n)
+    if hit.any():
+        out.flag(hit, col, values, np.array(
+            [f"{col} holds {_what(t)}, which cannot be stored" if h else ""
+             for t, h in zip(as_json, hit, strict=True)], dtype=object))
 
 
 # --- rows that are valid but cannot be used ---------------------------------------------
