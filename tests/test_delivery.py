@@ -390,3 +390,23 @@ def test_send_killed_halfway_and_rerun_sends_each_at_most_once(tmp_path, smtp):
         mid = message_id("kill", f"u{i}")
         assert counts.get(f"user{i}@example.test") == 1 or mid in unknown
     assert rerun.accounted == n and rerun.skipped.get("already_sent", 0) >= before - 1
+
+
+@pytest.mark.parametrize("text", ["STOP", " stop ", "Stop.", "退订", "TD", "td", "Ｔ", "取消！",
+                                  "unsubscribe"])
+def test_sms_opt_out_replies_suppress(sqlite_ledger, tmp_path, text):
+    from adpilot.delivery.replies import record_reply
+
+    grant(sqlite_ledger, ["u1"], channel="sms")
+    assert record_reply(sqlite_ledger, "u1", text, NOON)
+    channel = get_channel("file", outbox=tmp_path / "out")
+    result = send([sms_msg("c", 1)], channel, sqlite_ledger, clock=ManualClock(NOON))
+    channel.close()
+    assert result.skipped == {"sms_stop": 1}
+
+
+@pytest.mark.parametrize("text", ["stop by our store", "几点关门？", "OK", "退订怎么操作", ""])
+def test_other_replies_are_not_opt_outs(text):
+    from adpilot.delivery.replies import is_stop_reply
+
+    assert not is_stop_reply(text)
