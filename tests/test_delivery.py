@@ -287,13 +287,23 @@ def test_control_group_is_stable_and_never_messaged(sqlite_ledger, tmp_path):
                  clock=ManualClock(NOON))
     second = send([email_msg("b", i) for i in range(n)], channel, sqlite_ledger, rules=rules,
                   clock=ManualClock(NOON))
-    channel.close()
     held = {m for m, o in first.outcomes.items() if o == "skipped:holdout"}
     assert 200 - 60 < len(held) < 200 + 60  # binomial(2000, 0.1): ±4.5 sd
     assert second.skipped == {"holdout": len(held)} and first.sent == n - len(held)
     sent_users = {u for u in range(n) if first.outcomes[message_id("a", f"u{u}")] == "sent"}
     assert {message_id("b", f"u{u}") for u in sent_users} == {
         m for m, o in second.outcomes.items() if o == "sent"}
+    recorded = sqlite_ledger.holdouts("a")
+    assert {message_id("a", u) for u in recorded} == held and set(recorded.values()) == {"holdout"}
+    # a per-campaign holdout on top: different customers in each campaign, recorded as such
+    per = Rules(campaign_holdout_share=0.2, caps={})
+    c, d = (send([email_msg(k, i) for i in range(n)], channel, sqlite_ledger, rules=per,
+                 clock=ManualClock(NOON)) for k in "cd")
+    channel.close()
+    held_c = set(sqlite_ledger.holdouts("c"))
+    held_d = set(sqlite_ledger.holdouts("d"))
+    assert 400 - 90 < len(held_c) < 400 + 90 and c.skipped == {"campaign_holdout": len(held_c)}
+    assert d.skipped == {"campaign_holdout": len(held_d)} and held_c != held_d
 
 
 def test_not_approved_and_no_address_are_skipped(sqlite_ledger, tmp_path):

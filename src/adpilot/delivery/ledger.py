@@ -81,7 +81,16 @@ CONSENTS = Table(
 )
 Index("ix_delivery_consents_channel_user", CONSENTS.c.channel, CONSENTS.c.user_id)
 
-_TABLES = [SENDS, SUPPRESSIONS, CONSENTS]
+HOLDOUTS = Table(
+    "delivery_holdouts", metadata,
+    Column("campaign", String(512), primary_key=True),
+    Column("user_id", String(512), primary_key=True),
+    Column("channel", String(16), nullable=False),
+    Column("kind", String(32), nullable=False),  # holdout (global) | campaign_holdout
+    Column("at", DateTime, nullable=False),
+)
+
+_TABLES = [SENDS, SUPPRESSIONS, CONSENTS, HOLDOUTS]
 _COUNTED = ("in_flight", "sent", "unknown")  # toward frequency caps: whatever may have arrived
 
 
@@ -192,6 +201,23 @@ class Ledger:
             query = query.where(SENDS.c.campaign == campaign)
         with self.engine.connect() as conn:
             return {status: int(n) for status, n in conn.execute(query)}
+
+    def record_holdouts(self, held: list[tuple[Message, str]], now: datetime) -> None:
+        """Record who was held out of which campaign (first time wins; reruns add nothing)."""
+        if not held:
+            return
+        rows = [{"campaign": m.campaign, "user_id": m.user_id, "channel": m.channel, "kind": kind,
+                 "at": _naive_utc(now)} for m, kind in held]
+        stmt = self.store._insert(HOLDOUTS).on_conflict_do_nothing(index_elements=["campaign", "user_id"])
+        with self.engine.begin() as conn:
+            for start in range(0, len(rows), 5_000):
+                conn.execute(stmt, rows[start:start + 5_000])
+
+    def holdouts(self, campaign: str) -> dict[str, str]:
+        """user id → ``holdout`` or ``campaign_holdout`` for ``campaign``."""
+        query = select(HOLDOUTS.c.user_id, HOLDOUTS.c.kind).where(HOLDOUTS.c.campaign == campaign)
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query).all())
 
     # --- suppression ----------------------------------------------------------------------------
 

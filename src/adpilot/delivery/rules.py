@@ -17,6 +17,8 @@ class Rules:
     local hours in which a message is deferred, not dropped (default 21:00–08:00; equal times
     turn quiet hours off). ``holdout_share``: the share of users in the stable global control
     group, chosen by hashing the user id with ``holdout_salt``; they never receive marketing.
+    ``campaign_holdout_share``: a further share held out of each campaign (hashing campaign and
+    user, so each campaign holds out different customers).
     """
 
     caps: dict[timedelta, int] = field(default_factory=lambda: {timedelta(days=1): 1,
@@ -26,10 +28,12 @@ class Rules:
     default_timezone: str = "UTC"
     holdout_share: float = 0.0
     holdout_salt: str = "adpilot-global-control"
+    campaign_holdout_share: float = 0.0
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.holdout_share < 1.0:
-            raise ValueError(f"holdout_share must be in [0, 1), got {self.holdout_share}")
+        for name in ("holdout_share", "campaign_holdout_share"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         for window, limit in self.caps.items():
             if window <= timedelta(0) or limit < 0:
                 raise ValueError(f"frequency cap {window} → {limit} must be a positive window "
@@ -46,6 +50,13 @@ class Rules:
             return False
         digest = hashlib.sha256(f"{self.holdout_salt}\x1f{user_id}".encode()).digest()
         return int.from_bytes(digest[:8], "big") / 2 ** 64 < self.holdout_share
+
+    def in_campaign_holdout(self, campaign: str, user_id: str) -> bool:
+        """Whether ``user_id`` is held out of ``campaign`` (stable, independent of the global group)."""
+        if self.campaign_holdout_share <= 0:
+            return False
+        digest = hashlib.sha256(f"campaign\x1f{campaign}\x1f{user_id}".encode()).digest()
+        return int.from_bytes(digest[:8], "big") / 2 ** 64 < self.campaign_holdout_share
 
     def quiet(self, now: datetime, timezone: str | None) -> bool:
         """Whether ``now`` falls in quiet hours in ``timezone`` (the default zone when None)."""

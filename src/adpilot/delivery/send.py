@@ -84,6 +84,8 @@ def plan(messages: Iterable[Message], ledger: Ledger, *, rules: Rules | None = N
             outcome = "skipped:no_address"
         elif rules.in_holdout(m.user_id):
             outcome = "skipped:holdout"
+        elif rules.in_campaign_holdout(m.campaign, m.user_id):
+            outcome = "skipped:campaign_holdout"
         elif consents[m.channel].get(m.user_id) is not True:
             outcome = "skipped:no_consent"
         elif m.user_id in suppressed[m.channel]:
@@ -121,6 +123,9 @@ def send(messages: Iterable[Message], channel: Channel, ledger: Ledger, *, rules
     skipped: Counter[str] = Counter()
     deferred: Counter[str] = Counter()
     due: list[Message] = []
+    # the control groups are recorded: incremental ROI compares against who was held out
+    ledger.record_holdouts([(m, outcome.partition(":")[2]) for m, outcome in decided
+                            if outcome in ("skipped:holdout", "skipped:campaign_holdout")], clock.now())
     for m, outcome in decided:
         if outcome == SEND:
             due.append(m)
