@@ -36,6 +36,7 @@ class RecordingHandler:
     received: list[Received] = field(default_factory=list)
     scripted: dict[str, list[str]] = field(default_factory=dict)
     rcpt_attempts: Counter = field(default_factory=Counter)
+    drop_in_data: set[str] = field(default_factory=set)  # take the message, then hang up unanswered
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
@@ -51,6 +52,9 @@ class RecordingHandler:
         with self.lock:
             self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
                                           bytes(envelope.original_content or envelope.content)))
+            drop = bool(self.drop_in_data & set(envelope.rcpt_tos))
+        if drop:  # the server has the message but the client never hears so
+            server.transport.abort()
         return "250 2.0.0 Message accepted for delivery"
 
     def by_recipient(self) -> Counter:

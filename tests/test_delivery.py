@@ -7,7 +7,6 @@ import csv
 import email
 import email.policy
 from datetime import UTC, datetime, timedelta
-from datetime import time as dtime
 
 import pytest
 
@@ -194,6 +193,23 @@ def test_in_flight_is_unknown_over_smtp_but_resent_over_webhook(ledger, smtp, ga
     assert gateway.gateway.delivered[stuck_sms.message_id]["text"] == "优惠 1"
 
 
+def test_smtp_connection_lost_during_data_is_unknown_and_never_resent(ledger, smtp):
+    grant(ledger, ["u1", "u2"])
+    smtp.handler.drop_in_data = {"user1@example.test"}
+    channel = get_channel("smtp", url=smtp.url, sender=SENDER)
+    try:
+        first = send([email_msg("c", 1), email_msg("c", 2)], channel, ledger, clock=ManualClock(NOON))
+        again = send([email_msg("c", 1), email_msg("c", 2)], channel, ledger,
+                     clock=ManualClock(NOON + timedelta(hours=1)))
+    finally:
+        channel.close()
+    mid = email_msg("c", 1).message_id
+    assert first.outcomes == {mid: "unknown", email_msg("c", 2).message_id: "sent"}
+    assert "during DATA" in first.reasons[mid]
+    assert again.unknown == 1 and again.skipped == {"already_sent": 1}
+    assert smtp.handler.by_recipient() == {"user1@example.test": 1, "user2@example.test": 1}
+
+
 def test_webhook_signature_retries_and_permanent_failures(ledger, gateway):
     grant(ledger, ["u1", "u2", "u3"], channel="sms")
     flaky, refused = sms_msg("c", 1), sms_msg("c", 2)
@@ -339,84 +355,3 @@ def test_concurrent_workers_send_each_once_over_reused_connections(ledger, smtp)
     assert result.sent == n
     assert smtp.handler.by_recipient() == {f"user{i}@example.test": 1 for i in range(n)}
     assert 1 <= channel.connections_opened <= 4  # one per worker thread at most
-
-
-_CHILD = """
-import sys
-from datetime import time
-from adpilot.delivery import Message, get_channel
-from adpilot.delivery.ledger import Ledger
-from adpilot.delivery.mime import Sender
-from adpilot.delivery.pacing import TokenBucket
-from adpilot.delivery.rules import Rules
-from adpilot.delivery.send import send
-from adpilot.store import Store
-url, db, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sender = Sender(from_addr="news@acme.example", postal_address="1 Market St",
-                public_url="https://acme.example", link_secret="s")
-msgs = [Message(campaign="kill", user_id=f"u{i}", channel="email", to=f"user{i}@example.test",
-                text="hi", approved=True) for i in range(n)]
-no_quiet_hours = Rules(quiet_start=time(0), quiet_end=time(0))  # the real clock runs here
-send(msgs, get_channel("smtp", url=url, sender=sender), Ledger(Store(db).init()),
-     rate_limit=TokenBucket(40, burst=1), rules=no_quiet_hours)
-"""
-
-
-def test_send_killed_halfway_and_rerun_sends_each_at_most_once(tmp_path, smtp):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    n = 240
-    db = f"sqlite:///{tmp_path / 'kill.db'}"
-    store = Store(db).init()
-    ledger = Ledger(store)
-    grant(ledger, (f"u{i}" for i in range(n)), at=datetime.now(UTC) - timedelta(days=1))
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, smtp.url, db, str(n)])
-    deadline = time.monotonic() + 300
-    while len(smtp.handler.received) < n // 3:
-        assert child.poll() is None, "the sender finished before it could be killed"
-        assert time.monotonic() < deadline, "the sender never got a third of the way"
-        time.sleep(0.01)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait(60)
-    before = len(smtp.handler.received)
-    assert before < n
-    msgs = [Message(campaign="kill", user_id=f"u{i}", channel="email", to=f"user{i}@example.test",
-                    text="hi", approved=True) for i in range(n)]
-    channel = get_channel("smtp", url=smtp.url, sender=SENDER)
-    try:
-        rerun = send(msgs, channel, ledger, rules=Rules(quiet_start=dtime(0), quiet_end=dtime(0)))
-    finally:
-        channel.close()
-        store.dispose()
-    counts = smtp.handler.by_recipient()
-    assert max(counts.values()) == 1  # nobody twice
-    unknown = {m for m, o in rerun.outcomes.items() if o == "unknown"}
-    assert len(unknown) <= 1  # at most the one in flight when it died
-    for i in range(n):
-        mid = message_id("kill", f"u{i}")
-        assert counts.get(f"user{i}@example.test") == 1 or mid in unknown
-    assert rerun.accounted == n and rerun.skipped.get("already_sent", 0) >= before - 1
-
-
-@pytest.mark.parametrize("text", ["STOP", " stop ", "Stop.", "退订", "TD", "td", "Ｔ", "取消！",
-                                  "unsubscribe"])
-def test_sms_opt_out_replies_suppress(sqlite_ledger, tmp_path, text):
-    from adpilot.delivery.replies import record_reply
-
-    grant(sqlite_ledger, ["u1"], channel="sms")
-    assert record_reply(sqlite_ledger, "u1", text, NOON)
-    channel = get_channel("file", outbox=tmp_path / "out")
-    result = send([sms_msg("c", 1)], channel, sqlite_ledger, clock=ManualClock(NOON))
-    channel.close()
-    assert result.skipped == {"sms_stop": 1}
-
-
-@pytest.mark.parametrize("text", ["stop by our store", "几点关门？", "OK", "退订怎么操作", ""])
-def test_other_replies_are_not_opt_outs(text):
-    from adpilot.delivery.replies import is_stop_reply
-
-    assert not is_stop_reply(text)
