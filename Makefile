@@ -5,18 +5,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 OUT    ?= out/demo
 PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check
-# llama.cpp must not be built for the build machine's own CPU features (its AMX kernels crash
-# on these machines): a portable build, see ../shared/DESIGN.md.
-LLAMA_ENV := CMAKE_ARGS="-DGGML_NATIVE=OFF"
 
 .PHONY: demo test test-fast test-llm lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# One environment for the demo and the tests: everything, the local LLM included.
+# One environment for the demo and the tests: everything, the local LLM included. Nothing
+# compiles: llama.cpp comes as xllamacpp's prebuilt wheel (docs/llm_bindings.md).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(LLAMA_ENV) $(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale,tune]'
+	$(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale,tune]'
 	touch $@
 
 demo: $(VENV)/.installed  ## run `adpilot run` end-to-end on the built-in sample

@@ -120,7 +120,9 @@ def main() -> None:
     ap.add_argument("--skip-personalise", action="store_true")
     args = ap.parse_args()
 
-    from adpilot.backends.llm.llamacpp import LlamaCppBackend
+    # llama-cpp-python's Llama API (create_completion, token_eos) is what this script drives;
+    # benchmarks/llm_bindings.py measures the default xllamacpp binding beside it
+    from adpilot.backends.llm.llamacpp_python import LlamaCppPythonBackend as LlamaCppBackend
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
 
     path = model_path(DEFAULT_MODEL)

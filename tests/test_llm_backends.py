@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -163,47 +161,32 @@ def test_transformers_backend_rejects_a_non_model_dir(tmp_path):
 
 # --- OpenAI-compatible backend against a real llama.cpp server --------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def small_gguf(tmp_path_factory) -> Path:
+    cache = os.environ.get("ADPILOT_TEST_MODELS") or tmp_path_factory.mktemp("models")
+    try:
+        return model_path("gemma3-270m-q4_k_m", cache_dir=Path(cache))
+    except Exception as exc:  # parts not installed: the llm-test extra is missing
+        pytest.skip(f"small GGUF unavailable: {exc}")
 
 
 @pytest.fixture(scope="module")
-def llama_server(tmp_path_factory):
-    """``python -m llama_cpp.server`` with the small Gemma 3 270M GGUF on 127.0.0.1."""
-    pytest.importorskip("llama_cpp")
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("sse_starlette")
-    pytest.importorskip("starlette_context")
-    cache = os.environ.get("ADPILOT_TEST_MODELS") or tmp_path_factory.mktemp("models")
-    try:
-        gguf = model_path("gemma3-270m-q4_k_m", cache_dir=Path(cache))
-    except Exception as exc:  # parts not installed: the llm-test extra is missing
-        pytest.skip(f"small GGUF unavailable: {exc}")
-    port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--host", "127.0.0.1",
-         "--port", str(port), "--n_ctx", "2048", "--model_alias", "gemma-test"],
-        stdout=log.open("w"), stderr=subprocess.STDOUT)
+def llama_server(small_gguf):
+    """llama.cpp's own server (xllamacpp) with the small Gemma 3 270M GGUF on 127.0.0.1."""
+    pytest.importorskip("xllamacpp")
     import httpx
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        for _ in range(240):
-            if proc.poll() is not None:
-                pytest.fail(f"llama.cpp server exited: {log.read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.25)
-        else:
-            pytest.fail("llama.cpp server did not start in 60 s")
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+
+    from adpilot.backends.llm.local_server import start_server
+
+    # the base GGUF has no chat template of its own: llama.cpp's built-in "gemma" one
+    with start_server(small_gguf, n_ctx=1024, parallel=2, alias="gemma-test",
+                      chat_template="gemma") as srv:
+        deadline = time.monotonic() + 120  # a loaded machine: poll, never a fixed wait
+        while httpx.get(f"{srv.url}/models", timeout=5).status_code != 200:
+            if time.monotonic() > deadline:
+                pytest.fail("llama.cpp server did not answer /v1/models in 120 s")
+            time.sleep(0.25)
+        yield srv.url
 
 
 @pytest.mark.slow
@@ -221,5 +204,126 @@ def test_openai_backend_against_real_server(llama_server):
     assert len(outs) == 2
     for out in outs:
         assert out.usage.completion_tokens > 0 and out.usage.prompt_tokens > 0
-        assert "text" in extract_json(out.text)  # the schema became a grammar on the server
+        # the schema became a grammar on the server: exactly the schema's keys, nothing invented
+        assert set(extract_json(out.text)) == {"text"}, out.text
     backend.close()
+
+
+def test_local_server_refuses_clients_without_its_key(small_gguf):
+    pytest.importorskip("xllamacpp")
+    import httpx
+
+    from adpilot.backends.llm.local_server import start_server
+
+    with start_server(small_gguf, n_ctx=256, api_key="s3cret") as srv:
+        assert srv.url.startswith("http://127.0.0.1:")
+        body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+        assert httpx.post(f"{srv.url}/chat/completions", json=body, timeout=60).status_code == 401
+        ok = httpx.post(f"{srv.url}/chat/completions", json=body, timeout=60,
+                        headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200 and ok.json()["usage"]["completion_tokens"] > 0
+
+
+# --- llamacpp backend (xllamacpp, in-process) ---------------------------------------------------
+
+def test_grammar_schema_closes_objects_and_bounds_whitespace():
+    from adpilot.backends.llm.llamacpp import grammar_schema
+
+    schema = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {}}}},
+              "$defs": {"X": {"type": "object", "properties": {}, "additionalProperties": True}}}
+    out = grammar_schema(schema)
+    assert out["additionalProperties"] is False
+    assert out["properties"]["a"]["additionalProperties"] is False
+    assert out["$defs"]["X"]["additionalProperties"] is True  # an explicit choice is kept
+    assert out["x-guidance"]["whitespace_flexible"] is False
+    assert "additionalProperties" not in schema and "x-guidance" not in schema  # a copy
+
+
+@pytest.fixture(scope="module")
+def small_llamacpp(small_gguf):
+    pytest.importorskip("xllamacpp")
+    backend = get_backend("llamacpp", model=small_gguf, n_ctx=512, chat_template="gemma")
+    yield backend
+    backend.close()
+
+
+@pytest.mark.slow
+def test_llamacpp_backend_structured_output_is_the_schema(small_gguf, small_llamacpp):
+    schema = channel_spec("sms", "en").schema()
+    json_schema = schema.model_json_schema()
+    json_schema["properties"]["text"]["maxLength"] = 60
+    params = GenerationParams(max_tokens=80, temperature=0.0, json_schema=json_schema)
+    result = structured(lambda convo: small_llamacpp.complete(convo, params),
+                        [Message("user", "Write a JSON SMS about linen shirts.")], schema)
+    assert result.value.text and len(result.value.text) <= 60
+    assert set(extract_json(result.attempts[0].text)) == {"text"}  # no invented keys
+    assert result.attempts[0].text.startswith('{"text": "')  # no whitespace runs to pay for
+    assert result.usage.completion_tokens < 80  # closed by the grammar, not cut by max_tokens
+    assert small_llamacpp.model_id == f"llamacpp:{small_gguf.name}"
+
+
+@pytest.mark.slow
+def test_llamacpp_backend_is_deterministic_and_names_context_overflow(small_llamacpp):
+    params = GenerationParams(max_tokens=8, temperature=0.0)
+    msgs = [Message("user", "Name a summer fabric.")]
+    first, again = small_llamacpp.complete(msgs, params), small_llamacpp.complete(msgs, params)
+    assert first.text == again.text and first.usage.completion_tokens > 0 and first.seconds > 0
+    with pytest.raises(LLMError, match="exceeds the available context size"):
+        small_llamacpp.complete([Message("user", "linen " * 1000)], params)
+
+
+def test_llamacpp_backend_checks_its_files(tmp_path):
+    pytest.importorskip("xllamacpp")
+    with pytest.raises(LLMError, match="GGUF model file .*missing.gguf does not exist"):
+        get_backend("llamacpp", model=tmp_path / "missing.gguf").complete(
+            [Message("user", "hi")], GenerationParams(max_tokens=2))
+
+
+def random_lora(base: Path, out: Path, *, rank: int = 4, seed: int = 0) -> Path:
+    """A GGUF LoRA adapter for ``base`` with random A and B on every attention query
+    projection: real adapter loading, loud enough to change a greedy reply."""
+    import gguf
+    import numpy as np
+
+    reader = gguf.GGUFReader(base)
+    arch = bytes(reader.fields["general.architecture"].parts[-1]).decode()
+    writer = gguf.GGUFWriter(out, arch)
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", float(rank))
+    rng = np.random.default_rng(seed)
+    for t in reader.tensors:
+        if t.name.endswith("attn_q.weight"):
+            n_in, n_out = (int(x) for x in t.shape[:2])  # ggml order: ne[0] is the input dim
+            stem = t.name.removesuffix(".weight")
+            writer.add_tensor(f"{stem}.weight.lora_a", rng.normal(0, 0.5, (rank, n_in)).astype("f4"))
+            writer.add_tensor(f"{stem}.weight.lora_b", rng.normal(0, 0.5, (n_out, rank)).astype("f4"))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out
+
+
+@pytest.mark.slow
+def test_llamacpp_backend_applies_a_lora_adapter(small_gguf, small_llamacpp, tmp_path):
+    pytest.importorskip("gguf")
+    lora = random_lora(small_gguf, tmp_path / "random-lora.gguf")
+    msgs, params = [Message("user", "Name a summer fabric.")], GenerationParams(max_tokens=8,
+                                                                               temperature=0.0)
+    base = small_llamacpp.complete(msgs, params).text
+    tuned = get_backend("llamacpp", model=small_gguf, n_ctx=512, chat_template="gemma",
+                        lora_path=lora)
+    off = get_backend("llamacpp", model=small_gguf, n_ctx=512, chat_template="gemma",
+                      lora_path=lora, lora_scale=0.0)
+    try:
+        assert tuned.complete(msgs, params).text != base  # the adapter is applied...
+        assert off.complete(msgs, params).text == base  # ...at its scale
+        assert tuned.model_id == f"llamacpp:{small_gguf.name}+lora:random-lora.gguf@1"
+        assert tuned.model_id != small_llamacpp.model_id  # caches keep tuned replies apart
+    finally:
+        tuned.close()
+        off.close()
+    with pytest.raises(LLMError, match="LoRA adapter file .*nope.gguf does not exist"):
+        get_backend("llamacpp", model=small_gguf, lora_path=tmp_path / "nope.gguf").complete(
+            msgs, params)

@@ -1,7 +1,9 @@
 """Language-model backends behind one interface; see :mod:`adpilot.backends.llm.base`.
 
-Registered names: ``llamacpp`` (default, offline GGUF), ``openai`` (any OpenAI-compatible
-server), ``transformers`` (a local Hugging Face directory).
+Registered names: ``llamacpp`` (default, offline GGUF through xllamacpp), ``llama-cpp-python``
+(the same through llama-cpp-python, an optional extra that compiles), ``openai`` (any
+OpenAI-compatible server, e.g. :mod:`adpilot.backends.llm.local_server`), ``transformers`` (a
+local Hugging Face directory).
 """
 
 from adpilot.backends.llm.base import (

@@ -155,7 +155,7 @@ def available_backends() -> list[str]:
 
 def _load_builtin() -> None:
     # importing the modules runs their @register_backend; they import heavy libraries lazily
-    from adpilot.backends.llm import hf, llamacpp, openai_compat  # noqa: F401
+    from adpilot.backends.llm import hf, llamacpp, llamacpp_python, openai_compat  # noqa: F401
 
 
 def get_backend(name: str, **options: Any) -> LLMBackend:

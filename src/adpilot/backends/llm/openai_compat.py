@@ -22,6 +22,7 @@ from adpilot.backends.llm.base import (
     Usage,
     register_backend,
 )
+from adpilot.backends.llm.llamacpp import grammar_schema
 from adpilot.deps import require
 from adpilot.errors import ConfigError
 
@@ -29,8 +30,9 @@ _RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 # how a JSON schema is passed on: servers differ (llama.cpp: "schema" inside json_object;
 # OpenAI / vLLM / Ollama: structured outputs "json_schema"; others: plain JSON mode or nothing)
+# llama.cpp gets closed objects and bounded whitespace (grammar_schema): its LLGuidance builds need them
 RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
-    "schema": lambda schema: {"type": "json_object", "schema": schema},
+    "schema": lambda schema: {"type": "json_object", "schema": grammar_schema(schema)},
     "json_schema": lambda schema: {"type": "json_schema",
                                    "json_schema": {"name": "copy", "schema": schema}},
     "json_object": lambda schema: {"type": "json_object"},
