@@ -108,3 +108,42 @@ def test_sms_opt_out_replies_suppress(sqlite_ledger, tmp_path, text):
 @pytest.mark.parametrize("text", ["stop by our store", "几点关门？", "OK", "退订怎么操作", ""])
 def test_other_replies_are_not_opt_outs(text):
     assert not is_stop_reply(text)
+
+
+def test_two_senders_racing_on_one_batch_send_each_once(db_url, smtp):
+    """Two senders (each its own engine, as two processes would be) run the same batch at once: the
+    claim lets exactly one of them send each message."""
+    import threading
+
+    n = 150
+    stores = [Store(db_url).init() for _ in range(2)]
+    ledgers = [Ledger(s) for s in stores]
+    grant(ledgers[0], (f"u{i}" for i in range(n)))
+    msgs = [Message(campaign="race", user_id=f"u{i}", channel="email", to=f"user{i}@example.test",
+                    text="hi", approved=True) for i in range(n)]
+    results = [None, None]
+    start = threading.Barrier(2)
+
+    def run(k: int) -> None:
+        channel = get_channel("smtp", url=smtp.url, sender=SENDER)
+        start.wait()
+        try:
+            results[k] = send(msgs, channel, ledgers[k], clock=ManualClock(NOON), workers=2)
+        finally:
+            channel.close()
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    for s in stores:
+        s.dispose()
+    assert all(r is not None for r in results), "a sender did not finish"
+    assert smtp.handler.by_recipient() == {f"user{i}@example.test": 1 for i in range(n)}
+    assert results[0].sent + results[1].sent == n
+    for r in results:
+        # a message the other sender had in flight while this one planned is unknown to this one
+        assert r.accounted == n and r.failed == 0
+        assert r.sent + r.unknown + r.skipped.get("already_sent", 0) + r.skipped.get(
+            "claimed_elsewhere", 0) == n

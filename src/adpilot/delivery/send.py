@@ -114,6 +114,10 @@ def send(messages: Iterable[Message], channel: Channel, ledger: Ledger, *, rules
     governs transient failures (default: 4 attempts). ``on_progress(done, total)`` is called
     after each delivered message. A message whose provider call raises stays ``in_flight`` in
     the ledger (reported ``unknown`` by the next run) and the exception propagates.
+
+    Two senders may run the same batch at once: the ledger's claim lets only one send each
+    message (the other counts it ``skipped:claimed_elsewhere``, or ``unknown`` when it saw it in
+    flight while planning; the sender that has it still records the final status).
     """
     clock = clock or SystemClock()
     retry = retry or RetryPolicy()
