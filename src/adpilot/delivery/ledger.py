@@ -29,6 +29,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     bindparam,
+    func,
     select,
     update,
 )
@@ -194,8 +195,6 @@ class Ledger:
 
     def status_counts(self, campaign: str | None = None) -> dict[str, int]:
         """status → number of ledger rows (of ``campaign`` when given)."""
-        from sqlalchemy import func
-
         query = select(SENDS.c.status, func.count()).group_by(SENDS.c.status)
         if campaign is not None:
             query = query.where(SENDS.c.campaign == campaign)
