@@ -147,3 +147,38 @@ def test_every_channel_needs_a_call_to_action_and_the_opt_out_does_not_count():
 def test_a_chinese_subject_is_never_cut_mid_word():
     cut = "轻盈透气的亚麻衬衫，日常耐穿、好打"
     assert close_cut(cut, len(cut), 5, phrase=True) == "轻盈透气的亚麻衬衫，日常耐穿"
+
+
+# --- grounded in the record; the record's own wording is not a claim ----------------------------
+
+def test_copy_that_states_no_fact_of_the_record_fails():
+    """Written by the model for the linen dress (first run of this change): no fact at all."""
+    c = ctx("P01")
+    vague = email("Experience the comfort and style of our Linen Wrap Midi Dress with our "
+                  "exclusive fabric and comfort fit. Shop it today. Reply STOP to opt out.")
+    assert fails(vague, c, "grounded")
+    assert not fails(email("Our Linen Wrap Midi Dress has side pockets and a tie waist. Shop it "
+                           "today. Reply STOP to opt out."), c, "grounded")
+    assert fails({"text": "亲爱的顾客，我们为你准备了一件精心设计的真丝衬衫。欢迎选购。"},
+                 ctx("P09", "social"), "grounded")
+    assert not fails({"text": "重磅桑蚕丝真丝衬衫，垂感好。欢迎选购。"}, ctx("P09", "social"), "grounded")
+
+
+def test_a_spec_the_record_words_with_zui_is_not_an_absolute_claim():
+    charger = ctx("P16", "social")
+    assert not fails({"text": "65W氮化镓充电器，单口最高65W，可为笔记本充电。快来看看。"}, charger,
+                     "banned_claims")
+    assert fails({"text": "65W氮化镓充电器，最好用的充电器。快来看看。"}, charger, "banned_claims")
+
+
+def test_a_subject_loses_its_dangling_tail():
+    import json as _json
+
+    from adpilot.generation.channels import channel_spec as spec_of
+    from adpilot.generation.generator import finalize
+
+    spec = spec_of("email", "en")
+    model = spec.schema().model_validate_json(_json.dumps({
+        "subject": "Argan Repair Hair Mask: A Natural Choice for",
+        "body": "Argan oil and shea butter for dry hair. Shop it today."}))
+    assert finalize(model, spec, load_brand())["subject"] == "Argan Repair Hair Mask: A Natural Choice"

@@ -255,7 +255,8 @@ def test_tiny_random_model_raises_with_attempts_and_usage(tmp_path):
 # --- personalisation --------------------------------------------------------------------------
 
 def test_segment_then_personalise():
-    llm = CannedLLM([sms("Made to wear every single day. Shop now.")])
+    llm = CannedLLM(lambda m: sms("Soft merino wool scarf. Shop now." if "merino" in m[1].content
+                                  else "Breathable linen, relaxed fit. Shop now."))
     segments = {"s1": Audience(description="summer shoppers"), "s2": Audience(description="gifters")}
     targets = [UserTarget(f"u{i}", f"s{i % 2 + 1}", "p1" if i % 3 else "p2",
                           aspect=["fit", "quality", None][i % 3]) for i in range(60)]

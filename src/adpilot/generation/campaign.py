@@ -91,8 +91,10 @@ def _bound_pairs(profiles: pd.DataFrame, picks: pd.Series, max_variants: int) ->
 
 
 def segment_audiences(segments: pd.DataFrame, profiles: pd.DataFrame, reviews: pd.DataFrame,
-                      lang: str, per_segment: int = 3) -> dict[str, Audience]:
-    """Each segment's description plus a few real review snippets of its members in ``lang``."""
+                      lang: str, per_segment: int = 0) -> dict[str, Audience]:
+    """Each segment's description plus ``per_segment`` real review snippets of its members in
+    ``lang``. None by default: they are about other products (a shampoo review put 头皮 into a
+    charger's copy) and cost prompt time; the segment's aspects already steer the angle."""
     texts = reviews[reviews.get(C.LANGUAGE, lang) == lang] if C.LANGUAGE in reviews else reviews
     members = profiles.set_index(C.USER_ID)["segment"]
     texts = texts.assign(segment=members.reindex(texts[C.USER_ID]).to_numpy())

@@ -194,6 +194,58 @@ def check_mixed_language(fields: Fields, ctx: GuardContext) -> list[str]:
     return [f"English words in Chinese copy ({', '.join(words)}): write them in Chinese"] if words else []
 
 
+# --- grounded in the record ------------------------------------------------------------------------
+
+_NAME_KEYS = {"name", "category", "名称", "品类", "类型", "price", "价格"}
+_EN_STOP = {"with", "from", "into", "your", "this", "that", "have", "made", "when", "them"}
+
+
+def record_facts(facts: str) -> list[str]:
+    """The record's facts beyond its name: description clauses and attribute values."""
+    out = []
+    for line in facts.splitlines():
+        key, sep, value = line.partition(":")
+        if not sep or key.strip().lower() in _NAME_KEYS:
+            continue
+        out += [c.strip() for c in re.split(r"[,.;，。；、]|\band\b|\bwith\b", value) if c.strip()]
+    return out
+
+
+def fact_stated(fact: str, low: str, name: str = "") -> bool:
+    """Whether the copy (lower-cased) states ``fact``: one of its content words that is not
+    in the product's ``name`` (English), the value itself or half of its character pairs
+    (Chinese)."""
+    words = [w for w in re.findall(r"[a-z][a-z0-9-]{3,}", fact.lower())
+             if w not in _EN_STOP and w not in name.lower()]
+    if any(re.search(rf"(?<![a-z]){re.escape(w[:max(4, len(w) - 2)])}", low) for w in words):
+        return True
+    fact_low = fact.lower()
+    for group in MATERIALS + COLOURS:  # named in the other language: linen ~ 亚麻
+        if any(_in_text(t, fact_low) for t in group) and any(
+                _in_text(t, low) and not _in_text(t, name.lower()) for t in group):
+            return True
+    cjk = "".join(re.findall(r"[\u4e00-\u9fff0-9]", fact))
+    if not cjk:
+        return False
+    if cjk in low:
+        return True
+    pairs = [cjk[i:i + 2] for i in range(len(cjk) - 1)]
+    return len(pairs) >= 3 and sum(p in low for p in pairs) >= len(pairs) / 2
+
+
+@guardrail("grounded")
+def check_grounded(fields: Fields, ctx: GuardContext) -> list[str]:
+    """The copy states at least one fact of the record besides its name (what it is made of,
+    what it does): "exclusive fabric and comfort fit" says nothing."""
+    facts = record_facts(ctx.facts)
+    low = _text(fields, ctx).lower()
+    name = next((line.partition(":")[2] for line in ctx.facts.splitlines()
+                 if line.partition(":")[0].strip() in ("name", "名称")), "")
+    if not facts or any(fact_stated(f, low, name) for f in facts):
+        return []
+    return [f"the copy states no fact from the product record: use two of {facts[:4]}"]
+
+
 # --- our instructions or JSON in the copy ---------------------------------------------------------
 
 ECHO = {

@@ -141,9 +141,16 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False) -> str:
     return trimmed if len(trimmed) >= lo else text
 
 
+_PHRASE_TAIL = re.compile(r"(?:[\s,;:–—-]+(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|"
+                          r"from)\b)+[\s,;:–—\-，、；：]*$|[\s,;:–—\-，、；：]+$", re.I)
+
+
 def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
-    return {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
-            else str(getattr(value, f)).strip() for f in spec.fields}
+    """Whitespace tidied; a phrase field (subject, title, headline) loses a dangling tail
+    ("…: A Natural Choice for", 「温暖呵护 -」) wherever the model stopped."""
+    raw = {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
+           else str(getattr(value, f)).strip() for f in spec.fields}
+    return {f: _PHRASE_TAIL.sub("", v) or v if f != spec.main_field else v for f, v in raw.items()}
 
 
 def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> list[str]:

@@ -151,7 +151,12 @@ def check_banned_claims(fields: Fields, ctx: GuardContext) -> list[str]:
     """Absolute or unprovable claims (advertising law) and the brand kit's banned words."""
     text = _all_text(fields)
     facts = ctx.facts.lower()
-    # "100% linen" in the product record is a composition fact, not an absolute claim
+    # "100% linen" in the product record is a composition fact, not an absolute claim; so is a
+    # spec the record words with 最 (单口最高65W)
+    for t in BANNED_CLAIMS["zh"]:
+        for m in re.finditer(re.escape(t), facts):
+            if len(run := facts[m.start(): m.end() + 3].strip()) >= len(t) + 2:
+                text = text.replace(run, " ")
     law = [h for h in _banned_hits(text, ctx.lang, []) if not (any(c.isdigit() for c in h)
                                                                and h.lower() in facts)]
     words = ctx.brand.banned("en") + ctx.brand.banned("zh")  # a banned word is banned in any copy
@@ -266,7 +271,8 @@ def check_complaint(fields: Fields, ctx: GuardContext) -> list[str]:
 
     sentences = [s.strip() for text in fields.values() for s in _SENTENCE_BREAK.split(text)
                  if len(s.strip()) >= _MIN_COMPLAINT.get(ctx.lang, 6)
-                 and not s.strip().endswith(("？", "?"))]
+                 and not s.strip().endswith(("？", "?"))
+                 and s.strip().lower() not in ctx.facts.lower()]  # the product's own name
     p = complaint_probability(sentences, ctx.lang)
     if p is None:
         return []
