@@ -33,7 +33,7 @@ import uuid
 from pathlib import Path
 
 import httpx
-from chaos_checks import check_batches, check_store, inbox_state, scratch_database
+from chaos_checks import check_batches, check_store, inbox_state, scratch_database, summarise
 from chaos_plan import Batch, make_plan
 from loadkit import free_port
 
@@ -322,6 +322,8 @@ def main() -> int:
             monitor.stop.set()
             server.stop()
         stored = check_store(store, plan, out["load"].acked, batches.pop("_processed"))
+        for kill in out["kills"]:
+            Monitor.figures(kill)
         results = summarise(args, store.dialect, plan, out, batches, stored, server.errors_logged())
         store.dispose()
     path = args.out or RESULTS / f"events_chaos_{results['database']}.json"
@@ -331,96 +333,6 @@ def main() -> int:
     for f in results["failures"]:
         print(f"INVARIANT FAILED: {f}", file=sys.stderr)
     return 1 if results["failures"] else 0
-
-
-def summarise(args, dialect: str, plan, out: dict, batches: dict, stored: dict, errors: list[str]) -> dict:
-    load, kills = out["load"], out["kills"]
-    batches["valid_refused"] = sum(1 for b, _, _ in load.refused if not b.bad)
-    for k in kills:
-        Monitor.figures(k)
-        for key in [k_ for k_ in k if k_.startswith("_")]:
-            del k[key]
-    resume_limit = args.max_resume
-    def in_time(k: dict) -> bool:
-        slowest = worst([k["draining_after_up_s"], k["reclaimed_after_up_s"]])
-        return slowest is not None and slowest <= resume_limit
-
-    resumes = [(k["kill"], k["draining_after_up_s"], k["reclaimed_after_up_s"]) for k in kills]
-    invariants = {
-        "all_sent": (out["complete"], "every batch was acknowledged or refused before --max-seconds"),
-        "no_acknowledged_valid_event_lost": (not stored["missing"], f"{stored['missing']} acknowledged "
-                                             f"valid events not stored ({stored['missing_processed']} "
-                                             "although a batch holding them was processed; the rest "
-                                             f"still in the inbox), e.g. {stored['missing_examples']}"),
-        "stored_exactly_once": (not stored["duplicates"],
-                                f"{stored['duplicates']} ids stored more than once"),
-        "nothing_else_stored": (not stored["unexpected"] and not stored["altered"],
-                                f"{stored['unexpected']} stored events that are not valid events "
-                                f"(e.g. {stored['unexpected_examples']}), {stored['altered']} stored "
-                                "with other values than sent"),
-        "malformed_reported_or_refused": (not batches["malformed_unreported"],
-                                          f"{batches['malformed_unreported']} malformed events in "
-                                          f"acknowledged batches not reported, by kind "
-                                          f"{batches['unreported_kinds']}"),
-        "valid_events_not_rejected": (not batches["valid_rejected"] and not batches["valid_refused"],
-                                      f"{batches['valid_rejected']} valid events reported as rejected, "
-                                      f"{batches['valid_refused']} batches of valid events refused"),
-        "batch_reports_add_up": (not batches["not_adding_up"],
-                                 f"{batches['not_adding_up']} batch reports where read != kept + "
-                                 "quarantined"),
-        "no_server_errors": (not load.server_errors, f"{len(load.server_errors)} 5xx/429 answers, "
-                             f"e.g. {load.server_errors[:2]}"),
-        "none_stuck": (not out["left"]["open"] and not batches["pending"],
-                       f"{len(out['left']['open'])} batches ({out['left']['open_events']} events) still "
-                       f"in the inbox {args.drain_timeout:.0f} s after the load"),
-        "resumes_after_restart": (all(in_time(k) for k in kills),
-                                  "once a restarted server answered, processing did not start again, or "
-                                  "the dead server's claims were not taken back, within "
-                                  f"{resume_limit:.0f} s (kill, draining, reclaimed): "
-                                  f"{resumes}"),
-    }
-    failures = [f"{name}: {why}" for name, (ok, why) in invariants.items() if not ok]
-    n_acked = sum(len(b.valid) for b, _, _ in load.acked)
-    return {
-        "config": {k: str(v) for k, v in vars(args).items() if k != "db"},
-        "load_average_1_5_15min_at_end": [round(x, 2) for x in os.getloadavg()],
-        "cpus": os.cpu_count(),
-        "database": dialect,
-        "plan": plan.counts,
-        "server": "adpilot serve (uvicorn, 1 worker, event inbox processed by its worker process), "
-                  "SIGKILL to its process group",
-        "summary": {
-            "requests": load.requests, "acknowledged_batches": len(load.acked),
-            "acknowledged_events": load.acked_events, "acknowledged_valid_events": n_acked,
-            "refused_batches": len(load.refused),
-            "refused_codes": sorted({c for _, c, _ in load.refused}),
-            "refusals": [f"{c} {t}" for _, c, t in load.refused][:12],
-            "connection_errors": load.conn_errors, "server_errors": len(load.server_errors),
-            "load_seconds": round(out["load_s"], 3),
-            "acknowledged_events_per_s": round(load.acked_events / out["load_s"], 1),
-            "all_processed_seconds": round(out["processed_s"], 3),
-            "processed_valid_events_per_s": round(stored["stored"] / out["processed_s"], 1),
-            "left_in_inbox_batches": len(out["left"]["open"]),
-            "left_in_inbox_events": out["left"]["open_events"],
-            "kills": len(kills),
-            "max_startup_s": worst(k["startup_s"] for k in kills),
-            "max_draining_after_up_s": worst(k["draining_after_up_s"] for k in kills),
-            "max_resumed_after_up_s": worst(k["resumed_after_up_s"] for k in kills),
-            "max_reclaimed_after_up_s": worst(k["reclaimed_after_up_s"] for k in kills),
-            "max_claimed_done_after_up_s": worst(k["claimed_done_after_up_s"] for k in kills),
-            "max_backlog_done_after_up_s": worst(k["backlog_done_after_up_s"] for k in kills)},
-        "kills": kills,
-        "store": stored, "batch_reports": batches,
-        "server_tracebacks": errors[:20],
-        "invariants": {name: ok for name, (ok, _) in invariants.items()},
-        "failures": failures,
-    }
-
-
-def worst(values) -> float | None:
-    """The largest of some durations; None when there are none or one never happened."""
-    values = list(values)
-    return None if not values or None in values else max(values)
 
 
 if __name__ == "__main__":
