@@ -82,7 +82,9 @@ def test_dashboard_end_to_end(browser, tmp_path, db_url):
         page.select_option("#copy-lang", "en")
         shot(page, "studio")
         page.click("#generate")
-        page.wait_for_selector("#approve-form", timeout=60_000)
+        # the studio polls its generation job; follow it with a generous deadline (a loaded
+        # machine builds the scoring models first), not a fixed short wait
+        page.wait_for_selector("#approve-form", timeout=600_000)
         assert page.locator("section.variant").count() == 3
         # each variant shows its scorecard, best first
         scores = [float(page.locator(f"#score-{i}").inner_text().split()[2]) for i in range(3)]
