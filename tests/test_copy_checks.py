@@ -182,3 +182,18 @@ def test_a_subject_loses_its_dangling_tail():
         "subject": "Argan Repair Hair Mask: A Natural Choice for",
         "body": "Argan oil and shea butter for dry hair. Shop it today."}))
     assert finalize(model, spec, load_brand())["subject"] == "Argan Repair Hair Mask: A Natural Choice"
+
+
+def test_second_run_examples_placeholder_loop_and_a_cta_only_in_name():
+    """From the second measured run: an unfilled <name!>, a sampling loop, and "add a touch of
+    elegance" counted as a call to action."""
+    from adpilot.generation.copy_checks import dedupe_clauses
+
+    serum = ctx("P04", "email")
+    assert fails(email("Hey there, <name!>! 2% hyaluronic acid. Shop it today. Reply STOP to "
+                       "opt out."), serum, "placeholder")
+    looped = "这款衬衫版型略宽松，版型舒适，版型宽松，版型宽松，版型宽松。欢迎选购。"
+    assert dedupe_clauses(looped) == "这款衬衫版型略宽松，版型舒适，版型宽松，欢迎选购。"
+    dress = ctx("P01")
+    assert fails(email("With a relaxed fit and adjustable tie waist, it's the perfect way to add "
+                       "a touch of elegance to your outfit. Reply STOP to opt out."), dress, "cta")

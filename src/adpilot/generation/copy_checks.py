@@ -274,12 +274,32 @@ def check_prompt_echo(fields: Fields, ctx: GuardContext) -> list[str]:
 # --- call to action --------------------------------------------------------------------------------
 
 CTA: dict[str, re.Pattern[str]] = {
-    "en": re.compile(r"\b(?:shop|buy|order|discover|explore|browse|find|get|grab|try|see|view|tap|"
-                     r"click|visit|pick|add|meet|book|check (?:it|them|out)|take a look|come (?:in|by)|"
-                     r"learn more|treat yourself|say hello|make it yours|yours today)\b", re.I),
+    # an imperative that starts a sentence (or the subject), or a fixed shop phrase: "add a touch
+    # of elegance" mid-sentence asks for nothing
+    "en": re.compile(r"(?:^|[.!?\n]\s*|[-–:]\s+)[^\w\n]*(?:(?:so|now|just|go|why not)[, ]+)?"
+                     r"(?:shop|buy|order|discover|explore|browse|find|get|grab|try|see|view|tap|"
+                     r"click|visit|pick|add|meet|book|treat|come|take|make|check|learn|step|"
+                     r"slip|give|choose|reach for)\b|\b(?:shop|order|buy) (?:now|today|online)\b"
+                     r"|\byours today\b|\bin store\b", re.I),
     "zh": re.compile(r"快来|来看看|去看看|看看|点击|点开|戳|下单|选购|入手|试试|一试|逛逛|带走|收下|抢|立即|"
                      r"马上|现在就|欢迎|速来|加购|购物车|了解|查看|体验一下|来体验|进店|前往|打开|带回家|拥有它"),
 }
+
+
+_REPEAT_SPLIT = re.compile(r"(?<=[，,；;、。！？!?])|(?<=\.)(?=\s)")
+
+
+def dedupe_clauses(text: str) -> str:
+    """A clause the model repeats (「版型宽松，版型宽松，版型宽松」, a sampling loop) is kept once."""
+    seen: set[str] = set()
+    out = []
+    for part in _REPEAT_SPLIT.split(text):
+        key = re.sub(r"[\W_]", "", part)
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(part)
+    return "".join(out)
 
 
 def has_cta(text: str, lang: str) -> bool:

@@ -32,7 +32,7 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
-from adpilot.generation.copy_checks import with_cta
+from adpilot.generation.copy_checks import dedupe_clauses, with_cta
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
@@ -163,8 +163,9 @@ def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> list[
 def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, str]:
     """The model's fields, tidied (whitespace; copy cut off at the length cap closed at its last
     sentence or clause), with the brand's disclaimer appended to the main field."""
-    fields = {f: close_cut(_DEBRIS.sub("", v), target(spec, brand, f), spec.limits[f][0],
-                           phrase=f != spec.main_field) for f, v in _raw_fields(value, spec).items()}
+    fields = {f: dedupe_clauses(close_cut(_DEBRIS.sub("", v), target(spec, brand, f),
+                                          spec.limits[f][0], phrase=f != spec.main_field))
+              for f, v in _raw_fields(value, spec).items()}
     disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
     main = spec.main_field
     if disclaimer:  # ours is appended once: drop the model's own copies of it first
