@@ -212,17 +212,16 @@ def record_facts(facts: str) -> list[str]:
 
 
 def fact_stated(fact: str, low: str, name: str = "") -> bool:
-    """Whether the copy (lower-cased) states ``fact``: one of its content words that is not
-    in the product's ``name`` (English), the value itself or half of its character pairs
-    (Chinese)."""
-    words = [w for w in re.findall(r"[a-z][a-z0-9-]{3,}", fact.lower())
-             if w not in _EN_STOP and w not in name.lower()]
+    """Whether the copy (lower-cased) states ``fact`` outside the product's ``name``: one of
+    its content words (English), the value itself or half of its character pairs (Chinese)."""
+    if name.strip():  # the product's name is not a fact about it
+        low = low.replace(name.strip().lower(), " ")
+    words = [w for w in re.findall(r"[a-z][a-z0-9-]{3,}", fact.lower()) if w not in _EN_STOP]
     if any(re.search(rf"(?<![a-z]){re.escape(w[:max(4, len(w) - 2)])}", low) for w in words):
         return True
     fact_low = fact.lower()
     for group in MATERIALS + COLOURS:  # named in the other language: linen ~ 亚麻
-        if any(_in_text(t, fact_low) for t in group) and any(
-                _in_text(t, low) and not _in_text(t, name.lower()) for t in group):
+        if any(_in_text(t, fact_low) for t in group) and any(_in_text(t, low) for t in group):
             return True
     cjk = "".join(re.findall(r"[\u4e00-\u9fff0-9]", fact))
     if not cjk:
