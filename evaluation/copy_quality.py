@@ -105,13 +105,16 @@ def worker(records_path: Path, out_path: Path) -> None:
                   f"passed={row['passed']}", file=sys.stderr, flush=True)
 
 
-def generate(records: list[dict], src: Path | None, tag: str, work: Path) -> list[dict]:
+def generate(records: list[dict], src: Path | None, tag: str, work: Path,
+             reuse: bool = False) -> list[dict]:
     rec_path, out_path = work / f"records-{tag}.jsonl", work / f"gen-{tag}.jsonl"
     rec_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                         encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(src or ROOT / "src")}
+    if reuse and out_path.exists():  # measure again without writing again
+        return [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()]
     subprocess.run([sys.executable, __file__, "--worker", str(rec_path), str(out_path)],
-                   env=env, check=True, cwd=work)
+                   env=env, check=True, cwd=ROOT)  # data paths resolve as in the repo
     return [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()]
 
 
@@ -167,7 +170,8 @@ def measure(rec: dict, row: dict) -> dict:
     ctx = GuardContext(channel_spec(rec["channel"], lang), kit, facts=facts,
                        audience=audience_descriptors(Audience(description=SEGMENT[lang])))
     fields = row["fields"] or {"text": text}
-    bare = text.replace(kit.disclaimer_for(rec["channel"], lang), " ")
+    disclaimer = kit.disclaimer_for(rec["channel"], lang)
+    bare = text.replace(disclaimer, " ") if disclaimer else text
     claims = unsupported_claims(bare, facts, lang)
     m = {"unsupported_colour_material": bool(claims.get("colour") or claims.get("material")),
          "unsupported_any": bool(claims), "descriptor_leak": bool(check_audience(fields, ctx)),
@@ -273,6 +277,7 @@ def main() -> None:
     ap.add_argument("--baseline-zh", type=int, help="fewer baseline records (CPU budget)")
     ap.add_argument("--baseline-en", type=int)
     ap.add_argument("--work", type=Path, default=Path("/tmp/copy-quality"))
+    ap.add_argument("--reuse", action="store_true", help="measure the texts already in --work")
     args = ap.parse_args()
     if args.worker:
         worker(*args.worker)
@@ -288,7 +293,7 @@ def main() -> None:
     versions["new"] = (None, recs)
     results = {}
     for name, (src, rs) in versions.items():
-        rows = {r["id"]: r for r in generate(rs, src, name, args.work)}
+        rows = {r["id"]: r for r in generate(rs, src, name, args.work, args.reuse)}
         ms = {rid: measure(records[rid], row) for rid, row in rows.items()}
         results[name] = {"rows": rows, "measures": ms, "summary": {
             lang: summarise([m for rid, m in ms.items() if records[rid]["lang"] == lang])

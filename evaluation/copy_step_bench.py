@@ -27,6 +27,9 @@ def main() -> None:
     ap.add_argument("--label", default="after")
     ap.add_argument("--out", type=Path, help="append the result to this JSON file")
     ap.add_argument("--sentiment", default="rating")
+    ap.add_argument("--fresh-cache", action="store_true",
+                    help="an empty prompt cache, as on a fresh home (identical prompts of one run "
+                         "are written once, as `make demo` does); default: no cache")
     args = ap.parse_args()
     if args.src:
         sys.path.insert(0, str(Path(args.src).resolve()))
@@ -40,7 +43,10 @@ def main() -> None:
     holder = {}
 
     def step_copy_timed(ctx) -> None:
-        gen = CopyGenerator(ctx.llm, cache=False, on_message=variants.append)
+        from adpilot.generation import PromptCache
+
+        cache = PromptCache(work / "llm-cache") if args.fresh_cache else False
+        gen = CopyGenerator(ctx.llm, cache=cache, on_message=variants.append)
         gen.backend._load()  # model load is not copy-writing time
         started = time.perf_counter()
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
@@ -54,11 +60,12 @@ def main() -> None:
         sentiment=args.sentiment)
     plan = holder["plan"]
     accepted = [v for v in variants if v.passed]
-    tokens = sum(v.usage.completion_tokens for v in variants)
+    tokens = sum(v.usage.completion_tokens for v in variants if not v.cached)
     distinct = plan.drop_duplicates("text")
     result = {
         "label": args.label, "src": args.src or "this checkout",
         "variants": len(variants), "accepted": len(accepted),
+        "cached": sum(v.cached for v in variants), "fresh_cache": args.fresh_cache,
         "generated_tokens": tokens, "prompt_tokens": sum(v.usage.prompt_tokens for v in variants),
         "tokens_per_accepted_variant": round(tokens / len(accepted), 1) if accepted else None,
         "attempts": [v.attempts for v in variants],
