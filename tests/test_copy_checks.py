@@ -194,6 +194,8 @@ def test_second_run_examples_placeholder_loop_and_a_cta_only_in_name():
                        "opt out."), serum, "placeholder")
     looped = "这款衬衫版型略宽松，版型舒适，版型宽松，版型宽松，版型宽松。欢迎选购。"
     assert dedupe_clauses(looped) == "这款衬衫版型略宽松，版型舒适，版型宽松，欢迎选购。"
+    dangling = "版型略宽松，版型宽松，版型宽松，。欢迎选购。"
+    assert dedupe_clauses(dangling) == "版型略宽松，版型宽松。欢迎选购。"
     dress = ctx("P01")
     assert fails(email("With a relaxed fit and adjustable tie waist, it's the perfect way to add "
                        "a touch of elegance to your outfit. Reply STOP to opt out."), dress, "cta")

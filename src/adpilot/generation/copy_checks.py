@@ -298,7 +298,7 @@ def dedupe_clauses(text: str) -> str:
             continue
         seen.add(key)
         out.append(part)
-    return "".join(out)
+    return re.sub(r"[，,；;、]+(?=[。！？.!?])", "", "".join(out))  # no 「宽松，。」 left behind
 
 
 def has_cta(text: str, lang: str) -> bool:
