@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -46,6 +47,14 @@ class TemplateLLM(LLMBackend):
         fields = list((params.json_schema or {}).get("properties", {"text": {}}))
         zh = any("\u4e00" <= ch <= "\u9fff" for ch in messages[0].content)
         short, long = self.ZH if zh else self.EN
+        # grounded, as the copy checks require: the name and the description's first clauses
+        facts = dict(line.split(": ", 1) for line in messages[-1].content.splitlines()
+                     if line.startswith(("name: ", "description: ", "名称: ", "描述: ")))
+        name, about = facts.get("名称" if zh else "name"), facts.get("描述" if zh else "description")
+        if name and about:
+            first = "，".join(re.split(r"[,，。；;]\s*|\.\s+", about)[:2]) if zh else \
+                ", ".join(re.split(r"[,，。；;]\s*|\.\s+", about)[:2])
+            long = f"{name}：{first}。欢迎选购。" if zh else f"{name}: {first}. Shop it today."
         tag = " " + "ABCDEFGHIJ"[(params.seed or 0) % 10] if not zh else ""
         reply = {f: (short + tag if i == 0 and len(fields) > 1 else long + tag)
                  for i, f in enumerate(fields)}

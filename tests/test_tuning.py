@@ -77,7 +77,7 @@ def test_upworthy_examples_use_the_generators_prompt(upworthy, sft_rows):
     brief, brand = td.brief_of(row)
     expected = build_prompt(brief.product, brief.audience, channel_spec("social", "en"), brand)
     assert row["messages"] == [m.as_dict() for m in expected.messages]
-    assert row["messages"][0]["content"].startswith("You are a careful copywriter for Upworthy")
+    assert row["messages"][0]["content"].startswith("You write marketing copy for Upworthy")
     target = json.loads(row["completion"])["text"]
     # the target is the test's best headline by CTR, among the brief's references
     arms = td.upworthy_arms(upworthy[upworthy["clickability_test_id"] == brief.id])
@@ -245,7 +245,9 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
     gen = CopyGenerator(backend, brand=brand, cache=False, max_attempts=1, temperature=0,
                         max_tokens=120).generate(brief.product, brief.audience, "social", "en")
     assert gen.backend == backend.model_id
-    assert gen.variants[0].text == json.loads(one[0]["completion"])["text"]
+    # the tuned model's headline, as the generator repairs it (the channel's call to action
+    # is appended when the copy has none)
+    assert gen.variants[0].text.startswith(json.loads(one[0]["completion"])["text"])
 
 
 def test_generate_without_a_promoted_model_says_what_to_do(tmp_path, capsys):
