@@ -295,26 +295,12 @@ def server_figures(gguf: Path, threads: int, parallel: int, n: int, tokens: int)
 
 
 def random_lora(base: Path, out: Path, rank: int = 4) -> Path:
-    """Random A and B on every attention query projection (as tests/test_llm_backends.py)."""
-    import gguf
-    import numpy as np
+    """Random A and B on every attention query projection: the test suite's adapter writer, so
+    the benchmark measures the adapter the tests check."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from test_llm_backends import random_lora as write_random_lora
 
-    reader = gguf.GGUFReader(base)
-    writer = gguf.GGUFWriter(out, bytes(reader.fields["general.architecture"].parts[-1]).decode())
-    writer.add_string("general.type", "adapter")
-    writer.add_string("adapter.type", "lora")
-    writer.add_float32("adapter.lora.alpha", float(rank))
-    rng = np.random.default_rng(0)
-    for t in reader.tensors:
-        if t.name.endswith("attn_q.weight"):
-            n_in, n_out = (int(x) for x in t.shape[:2])
-            writer.add_tensor(f"{t.name}.lora_a", rng.normal(0, 0.5, (rank, n_in)).astype("f4"))
-            writer.add_tensor(f"{t.name}.lora_b", rng.normal(0, 0.5, (n_out, rank)).astype("f4"))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return out
+    return write_random_lora(base, out, rank=rank)
 
 
 def main() -> None:
