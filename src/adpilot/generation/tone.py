@@ -53,26 +53,28 @@ def _cache_file(lang: str) -> Path:
     return get_settings().models_dir / f"complaint-{lang}.pkl"
 
 
-@lru_cache(maxsize=2)
-def _complaint_model(lang: str) -> Pipeline | Exception:
-    """The fitted classifier, or why there is none (cached per process either way)."""
+@lru_cache(maxsize=4)
+def _complaint_model(lang: str, path: Path) -> Pipeline | Exception:
+    """The fitted classifier, or why there is none: cached per process and per model-cache
+    file, so another ADPILOT_HOME (another model cache) is looked at afresh."""
     from adpilot.datasets_fetch import DatasetUnavailableError
 
     try:
-        return build_complaint_model(lang)
+        return build_complaint_model(lang, path)
     except DatasetUnavailableError as exc:
         return exc
 
 
-def build_complaint_model(lang: str) -> Pipeline:
+def build_complaint_model(lang: str, path: Path | None = None) -> Pipeline:
     """Fit (10-20 s on 2 cores) or load the classifier for ``lang`` (``en`` or ``zh``), kept in
-    the model cache, tagged with a hash of the training rows so a changed data file refits it."""
+    the model cache (``path``, default the settings' one), tagged with a hash of the training
+    rows so a changed data file refits it."""
     from adpilot.profiling.baseline import tfidf_classifier
 
     texts, y = _training_rows(lang)
     digest = hashlib.sha256(pd.util.hash_pandas_object(pd.Series(texts), index=False)
                             .to_numpy().tobytes() + y.tobytes()).hexdigest()[:16]
-    path = _cache_file(lang)
+    path = path or _cache_file(lang)
     if path.is_file():
         with open(path, "rb") as fh:
             cached = pickle.load(fh)  # written below by this function
@@ -92,7 +94,7 @@ def complaint_model(lang: str) -> Pipeline | None:
     """The fitted classifier for ``lang``, or None (and a stated fallback) without training data."""
     from adpilot import fallbacks
 
-    model = _complaint_model(lang)
+    model = _complaint_model(lang, _cache_file(lang))
     if isinstance(model, Exception):
         fallbacks.note(f"complaint guardrail ({lang})", "an opinion-word lexicon check",
                        fallbacks.unavailable_reason(model),
