@@ -66,7 +66,7 @@ def _free_port() -> int:
 
 def _llama_available() -> bool:
     try:
-        import llama_cpp  # noqa: F401
+        import xllamacpp  # noqa: F401  (the llamacpp backend's binding)
 
         from adpilot.backends.llm.models import MODELS
 
