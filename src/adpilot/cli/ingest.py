@@ -11,6 +11,7 @@ from adpilot.cli._common import console, err_console, print_json
 from adpilot.data import columns as C
 from adpilot.data.ingest import IngestResult, ingest_file
 from adpilot.data.mapping import ColumnMapping
+from adpilot.data.schema import SCHEMAS
 from adpilot.errors import ConfigError
 
 app = typer.Typer(help="Ingest a file of records into the store (nothing is dropped silently).",
@@ -57,7 +58,7 @@ def _make_command(kind: str):
     ) -> None:
         from adpilot.store import open_store
 
-        time_key = C.CREATED_AT if kind == "reviews" else C.TIME
+        time_key = {"reviews": C.CREATED_AT, "consents": C.AT}.get(kind, C.TIME)
         id_key = C.EVENT_ID if kind == "events" else C.ID
         flags = {id_key: id_col, C.TEXT: text_col, C.RATING: rating_col, C.USER_ID: user_col,
                  C.PRODUCT_ID: product_col, time_key: time_col, **_parse_cols(col)}
@@ -75,5 +76,5 @@ def _make_command(kind: str):
     return command
 
 
-for _kind in ("reviews", "customers", "products", "transactions", "events"):
+for _kind in SCHEMAS:  # consents: also fed to the delivery consent ledger
     app.command(_kind)(_make_command(_kind))

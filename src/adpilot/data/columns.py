@@ -14,6 +14,9 @@ ATTRIBUTES = "attributes"
 AGE = "age"
 GENDER = "gender"
 REGION = "region"
+EMAIL = "email"
+PHONE = "phone"
+TIMEZONE = "timezone"
 
 CATEGORY = "category"
 PRICE = "price"
@@ -31,6 +34,10 @@ VARIANT = "variant"
 CHANNEL = "channel"
 EVENT_TYPE = "type"
 VALUE = "value"
+
+GRANTED = "granted"
+AT = "at"
+SOURCE = "source"
 
 # Quarantine report columns.
 Q_ROW = "row"

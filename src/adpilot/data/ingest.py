@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,27 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
     write_csv(quarantine, path)
 
 
+def _store_consents(store, kept: pd.DataFrame) -> int:
+    """Consents are append-only facts: store the rows not stored yet and give exactly those to
+    the delivery consent ledger (so a re-ingest adds nothing to either)."""
+    from adpilot.data import columns as C
+    from adpilot.data.schema import GRANTED_TRUE
+    from adpilot.delivery.ledger import Ledger
+
+    new_ids = set(store.insert_new("consents", kept))
+    new = kept[kept[C.ID].isin(new_ids)]
+    Ledger(store).record_consents(
+        {"user_id": r[C.USER_ID], "channel": r[C.CHANNEL], "granted": r[C.GRANTED] in GRANTED_TRUE,
+         "at": r[C.AT].to_pydatetime(), "source": None if pd.isna(r[C.SOURCE]) else r[C.SOURCE]}
+        for r in new.reindex(columns=[C.USER_ID, C.CHANNEL, C.GRANTED, C.AT, C.SOURCE])
+        .to_dict("records"))
+    return len(new)
+
+
+# kinds stored other than by upsert: kind -> (store, kept rows) -> rows newly inserted
+_STORE_AS: dict[str, Callable[..., int]] = {"consents": _store_consents}
+
+
 def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = None,
                 encoding: str = "auto", fmt: str | None = None, store=None,
                 quarantine_path: str | Path | None = None,
@@ -102,7 +124,8 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
         write_quarantine(validated.quarantine, q_file)
     inserted = None
     if store is not None:
-        inserted = store.upsert(kind, validated.kept)
+        write = _STORE_AS.get(kind)
+        inserted = write(store, validated.kept) if write else store.upsert(kind, validated.kept)
     result = IngestResult(
         kind=kind, source=source_name or str(path), read=raw.read, kept=len(validated.kept),
         quarantined=len(validated.quarantine), encoding=raw.encoding,

@@ -30,13 +30,18 @@ ALIASES: dict[str, dict[str, tuple[str, ...]]] = {
     "reviews": {C.ID: ("review_id", "reviewid"), C.USER_ID: ("customer_id", "reviewer_id"),
                 C.TEXT: ("review", "review_text", "content", "body"),
                 C.CREATED_AT: ("time", "date", "review_time", "timestamp")},
-    "customers": {C.ID: ("customer_id", "user_id", "client_id")},
+    "customers": {C.ID: ("customer_id", "user_id", "client_id"),
+                  C.EMAIL: ("email_address", "e_mail"), C.PHONE: ("mobile", "phone_number"),
+                  C.TIMEZONE: ("time_zone", "tz")},
     "products": {C.ID: ("product_id", "sku", "item_id"), C.TITLE: ("name", "product_name")},
     "transactions": {C.ID: ("transaction_id", "line_id"), C.USER_ID: ("customer_id",),
                      C.INVOICE: ("invoice_no", "order_id"), C.TIME: ("date", "timestamp"),
                      C.UNIT_PRICE: ("price",)},
     "events": {C.USER_ID: ("customer_id",), C.EVENT_TYPE: ("event_type", "event"),
                C.TIME: ("timestamp",)},
+    "consents": {C.ID: ("consent_id",), C.USER_ID: ("customer_id",),
+                 C.GRANTED: ("consent", "opt_in", "status"),
+                 C.AT: ("time", "timestamp", "date", "created_at")},
 }
 
 

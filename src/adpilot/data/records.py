@@ -25,6 +25,9 @@ class Customer(_Record):
     age: int | None = Field(default=None, ge=0, le=120)
     gender: str | None = None
     region: str | None = None
+    email: str | None = None
+    phone: str | None = None  # E.164
+    timezone: str | None = None  # IANA zone name
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -75,10 +78,21 @@ class Event(_Record):
     attributes: dict[str, Any] = Field(default_factory=dict)
 
 
+class Consent(_Record):
+    id: str
+    user_id: str
+    channel: Literal["email", "sms", "push"]
+    granted: Literal["true", "false", "yes", "no", "1", "0"]
+    at: datetime
+    source: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
 RECORD_TYPES: dict[str, type[_Record]] = {
     "customers": Customer,
     "products": Product,
     "reviews": Review,
     "transactions": Transaction,
     "events": Event,
+    "consents": Consent,
 }

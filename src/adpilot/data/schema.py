@@ -12,6 +12,7 @@ from typing import Literal
 from adpilot.data import columns as C
 
 Kind = Literal["str", "text", "int", "float", "datetime", "choice", "language"]
+Check = Literal["email", "phone", "timezone"]
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,9 @@ class FieldSpec:
     """One canonical column.
 
     ``required`` columns must be present in the file (mapped) *and* non-empty in a row;
-    ``min``/``max`` bound numbers; ``choices`` lists allowed values of a ``choice`` column.
+    ``min``/``max`` bound numbers; ``choices`` lists allowed values of a ``choice`` column;
+    ``check`` names a format a text value must have (``email``, ``phone`` (E.164, normalised),
+    ``timezone`` (an IANA zone name); see :data:`adpilot.data.validation.CHECKS`).
     """
 
     name: str
@@ -30,6 +33,7 @@ class FieldSpec:
     choices: tuple[str, ...] = ()
     integer: bool = False
     max_chars: int | None = None
+    check: Check | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +89,10 @@ CUSTOMERS = RecordSchema(
         FieldSpec(C.AGE, "int", min=0, max=120, integer=True),
         FieldSpec(C.GENDER),
         FieldSpec(C.REGION),
+        # contact details for delivery (optional): a bad value quarantines the row
+        FieldSpec(C.EMAIL, check="email"),
+        FieldSpec(C.PHONE, check="phone"),
+        FieldSpec(C.TIMEZONE, check="timezone"),
     ),
 )
 
@@ -136,8 +144,28 @@ EVENTS = RecordSchema(
     ),
 )
 
+# What a customer agreed to, per channel; the kept rows also go to the delivery consent ledger
+# (adpilot.delivery.ledger), whose latest record per user and channel decides. Append-only:
+# ids derive from the content, so ingesting the same file again adds nothing.
+CONSENTS = RecordSchema(
+    name="consents",
+    id_field=C.ID,
+    id_prefix="k",
+    fields=(
+        FieldSpec(C.ID),
+        FieldSpec(C.USER_ID, required=True),
+        FieldSpec(C.CHANNEL, "choice", required=True, choices=("email", "sms", "push")),
+        FieldSpec(C.GRANTED, "choice", required=True,
+                  choices=("true", "false", "yes", "no", "1", "0")),
+        FieldSpec(C.AT, "datetime", required=True),
+        FieldSpec(C.SOURCE),
+    ),
+    identity=(C.USER_ID, C.CHANNEL, C.GRANTED, C.AT, C.SOURCE),
+)
+GRANTED_TRUE = ("true", "yes", "1")  # values of consents.granted that grant
+
 SCHEMAS: dict[str, RecordSchema] = {
-    s.name: s for s in (CUSTOMERS, PRODUCTS, REVIEWS, TRANSACTIONS, EVENTS)
+    s.name: s for s in (CUSTOMERS, PRODUCTS, REVIEWS, TRANSACTIONS, EVENTS, CONSENTS)
 }
 
 

@@ -4,7 +4,9 @@ its first problem, in schema order)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 import pandas as pd
@@ -72,6 +74,42 @@ class _Problems:
         self.reason[new] = reason if isinstance(reason, str) else reason.to_numpy(dtype=object)[new]
 
 
+# Loose on purpose: one @, no spaces, a dot in the domain. Deliverability is the provider's job.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+_E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+
+
+@cache
+def _zones() -> frozenset[str]:
+    from zoneinfo import available_timezones
+
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def _check_email(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    return text, text.map(lambda v: bool(_EMAIL.fullmatch(v)), na_action="ignore")
+
+
+def _check_phone(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    # separators people type (+1 (202) 555-0143) are dropped; a leading 00 is the same as +
+    norm = text.str.replace(_PHONE_SEPARATORS, "", regex=True).str.replace(r"^00", "+", regex=True)
+    return norm, norm.map(lambda v: bool(_E164.fullmatch(v)), na_action="ignore")
+
+
+def _check_timezone(text: pd.Series) -> tuple[pd.Series, pd.Series]:
+    zones = _zones()
+    return text, text.map(lambda v: v in zones, na_action="ignore")
+
+
+# check name → (normalise and test the non-empty values, what was expected)
+CHECKS = {
+    "email": (_check_email, "an e-mail address like name@example.com"),
+    "phone": (_check_phone, "an E.164 phone number: +, country code, number, e.g. +12025550143"),
+    "timezone": (_check_timezone, "an IANA time zone name like Asia/Shanghai or Europe/London"),
+}
+
+
 def _number_range_text(spec: FieldSpec) -> str:
     lo = "" if spec.min is None else f"{spec.min:g}"
     hi = "" if spec.max is None else f"{spec.max:g}"
@@ -123,6 +161,12 @@ def _check_field(spec: FieldSpec, raw: pd.Series, problems: _Problems) -> pd.Ser
                 f"{spec.name} has {n:,} characters; at most {spec.max_chars:,} are accepted"
                 for n in lengths[too_long]]
             problems.flag(too_long, spec.name, text, reasons)
+    if spec.check is not None:
+        test, expected = CHECKS[spec.check]
+        text, ok = test(text)
+        bad = ~empty & ~ok.fillna(False).astype(bool).to_numpy()
+        problems.flag(bad, spec.name, raw.astype("string").str.strip(),
+                      f"{spec.name} is not valid (expected {expected})")
     return text.where(~pd.Series(empty, index=text.index), None)
 
 
