@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
+from sample_contacts import contacts_and_consents  # tools/ is on the path when run as a script
+
 OUT = Path(__file__).resolve().parents[1] / "src" / "adpilot" / "sample"
 rng = random.Random(7)
 
@@ -598,13 +600,16 @@ def main() -> None:
     rv_rows = [[f"R{n:04d}", c.cid, pid, rev[1], rev[2], rev[0], iso(created)]
                for n, (created, c, pid, rev) in enumerate(reviews, start=1)]
 
-    cu_rows = [[c.cid, c.age, c.gender, c.region, c.signup.isoformat(), c.lang]
-               for c in sorted(customers, key=lambda c: c.cid)]
+    by_id = sorted(customers, key=lambda c: c.cid)
+    contact, consent_rows = contacts_and_consents([(c.cid, c.lang, c.region, c.signup)
+                                                   for c in by_id])
+    cu_rows = [[c.cid, c.age, c.gender, c.region, c.signup.isoformat(), c.lang, *contact[c.cid]]
+               for c in by_id]
     pr_rows = [list(p) for p in PRODUCTS]
 
     write("customers.csv",
-          ["customer_id", "age", "gender", "region", "signup_date", "preferred_language"],
-          cu_rows)
+          ["customer_id", "age", "gender", "region", "signup_date", "preferred_language",
+           "email", "phone", "timezone"], cu_rows)
     write("products.csv",
           ["product_id", "title", "category", "price", "currency", "description", "language"],
           pr_rows)
@@ -616,10 +621,12 @@ def main() -> None:
     write("events.csv",
           ["event_id", "campaign", "variant", "user_id", "channel", "type", "value", "time"],
           ev_rows)
+    write("consents.csv", ["customer_id", "channel", "granted", "at", "source"], consent_rows)
     seg = Counter(c.segment for c in customers)
     print(f"customers {len(cu_rows)} {dict(seg)}; products {len(pr_rows)}; "
           f"reviews {len(rv_rows)}; transactions {len(txn_rows)} lines in {len(orders)} "
-          f"invoices; events {len(ev_rows)}")
+          f"invoices; events {len(ev_rows)}; consents {len(consent_rows)} "
+          f"({sum(r[2] == 'false' for r in consent_rows)} withdrawn)")
 
 
 if __name__ == "__main__":
