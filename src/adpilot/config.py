@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         default=None, description="Public base URL of adpilot serve, for unsubscribe and tracked links.")
     link_secret: SecretStr | None = Field(
         default=None, description="Signs unsubscribe and tracked-link tokens.")
+    # what a message costs (the provider's price, in the shop's currency): the ROI's cost side
+    price_email: float = Field(default=0.001, ge=0, description="Price of one e-mail sent.")
+    price_sms: float = Field(default=0.05, ge=0, description="Price of one SMS sent.")
+    price_push: float = Field(default=0.0002, ge=0, description="Price of one push notification.")
+    price_llm_1k_tokens: float = Field(
+        default=0.0, ge=0, description="Price of 1,000 LLM tokens (0: a local model).")
 
     @field_validator("data_dir", "datasets_mirror", "smtp_from", "webhook_url", "public_url",
                      mode="before")
