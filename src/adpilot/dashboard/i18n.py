@@ -95,12 +95,28 @@ STRINGS: dict[str, tuple[str, str]] = {
     "rates_over_time": ("Rates over time (95% intervals)", "转化率趋势（95% 区间）"),
     "clicks": ("Clicks", "点击"),
     "conversions": ("Conversions", "转化"),
-    "cost": ("Cost (assumed)", "成本（估算）"),
+    "cost": ("Cost", "成本"),
     "roi_col": ("ROI", "回报率"),
     "ctr": ("CTR", "点击率"),
     "cvr": ("CVR", "转化率"),
-    "roi_note": ("Cost assumes a price per 1,000 impressions per channel: ",
-                 "成本按各渠道每千次曝光价格估算："),
+    "roi_kind": ("Kind", "类型"),
+    "kind_incremental": ("incremental", "增量"),
+    "kind_attributed": ("attributed, not incremental", "归因（非增量）"),
+    "roi_revenue": ("Revenue used", "计入收入"),
+    "treated": ("Treated", "触达"),
+    "control": ("Control", "对照"),
+    "messages": ("Messages", "消息数"),
+    "roi_intro": ("ROI = (revenue − cost) / cost. Where a campaign has a control group (customers "
+                  "held out), revenue is incremental: orders per treated customer minus per "
+                  "control customer, times the treated, with a 95% interval. Where it has none, "
+                  "the figure is attributed: everything credited to the campaign, including "
+                  "sales that would have happened anyway.",
+                  "回报率 =（收入 − 成本）/ 成本。活动有对照组（被留出的客户）时，收入为增量："
+                  "每位触达客户的订单金额减去每位对照客户的金额，乘以触达人数，并给出 95% 区间；"
+                  "没有对照组时，数字只是归因值：记在活动名下的全部收入，包括本来就会发生的购买。"),
+    "roi_note": ("Cost: the provider's price per message (",
+                 "成本：服务商每条消息的价格（"),
+    "roi_note_media": ("), media per 1,000 impressions: ", "），媒体每千次曝光："),
     "stop_yes": ("stop: winner", "可停止：胜出者"),
     "stop_no": ("keep going", "继续收集"),
     "job": ("Job", "任务"),

@@ -316,11 +316,15 @@ def mount(app: FastAPI, state: AppState) -> None:
         session = sessions.require(request)
         if wait := state.costly.take(client_of(request)):
             return busy(request, session, wait)
-        from adpilot.api.roi import DEFAULT_CPM, roi_from_store
+        from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
+        from adpilot.report.charts import roi_chart
 
         camps = state.campaigns.list()
-        table = roi_from_store(state.store, dict(zip(camps["id"], camps["name"], strict=True)))
-        return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM)
+        table = roi_from_store(state.store, dict(zip(camps["id"], camps["name"], strict=True)),
+                               settings=state.settings)
+        figure = charts.locked(roi_chart, table, zh=_lang(request) == "zh")
+        return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM,
+                      prices=prices_for(state.settings), figure=figure)
 
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

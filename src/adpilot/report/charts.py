@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import matplotlib
 
 matplotlib.use("Agg")  # files only, no display
@@ -85,3 +87,42 @@ def qini_chart(curves: dict, *, title: str = "Qini curve") -> str:
     ax.set_ylabel("incremental outcomes")
     ax.legend(frameon=False, fontsize=9)
     return figure_svg(fig)
+
+
+def roi_chart(table: pd.DataFrame, *, zh: bool = False) -> str:
+    """Revenue against cost per campaign (one row per campaign of
+    :func:`adpilot.optimization.roi_store.roi_frame`): incremental revenue as solid bars with
+    their 95% interval, attributed revenue as hatched grey bars labelled so, cost as a marker."""
+    if table.empty:
+        return ""
+    t = table.reset_index(drop=True)
+    title = "收入与成本（增量含 95% 区间）" if zh else "Revenue against cost (incremental: 95% interval)"
+    fig, ax = _axes(title, size=(5.6, 0.9 + 0.5 * len(t)))
+    y = list(range(len(t)))[::-1]
+    inc = (t["kind"] == "incremental").to_numpy()
+    revenue = pd.to_numeric(t["revenue"], errors="coerce").fillna(0.0).to_numpy()
+    labels = {"incremental": "增量收入" if zh else "incremental revenue",
+              "attributed": "归因收入（非增量）" if zh else "attributed revenue (not incremental)"}
+    for kind, mask, style in (("incremental", inc, {"color": PALETTE[0]}),
+                              ("attributed", ~inc, {"color": "#c7c7c7", "hatch": "//",
+                                                    "edgecolor": "#7f7f7f"})):
+        if mask.any():
+            ax.barh([y[i] for i in range(len(t)) if mask[i]], revenue[mask], height=0.5,
+                    label=labels[kind], **style)
+    if inc.any():
+        low = pd.to_numeric(t["revenue_low"], errors="coerce").to_numpy()
+        high = pd.to_numeric(t["revenue_high"], errors="coerce").to_numpy()
+        has = inc & ~pd.isna(low) & ~pd.isna(high)
+        ax.errorbar(revenue[has], [y[i] for i in range(len(t)) if has[i]],
+                    xerr=[revenue[has] - low[has], high[has] - revenue[has]], fmt="none",
+                    ecolor="#1d2430", capsize=4, label="95% 区间" if zh else "95% interval")
+    ax.scatter(pd.to_numeric(t["cost"], errors="coerce").fillna(0.0), y, marker="D",
+               color=PALETTE[3], zorder=3, label="成本" if zh else "cost")
+    ax.axvline(0, color="#7f7f7f", linewidth=0.8)
+    ax.set_yticks(y, [str(n)[:28] for n in t["name"]])
+    ax.set_xlabel("金额（原币种相加）" if zh else "amount (currencies as recorded)")
+    ax.legend(frameon=False, fontsize=8, loc="best")
+    # text stays text in the SVG, so the browser draws Chinese in its own fonts (none here has CJK)
+    with plt.rc_context({"svg.fonttype": "none"}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing")
+        return figure_svg(fig)
