@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pandas as pd
-import pytest
 
 from adpilot.data.ingest import ingest_file
 from adpilot.delivery.ledger import CONSENTS, Ledger
@@ -29,13 +28,6 @@ C4,sms,maybe,2025-01-01T00:00:00Z,import
 C5,push,true,not a time,app
 C6,push,1,2025-03-01T08:00:00+08:00,app
 """
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'consents.db'}").init()
-    yield s
-    s.dispose()
 
 
 def _ledger_rows(store: Store) -> list[tuple]:

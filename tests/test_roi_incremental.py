@@ -31,8 +31,8 @@ RULES = Rules(holdout_share=0.1, campaign_holdout_share=0.1, quiet_start=time(0)
 PRICES = Prices(email=0.001, sms=0.05, push=0.0002)
 
 
-def _store(tmp_path) -> Store:
-    return Store(f"sqlite:///{tmp_path / 'roi.db'}").init()
+def _store(db_url: str) -> Store:
+    return Store(db_url).init()
 
 
 def _send_campaign(store: Store, tmp_path, n: int, *, rules: Rules, no_consent_every: int = 0):
@@ -74,8 +74,8 @@ def _orders(store: Store, users: list[str], treated: set[str], seed: int = 1) ->
                                            "attributes": ["{}", "{}"]}))
 
 
-def test_known_lift_is_recovered_within_the_interval(tmp_path):
-    store = _store(tmp_path)
+def test_known_lift_is_recovered_within_the_interval(tmp_path, db_url):
+    store = _store(db_url)
     users, granted, result = _send_campaign(store, tmp_path, 2000, rules=RULES,
                                             no_consent_every=10)
     ledger = Ledger(store)
@@ -107,8 +107,8 @@ def test_known_lift_is_recovered_within_the_interval(tmp_path):
     store.dispose()
 
 
-def test_no_control_group_is_attributed(tmp_path):
-    store = _store(tmp_path)
+def test_no_control_group_is_attributed(tmp_path, db_url):
+    store = _store(db_url)
     users, _, result = _send_campaign(store, tmp_path, 200, rules=Rules(quiet_start=time(0),
                                                                         quiet_end=time(0)))
     assert result.sent == 200
@@ -144,7 +144,7 @@ def test_interval_covers_the_true_lift_about_95_percent_of_the_time():
 
 
 def test_the_sample_campaign_is_attributed_and_costed_per_message(tmp_path):
-    store = _store(tmp_path)
+    store = _store(f"sqlite:///{tmp_path / 'roi.db'}")
     for kind in ("customers", "products", "transactions", "events"):
         ingest_file(kind, sample_dir() / f"{kind}.csv", store=store, quarantine_dir=tmp_path)
     (roi,) = campaign_rois(store, prices=Prices.from_settings(Settings(home=tmp_path)))
