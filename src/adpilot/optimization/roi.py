@@ -24,7 +24,7 @@ MESSAGE_CHANNELS = ("email", "sms", "push")
 # Assumed media cost per 1,000 impressions of channels that are not messages (bought reach).
 DEFAULT_MEDIA_CPM = {"social": 6.0, "search_ad": 10.0}
 FALLBACK_CPM = 2.0
-BOOTSTRAP_MAX_USERS = 200_000  # above this the normal approximation is used (same answer, less time)
+BOOTSTRAP_MAX_USERS = 50_000  # above this a normal approximation (the same answer at that size, no wait)
 _DRAWS_PER_CHUNK = 2_000_000  # bounded memory for the bootstrap's index draws
 
 ROIKind = Literal["incremental", "attributed"]
