@@ -38,10 +38,15 @@ def roi_section(report: Report, store, *, names: dict[str, str] | None = None,
                 settings=None) -> Section:
     """Add "ROI · 投资回报" to ``report`` from ``store`` (prices from ``settings``, default the
     environment's) and return it."""
-    from adpilot.api.roi import roi_from_store
+    from adpilot.optimization.roi import Prices
+    from adpilot.optimization.roi_store import campaign_rois, roi_frame
     from adpilot.report.charts import roi_chart
 
-    table = roi_from_store(store, names, settings=settings)
+    if settings is None:
+        from adpilot.config import get_settings
+
+        settings = get_settings()
+    table = roi_frame(campaign_rois(store, names, prices=Prices.from_settings(settings)))
     sec = report.section("ROI · 投资回报")
     if table.empty:
         sec.parts.append(Report.text("No campaign yet. 暂无营销活动。", note=True))
