@@ -203,3 +203,22 @@ def test_api_and_dashboard_give_the_new_fields(tmp_path, monkeypatch):
         assert page.status_code == 200, page.text[:500]
         assert 'data-kind="incremental"' in page.text and "增量：统计发送后" in page.text
         assert '<figure id="roi-chart"><svg' in page.text and "95% 区间" in page.text
+
+
+def test_report_section_plots_and_tabulates_both_kinds(tmp_path):
+    from adpilot.report import Report
+    from adpilot.report.roi import roi_section
+
+    store = _store(f"sqlite:///{tmp_path / 'report.db'}")
+    users, granted, _ = _send_campaign(store, tmp_path, 400, rules=RULES)
+    _orders(store, users, {u for u in granted if not RULES.in_holdout(u)
+                           and not RULES.in_campaign_holdout("spring", u)})
+    ingest_file("events", sample_dir() / "events.csv", store=store, quarantine_dir=tmp_path)
+    report = Report("ROI")
+    section = roi_section(report, store, settings=Settings(home=tmp_path))
+    html = report.render()
+    assert section.title == "ROI · 投资回报" and html.count("<svg") == 1
+    assert "95% interval" in html and "attributed revenue (not incremental)" in html
+    assert "spring-launch: Attributed, not incremental" in html
+    assert "spring：增量" in html and "incremental" in html
+    store.dispose()
