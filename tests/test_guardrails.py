@@ -241,10 +241,10 @@ def test_failing_sentences_are_dropped_and_the_rest_kept():
 
     en = GuardContext(channel_spec("email", "en"), kit, facts="linen dress")
     body = ("Guaranteed to fit. It is soft linen and easy to care for, with a relaxed cut "
-            "you can wear every day. Only $19.99 this week. Reply STOP to opt out.")
+            "you can wear every day. Only $19.99 this week. Shop it today.")
     fixed, dropped = drop_failing_sentences({"subject": "Your new dress", "body": body}, en)
     assert dropped == ["Guaranteed to fit.", "Only $19.99 this week."]
-    assert fixed["body"].startswith("It is soft linen") and fixed["body"].endswith("opt out.")
+    assert fixed["body"].startswith("It is soft linen") and fixed["body"].endswith("today.")
     # a field that is nothing but a failing sentence cannot be saved by an edit
     fixed, _ = drop_failing_sentences({"subject": "The best dress ever", "body": body}, en)
     assert fixed["subject"] == "" and check_copy(fixed, en)

@@ -8,7 +8,13 @@
   ("full-grain leather" on a serum, 「价格实惠，性价比非常高」, hair on trousers);
 - ``mixed_language``: English words in Chinese copy the record does not have (「偏爱穿 knitwear」);
 - ``prompt_echo``: our instructions or JSON debris in the copy (「推荐用舒适、日常…等词」, a stray ``}``);
-- ``cta``: every channel ends in a call to action.
+- ``cta``: every channel ends in a call to action;
+- ``opener``: filler a marketer cuts ("Just wanted to tell you about…", "Hey there!", 「亲爱的朋友们」);
+- ``opt_out``: an SMS opt-out ("Reply STOP") where it means nothing (an e-mail: its opt-out is
+  the unsubscribe footer delivery adds).
+
+:func:`tidy` repairs what needs no model call before the checks run: those openers, product
+names in ``<angle brackets>``, stray braces, an SMS opt-out in an e-mail.
 
 Importing :mod:`adpilot.generation.guardrails` registers them (it imports this module last).
 """
@@ -337,3 +343,72 @@ def with_cta(fields: Fields, spec: ChannelSpec, brand: BrandKit) -> Fields:
     if not body or len(new) > spec.limits[main][1]:
         return fields
     return {**fields, main: new}
+
+
+# --- filler openers, opt-outs out of place, and the repairs that need no model call ------------
+
+# at the start of a field: a greeting or "just wanted to tell you about" before the real opening
+OPENER: dict[str, re.Pattern[str]] = {
+    "en": re.compile(r"^\s*(?:(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
+                     r"\s*[!,.]+\s*)+|(?:we\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
+                     r"you\s+(?:know\s+)?about\s+|(?:we(?:'re|’re|\s+are)\s+)?(?:so\s+)?(?:thrilled|"
+                     r"excited|happy|delighted)\s+to\s+(?:share|introduce|announce|present|tell you"
+                     r"\s+about)(?:\s+that)?\s+)", re.I),
+    "zh": re.compile(r"^\s*(?:(?:亲爱的[^，,！!。\s]{0,8}|嗨|哈喽|你们好|你好|您好|大家好|各位)"
+                     r"[，,！!。～~\s]+)+|^\s*(?:我们)?(?:今天)?想(?:告诉|分享给)你[，,：:]?"),
+}
+# the same filler anywhere (what the repair did not reach): a sentence-level check
+FILLER: dict[str, re.Pattern[str]] = {
+    "en": re.compile(r"\bjust wanted to\b|\bwanted to (?:tell|let) you\b|\b(?:hey|hi) there\b|"
+                     r"\bold friends\b", re.I),
+    "zh": re.compile(r"亲爱的(?:朋友|顾客|用户|家人)|你们好|大家好"),
+}
+
+
+@guardrail("opener")
+def check_opener(fields: Fields, ctx: GuardContext) -> list[str]:
+    """No filler a marketer cuts: greetings and "just wanted to tell you about"."""
+    hits = sorted({m.group(0) for m in FILLER[ctx.lang].finditer(_text(fields, ctx))})
+    return [f"cut the filler ({', '.join(hits)}): open with the product and what it offers"] \
+        if hits else []
+
+
+SMS_OPT_OUT = re.compile(r"(?:reply|text)\s+stop\b[^.!?\n]*[.!]?|回复?\s?(?:T|TD)\s?退订[。！!]?", re.I)
+
+
+@guardrail("opt_out")
+def check_opt_out(fields: Fields, ctx: GuardContext) -> list[str]:
+    """An SMS opt-out only where it is the brand's disclaimer: an e-mail unsubscribes through
+    the footer and header delivery adds."""
+    if SMS_OPT_OUT.search(_text(fields, ctx)):
+        return ["remove the opt-out text ('Reply STOP'): we add the channel's own opt-out"]
+    return []
+
+
+_SLOT = re.compile(r"[<{\[]([^<>{}\[\]\n]{2,60})[>}\]]")
+PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
+
+
+def tidy(fields: Fields, ctx: GuardContext) -> Fields:
+    """Repairs that need no model call, made before the checks: a filler opener cut (the rest
+    capitalised), a product name or record phrase in ``<…>``/``{…}``/``[…]`` unwrapped (an unknown
+    slot such as ``<name!>`` stays for the placeholder check), stray braces removed, and an SMS
+    opt-out dropped from a channel whose disclaimer is not one."""
+    facts = ctx.facts.lower()
+    disclaimer = ctx.brand.disclaimer_for(ctx.spec.channel, ctx.lang)
+    out = {}
+    for name, text in fields.items():
+        m = OPENER[ctx.lang].match(text)
+        rest = text[m.end():] if m else ""
+        # not when the "greeting" is the record's own words (a Hello Kitty bag)
+        if m and len(rest.strip()) >= 3 and m.group(0).strip(" !,.，！。").lower() not in facts:
+            text = rest[:1].upper() + rest[1:] if ctx.lang == "en" else rest
+        text = _SLOT.sub(lambda m: m.group(1) if m.group(1).strip().lower() in facts
+                         else m.group(0), text)
+        slots = [m.span() for m in PLACEHOLDER_SLOT.finditer(text)]
+        text = "".join(c for i, c in enumerate(text)
+                       if c not in "{}" or any(a <= i < b for a, b in slots))
+        if not disclaimer or not SMS_OPT_OUT.fullmatch(disclaimer):
+            text = SMS_OPT_OUT.sub("", text)
+        out[name] = re.sub(r"[ \t]{2,}", " ", text).strip()
+    return out

@@ -32,7 +32,7 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
-from adpilot.generation.copy_checks import dedupe_clauses, with_cta
+from adpilot.generation.copy_checks import dedupe_clauses, tidy, with_cta
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
@@ -334,7 +334,7 @@ class CopyGenerator:
             """Finalised fields; if they fail, the copy without its failing sentences when
             that passes every guardrail (one edit instead of another model call); copy with
             no call to action gets the channel's own."""
-            fields = with_cta(finalize(value, spec, self.brand), spec, self.brand)
+            fields = with_cta(tidy(finalize(value, spec, self.brand), ctx), spec, self.brand)
             violations = check_copy(fields, ctx)
             for clauses in (False, True) if violations else ():  # whole sentences first
                 fixed, dropped = drop_failing_sentences(fields, ctx, clauses=clauses)

@@ -364,7 +364,7 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
 SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
                   "complaint", "placeholder", "audience", "voice", "unsupported", "mixed_language",
-                  "prompt_echo")
+                  "prompt_echo", "opener", "opt_out")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 

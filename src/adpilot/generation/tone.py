@@ -65,6 +65,12 @@ def _complaint_model(lang: str, path: Path) -> Pipeline | Exception:
         return exc
 
 
+# (lang, data hash) -> a model fitted in this process: another model cache (another
+# ADPILOT_HOME) gets a copy written instead of a second 10-20 s fit; the data are still read
+# there, so a home without them still falls back as stated
+_FITTED: dict[tuple[str, str], Pipeline] = {}
+
+
 def build_complaint_model(lang: str, path: Path | None = None) -> Pipeline:
     """Fit (10-20 s on 2 cores) or load the classifier for ``lang`` (``en`` or ``zh``), kept in
     the model cache (``path``, default the settings' one), tagged with a hash of the training
@@ -80,8 +86,10 @@ def build_complaint_model(lang: str, path: Path | None = None) -> Pipeline:
             cached = pickle.load(fh)  # written below by this function
         if cached.get("data_hash") == digest:
             return cached["model"]
-    model = tfidf_classifier(lang).fit(texts, y)
-    log.info("complaint model %s: %d reviews, %.1f%% negative", lang, len(y), 100 * y.mean())
+    model = _FITTED.get((lang, digest))  # fitted on these very rows earlier in this process
+    if model is None:
+        model = _FITTED[(lang, digest)] = tfidf_classifier(lang).fit(texts, y)
+        log.info("complaint model %s: %d reviews, %.1f%% negative", lang, len(y), 100 * y.mean())
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as fh:
