@@ -7,7 +7,7 @@ fitted on the 80 % side and scored on the 20 % test side (polarity/en: 3,964 rev
 
 Candidates per English task:
 - ``tfidf``: the TF-IDF + LR half alone (no torch);
-- ``head-N``: :class:`~adpilot.profiling.sentiment_head.SentimentHeadModel`, an LR head over
+- ``head-N``: :class:`~adpilot.profiling.sentiment.SentimentHeadModel`, an LR head over
   frozen MiniLM sentence embeddings of N training reviews (reproducible subsample), averaged
   with the TF-IDF half fitted on all of them;
 - ``full``: the fully fine-tuned default (``adpilot sentiment train-defaults --full``). Its test
@@ -43,15 +43,17 @@ import numpy as np
 
 from adpilot.profiling.sentiment import (
     DEFAULT_MODELS,
+    QUICK_MODELS,
     SPLIT_SEED,
     TEST_SIZE,
+    SentimentHeadModel,
     SentimentModel,
     classification_metrics,
     default_model_dir,
     default_split,
+    hash_subsample,
     task_labels,
 )
-from adpilot.profiling.sentiment_head import QUICK_MODELS, SentimentHeadModel, hash_subsample
 
 RESULTS = Path(__file__).parent / "results"
 STUDY_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "sentiment_first_run"
@@ -72,7 +74,7 @@ def test_metrics(model: SentimentModel, texts: list[str], y: np.ndarray) -> dict
 def cold_rate(threads: int | None, texts: list[str]) -> float:
     """Seconds per text of the frozen encoder on these reviews, uncached (measured now)."""
     from adpilot.profiling.embeddings import minilm_path
-    from adpilot.profiling.sentiment_head import MiniLMEncoder
+    from adpilot.profiling.sentiment import MiniLMEncoder
 
     enc = MiniLMEncoder(minilm_path(), num_threads=threads)
     enc.encode(texts[:16])  # load the model outside the timing

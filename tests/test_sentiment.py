@@ -124,13 +124,13 @@ def test_zero_tfidf_weight_skips_the_lexical_half(fitted, reviews):
 
 
 def test_class_weights_shift_probability_to_rare_ratings(tiny_backbone, reviews):
-    from adpilot.profiling.sentiment import _loss_weights
+    from adpilot.profiling.sentiment.finetune import loss_weights
 
     target = np.array([0, 0, 0, 1, 4, 4, 4, 4])
-    balanced = _loss_weights("balanced", target, 5)
+    balanced = loss_weights("balanced", target, 5)
     np.testing.assert_allclose(balanced, [8 / 15, 8 / 5, 1, 1, 8 / 20])  # class 2, 3 absent: 1
-    np.testing.assert_allclose(_loss_weights("sqrt", target, 5), np.sqrt(balanced))
-    assert _loss_weights(None, target, 5) is None
+    np.testing.assert_allclose(loss_weights("sqrt", target, 5), np.sqrt(balanced))
+    assert loss_weights(None, target, 5) is None
     with pytest.raises(ConfigError, match="'class_weight'"):
         _model(tiny_backbone, class_weight="inverse").fit(reviews["text"], reviews["Rating"])
 
@@ -173,15 +173,15 @@ def test_bf16_inference_agrees_with_fp32_and_keeps_the_fp32_model(fitted, review
 def test_cls_only_last_layer_gives_the_full_models_logits(fitted, reviews):
     import torch
 
-    from adpilot.profiling.sentiment import _cls_logits, _pad, _supports_cls_only
+    from adpilot.profiling.sentiment.encoder import cls_logits, pad, supports_cls_only
 
     net, tok = fitted.transformer_, fitted.tokenizer_
-    assert _supports_cls_only(net)
+    assert supports_cls_only(net)
     enc = tok(reviews["text"].tolist()[:9], truncation=True, max_length=64)["input_ids"]
-    inputs = _pad(enc, tok.pad_token_id or 0, torch, "cpu")  # padded: the mask matters
+    inputs = pad(enc, tok.pad_token_id or 0, torch, "cpu")  # padded: the mask matters
     with torch.inference_mode():
         full = net(**inputs).logits
-        fast = _cls_logits(net, inputs["input_ids"], inputs["attention_mask"])
+        fast = cls_logits(net, inputs["input_ids"], inputs["attention_mask"])
     assert full.shape == fast.shape
     torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
 
@@ -242,7 +242,7 @@ def test_chinese_extends_vocabulary(tiny_backbone, reviews_zh):
 def test_frozen_layers_are_cached_and_unchanged(tiny_backbone, reviews):
     import torch
 
-    from adpilot.profiling.sentiment import _lower_forward, _pad, _upper_forward
+    from adpilot.profiling.sentiment.encoder import lower_forward, pad, upper_forward
 
     model = _model(tiny_backbone, freeze_layers=1).fit(reviews["text"], reviews["Rating"])
     net = model.transformer_
@@ -254,11 +254,11 @@ def test_frozen_layers_are_cached_and_unchanged(tiny_backbone, reviews):
                            before.encoder.layer[1].output.dense.weight)
     # the split forward used in training equals the full forward used in prediction
     enc = model.tokenizer_(reviews["text"].tolist()[:4])["input_ids"]
-    inputs = _pad(enc, model.tokenizer_.pad_token_id, torch, "cpu")
+    inputs = pad(enc, model.tokenizer_.pad_token_id, torch, "cpu")
     with torch.inference_mode():
         full = net(**inputs).logits
-        hidden = _lower_forward(net, inputs["input_ids"], inputs["attention_mask"], 1)
-        split = _upper_forward(net, hidden, inputs["attention_mask"], 1)
+        hidden = lower_forward(net, inputs["input_ids"], inputs["attention_mask"], 1)
+        split = upper_forward(net, hidden, inputs["attention_mask"], 1)
     torch.testing.assert_close(full, split)
 
 

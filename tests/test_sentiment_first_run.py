@@ -10,19 +10,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from adpilot.profiling import sentiment_head
 from adpilot.profiling.sentiment import (
+    QUICK_MODELS,
+    EmbeddingCache,
+    SentimentHeadModel,
     SentimentModel,
     cached_default_dir,
     default_model_dir,
     default_split,
     ensure_default_models,
+    hash_subsample,
     load_default_model,
     quick_model_dir,
     source_label,
     task_labels,
 )
-from adpilot.profiling.sentiment_head import EmbeddingCache, SentimentHeadModel, hash_subsample
 
 pytest.importorskip("torch")
 pytest.importorskip("sentence_transformers")
@@ -44,8 +46,8 @@ def _balanced(texts: list[str], labels: np.ndarray, per_class: int) -> tuple[lis
 def test_quick_default_is_built_first_predicts_real_reviews_and_yields_to_full(monkeypatch):
     # a smaller head and validation slice than the shipped settings keep the test short; the
     # data, the split and the code path are those of the first `adpilot run`
-    monkeypatch.setitem(sentiment_head.QUICK_MODELS, ("polarity", "en"),
-                        {**sentiment_head.QUICK_MODELS[("polarity", "en")],
+    monkeypatch.setitem(QUICK_MODELS, ("polarity", "en"),
+                        {**QUICK_MODELS[("polarity", "en")],
                          "max_head_train": 400, "val_fraction": 0.02})
     assert cached_default_dir("polarity", "en") is None
     seen: list[tuple[str, int, int]] = []

@@ -92,8 +92,7 @@ def train(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Fine-tune a sentiment model on a labelled file and save it (resumes if interrupted)."""
-    from adpilot.profiling.sentiment import SentimentModel
-    from adpilot.profiling.sentiment_head import SentimentHeadModel
+    from adpilot.profiling.sentiment import SentimentHeadModel, SentimentModel
 
     texts, labels, skipped = _read(data, text_col, label_col)
     try:
@@ -226,11 +225,11 @@ def train_defaults(
     """
     from adpilot.profiling.sentiment import (
         DEFAULT_MODELS,
+        QUICK_MODELS,
         cached_default_dir,
         default_model_dir,
         ensure_default_models,
     )
-    from adpilot.profiling.sentiment_head import QUICK_MODELS
 
     labels = {}
     for task, lang in DEFAULT_MODELS:

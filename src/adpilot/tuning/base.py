@@ -19,6 +19,7 @@ from typing import Any
 
 from adpilot.config import get_settings
 from adpilot.deps import require
+from adpilot.devices import resolve_device  # noqa: F401 (tuning.train/evaluate import it here)
 from adpilot.errors import ConfigError, InputError
 
 PROVENANCE = "adpilot-base.json"
@@ -46,18 +47,6 @@ GENERIC_TEMPLATE = (
     "{{ '<|' + m['role'] + '|>\n' + m['content'] + eos_token + '\n' }}"
     "{%- endfor -%}"
     "{%- if add_generation_prompt -%}{{ '<|assistant|>\n' }}{%- endif -%}")
-
-
-def resolve_device(device: str = "auto") -> str:
-    """``auto`` → ``cuda`` when a GPU is visible, else ``mps``, else ``cpu``."""
-    torch = require("torch", feature="fine-tuning")
-    if device != "auto":
-        return device
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
 
 
 def train_dtype(device: str):

@@ -1,6 +1,6 @@
-"""The quick default sentiment model: a logistic-regression head over frozen MiniLM sentence
-embeddings, averaged with the TF-IDF half, as :class:`~adpilot.profiling.sentiment.SentimentModel`
-averages its fine-tuned transformer with it.
+"""The quick sentiment model: a logistic-regression head over frozen MiniLM sentence embeddings,
+averaged with the TF-IDF half, as :class:`~adpilot.profiling.sentiment.SentimentModel` averages
+its fine-tuned transformer with it.
 
 Why: fine-tuning MiniLM for the English defaults costs 11-37 min on 2 quiet cores (40 min on a
 busy machine), which a first ``adpilot run`` cannot afford. Encoding a few thousand reviews once
@@ -27,15 +27,11 @@ from typing import Any
 import numpy as np
 
 from adpilot.deps import require
-from adpilot.profiling.sentiment import SentimentModel, set_threads
+from adpilot.devices import resolve_device, set_threads
+from adpilot.profiling.embeddings import minilm_path
+from adpilot.profiling.sentiment.model import SentimentModel
 
 EMBED_DIM = 384
-# The quick defaults built by `ensure_default_models` (English; Chinese is TF-IDF only and
-# cheap already). Chosen with evaluation/sentiment_first_run.py: see its results file.
-QUICK_MODELS: dict[tuple[str, str], dict[str, Any]] = {
-    ("rating", "en"): {"max_head_train": 2000, "val_fraction": 0.06, "tfidf_char_ngrams": False},
-    ("polarity", "en"): {"max_head_train": 2000, "val_fraction": 0.06},
-}
 CHUNK = 256  # texts per encode call: the unit of progress and of the disk cache's shards
 
 
@@ -183,10 +179,9 @@ class SentimentHeadModel(SentimentModel):
     def _encoder(self) -> MiniLMEncoder:
         enc = getattr(self, "_encoder_", None)
         if enc is None:
-            from adpilot.profiling.sentiment import resolve_device
-
-            enc = MiniLMEncoder(self.backbone_, max_length=self.max_length,
-                                device=resolve_device(self.device), num_threads=self.num_threads)
+            device = resolve_device(self.device, feature="transformer sentiment models")
+            enc = MiniLMEncoder(self.backbone_, max_length=self.max_length, device=device,
+                                num_threads=self.num_threads)
             self._encoder_ = enc
         return enc
 
@@ -236,8 +231,6 @@ class SentimentHeadModel(SentimentModel):
 
     def _load_transformer(self, d: Path, device: str) -> None:
         import joblib
-
-        from adpilot.profiling.embeddings import minilm_path
 
         self.transformer_ = joblib.load(d / "head.joblib")
         self.tokenizer_ = None
