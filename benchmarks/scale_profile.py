@@ -150,8 +150,8 @@ def prepare_pool(folder: Path) -> None:
     import numpy as np
     from profile_build import review_pool
 
-    from adpilot.backends.executor.stages import AspectStage
     from adpilot.profiling.embeddings import LsaEmbedder
+    from adpilot.profiling.steps import AspectStage
 
     if (folder / "pool_embeddings.npy").is_file():
         return
@@ -364,8 +364,8 @@ def sentiment_child(args) -> dict:
     from profile_build import make_rows
 
     from adpilot.backends.executor import Stage
-    from adpilot.backends.executor.stages import SentimentStage
     from adpilot.profiling.sentiment import default_model_dir
+    from adpilot.profiling.steps import SentimentStage
 
     models_dir = str(default_model_dir("polarity", "en").parent)
     if not (Path(models_dir) / "sentiment-polarity-zh" / "meta.json").is_file():

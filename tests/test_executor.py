@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from adpilot.backends.executor import LocalExecutor, Stage, get_executor
-from adpilot.backends.executor.stages import ScoreStage
 from adpilot.errors import ConfigError
 from adpilot.profiling.build import profile_tables
 from adpilot.profiling.scaled import profile_tables_with
+from adpilot.scoring.batch import ScoreStage
 
 transformers = pytest.importorskip("transformers")
 pytest.importorskip("tokenizers")
@@ -141,7 +141,7 @@ def test_ray_and_local_give_the_same_scorecards(shared_data, cache, ray_executor
 
 def test_stage_outputs_as_parquet_parts(tmp_path, ray_executor, data):
     from adpilot.backends.executor import read_parquet_parts
-    from adpilot.backends.executor.stages import AspectStage
+    from adpilot.profiling.steps import AspectStage
 
     reviews = data[0].assign(polarity=0.0)[["id", "text", "language", "polarity"]]
     stage = Stage("aspects", AspectStage, batch_size=100)

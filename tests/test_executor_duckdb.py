@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 
 from adpilot.backends.executor import LocalExecutor, Stage
-from adpilot.backends.executor.stages import AspectStage, EmbeddingStage, embedding_columns
 from adpilot.profiling.aspects import extract_aspects
+from adpilot.profiling.constants import embedding_columns
 from adpilot.profiling.embeddings import LsaEmbedder
 from adpilot.profiling.profiles import ASPECTS, build_profiles
+from adpilot.profiling.steps import AspectStage, EmbeddingStage
 
 duck = pytest.importorskip("adpilot.profiling.duck")
 pytest.importorskip("duckdb")

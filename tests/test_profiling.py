@@ -10,7 +10,8 @@ from adpilot.data import ingest_file
 from adpilot.datasets import load_dataset
 from adpilot.pipeline import sample_dir
 from adpilot.profiling.aspects import extract_aspects
-from adpilot.profiling.build import profile_tables, rating_polarity
+from adpilot.profiling.build import profile_tables
+from adpilot.profiling.polarity import rating_polarity
 from adpilot.profiling.profiles import build_profiles, query_profiles
 from adpilot.profiling.rfm import compute_rfm
 from adpilot.profiling.segments import SegmentModel

@@ -18,6 +18,7 @@ import pandas as pd
 import yaml
 
 from adpilot.data import columns as C
+from adpilot.profiling.constants import ASPECT_COLUMNS
 
 _CLAUSE_SPLIT = {
     "en": r"[.!?;\n]+|,\s*(?:but|though|although|however)\b|\b(?:but|however|although)\b",
@@ -117,7 +118,7 @@ def extract_aspects(reviews: pd.DataFrame, *, overall: pd.Series | None = None) 
                 "row": o.index, "aspect": aspect, "score": score.to_numpy(),
                 "evidence": clauses[hit].to_numpy()}))
     if not frames:
-        return pd.DataFrame(columns=["review_id", "aspect", "score", "mentions", "evidence"])
+        return pd.DataFrame(columns=ASPECT_COLUMNS)
     long = pd.concat(frames, ignore_index=True)
     out = (long.groupby(["row", "aspect"], sort=False)
            .agg(score=("score", "mean"), mentions=("score", "size"), evidence=("evidence", "first"))

@@ -1,112 +1,49 @@
-"""Profile the store: reviews, customers, products and transactions in → per-review sentiment
-and aspects, user profiles, segments out (stored, and exported as Parquet/CSV)."""
+"""The profiling stage, one workflow: reviews, customers, products and transactions in →
+per-review sentiment and aspects, user profiles, segments out (stored, and exported as
+Parquet/CSV).
+
+    choose sentiment and embedder (once) → review steps → profiles → segments
+
+The review steps (sentiment, aspects, embeddings; :mod:`adpilot.profiling.steps`) run in this
+process over the whole table (``executor=None``, the default) or as batch stages on an
+executor (``LocalExecutor``, ``RayExecutor``) with their outputs as Parquet parts; the results
+are the same either way (``tests/test_executor.py``). Data that does not fit in memory goes
+through the same steps with DuckDB doing the aggregation:
+:func:`adpilot.profiling.scaled.profile_parquet`.
+"""
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from adpilot.backends.executor import Executor, read_parquet_parts
 from adpilot.data import columns as C
 from adpilot.data.csv_safe import write_csv
-from adpilot.errors import MissingDependencyError
+from adpilot.errors import ConfigError
 from adpilot.profiling.aspects import extract_aspects
+from adpilot.profiling.constants import FIT_SAMPLE, POLARITY, embedding_columns
 from adpilot.profiling.embeddings import get_embedder
+from adpilot.profiling.polarity import Progress, SentimentScorer, resolve_sentiment
 from adpilot.profiling.profiles import Profiles, build_profiles
 from adpilot.profiling.segments import SegmentModel
+from adpilot.profiling.steps import aspect_order, fit_sample, resolve_embedder, run_review_stages
 
-# A sentiment scorer maps reviews (id, text, language, …) to polarity in [-1, 1] per review.
-SentimentScorer = Callable[[pd.DataFrame], pd.Series]
-
-
-def rating_polarity(reviews: pd.DataFrame) -> pd.Series:
-    """Polarity from the star rating ((r - 3) / 2); 0 where there is no rating."""
-    return ((reviews[C.RATING].astype(float) - 3) / 2).fillna(0.0)
-
-
-POLARITY_MODELS = [("polarity", "en"), ("polarity", "zh")]
-
-
-def model_polarity_scorer(*, train_if_missing: bool = False,
-                          progress: Callable[[str, int, int], None] | None = None,
-                          ) -> SentimentScorer | None:
-    """Polarity in [-1, 1] from the default sentiment models (2·P(positive) − 1), English and
-    Chinese reviews each through their own model. ``None`` when the models are not trained
-    and ``train_if_missing`` is off."""
-    from adpilot.profiling.sentiment import (
-        cached_default_dir,
-        ensure_default_models,
-        load_default_model,
-    )
-
-    if train_if_missing:  # the quick kind on first use (a minute or two), unless cached
-        ensure_default_models(POLARITY_MODELS, progress=progress)
-    elif not all(cached_default_dir(t, lang) for t, lang in POLARITY_MODELS):
-        return None
-    models = {lang: load_default_model(t, lang) for t, lang in POLARITY_MODELS}
-
-    def score(reviews: pd.DataFrame) -> pd.Series:
-        out = pd.Series(0.0, index=reviews.index)
-        lang = reviews[C.LANGUAGE].where(reviews[C.LANGUAGE].isin(list(models)), "en")
-        for code, model in models.items():
-            mask = (lang == code).to_numpy()
-            if mask.any():
-                texts = reviews.loc[mask, C.TEXT].fillna("").astype(str).tolist()
-                proba = model.predict_proba(texts)
-                positive = list(model.classes_).index(1)
-                out[mask] = 2 * proba[:, positive] - 1
-        return out
-
-    return score
-
-
-def sentiment_fallback(exc: BaseException) -> str:
-    """State the star-rating fallback of ``auto`` sentiment (once per process) and return the
-    label the profiles record for it."""
-    from adpilot import fallbacks
-
-    reason = ("the ml extra is not installed" if isinstance(exc, (ImportError,
-                                                                  MissingDependencyError))
-              else fallbacks.unavailable_reason(exc))
-    fallbacks.note("sentiment", "star ratings ((r - 3) / 2; a review without a rating counts "
-                   "as neutral)", reason,
-                   "run `adpilot models fetch`, set ADPILOT_DATA_DIR, or train on your own "
-                   "labelled reviews with `adpilot sentiment train --data …`")
-    return "rating (fallback: no sentiment model)"
-
-
-def sentiment_unavailable_errors() -> tuple[type[BaseException], ...]:
-    """What ``auto`` sentiment falls back on: no ml extra, or no data to train the defaults."""
-    from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
-
-    return ImportError, MissingDependencyError, DatasetUnavailableError, ChecksumError
-
-
-def default_sentiment_scorer(mode: str = "auto",
-                             progress: Callable[[str, int, int], None] | None = None,
-                             ) -> tuple[str, SentimentScorer]:
-    """``model``: the trained models (trained now if missing); ``rating``: the star rating;
-    ``auto``: the models when they can be had (``ml`` extra, the public data or a trained
-    model in the cache), else the rating, a fallback stated once."""
-    if mode == "rating":
-        return "rating", rating_polarity
-    try:
-        scorer = model_polarity_scorer(train_if_missing=True, progress=progress)
-    except sentiment_unavailable_errors() as exc:
-        if mode == "model":
-            raise
-        return sentiment_fallback(exc), rating_polarity
-    from adpilot.profiling.sentiment import source_label
-
-    return source_label(POLARITY_MODELS), scorer
+TABLES = ("reviews", "customers", "transactions", "products")  # what profiling reads
 
 
 @dataclass
 class ProfileRun:
+    """What one profiling run made: profiles (with ``segment``), segment descriptions, aspect
+    opinions, per-review polarity, where sentiment and embeddings came from, and timings."""
+
     profiles: Profiles
     segments: pd.DataFrame
     aspects: pd.DataFrame
@@ -123,53 +60,116 @@ class ProfileRun:
                 "timings": self.timings}
 
 
+@dataclass
+class _ReviewOutputs:
+    polarity: pd.Series
+    aspects: pd.DataFrame
+    embeddings: np.ndarray | None
+
+
+def _timed(timings: dict[str, float], name: str, fn: Callable[..., Any], *args: Any,
+           **kwargs: Any) -> Any:
+    t = time.perf_counter()
+    out = fn(*args, **kwargs)
+    timings[name] = round(time.perf_counter() - t, 3)
+    return out
+
+
+def _in_process(reviews: pd.DataFrame, scorer: SentimentScorer, embedder: str,
+                timings: dict[str, float]) -> _ReviewOutputs:
+    """The review steps over the whole table, here."""
+    polarity = _timed(timings, "sentiment", scorer, reviews).astype(float)
+    aspects = _timed(timings, "aspects", extract_aspects, reviews, overall=polarity)
+    emb = (_timed(timings, "embeddings", get_embedder(embedder).encode, reviews[C.TEXT])
+           if len(reviews) else None)
+    return _ReviewOutputs(polarity, aspects, emb)
+
+
+def _on_executor(executor: Executor, reviews: pd.DataFrame, sentiment: str,
+                 progress: Progress | None, embedder: str, *, seed: int,
+                 work_dir: str | Path | None, batch_size: int,
+                 timings: dict[str, float]) -> tuple[str, _ReviewOutputs]:
+    """The review steps as batch stages on ``executor``, read back in table order."""
+    choice = resolve_sentiment(sentiment, progress)
+    with tempfile.TemporaryDirectory(prefix="adpilot-stages-") as tmp:
+        work = Path(work_dir or tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        cols = [c for c in (C.ID, C.TEXT, C.LANGUAGE, C.RATING) if c in reviews]
+        holder: dict[str, pd.Series] = {}
+
+        def with_polarity(sent_dir: Path) -> pd.DataFrame:
+            pol = read_parquet_parts(sent_dir).set_index("id")[POLARITY]
+            holder[POLARITY] = pd.Series(pol.reindex(reviews[C.ID]).to_numpy(dtype=float),
+                                         index=reviews.index)
+            return reviews[[C.ID, C.TEXT, C.LANGUAGE]].assign(polarity=holder[POLARITY])
+
+        fit = fit_sample(reviews[C.TEXT], FIT_SAMPLE, seed) if embedder == "lsa" else None
+        out = run_review_stages(executor, reviews[cols], work, sentiment=choice,
+                                embedder=embedder, fit_texts=fit, with_polarity=with_polarity,
+                                batch_size=batch_size)
+        aspects = aspect_order(read_parquet_parts(out.aspects), reviews)
+        emb = None
+        if out.embeddings is not None:
+            frame = read_parquet_parts(out.embeddings).set_index("id")
+            emb = frame.reindex(reviews[C.ID])[embedding_columns(out.embedding_dim)].to_numpy(
+                dtype=np.float32)
+    timings.update(out.timings)
+    return choice.source, _ReviewOutputs(holder[POLARITY], aspects, emb)
+
+
 def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = None,
                    transactions: pd.DataFrame | None = None,
                    products: pd.DataFrame | None = None,
                    sentiment: tuple[str, SentimentScorer] | str = "auto",
                    embedder: str = "auto", seed: int = 0, k: int | None = None,
-                   progress: Callable[[str, int, int], None] | None = None) -> ProfileRun:
-    """Run the profiling stage on in-memory canonical tables."""
-    timings: dict[str, float] = {}
+                   executor: Executor | None = None, work_dir: str | Path | None = None,
+                   batch_size: int = 512, progress: Progress | None = None) -> ProfileRun:
+    """Run the profiling stage on in-memory canonical tables.
+
+    ``sentiment``: ``auto`` | ``model`` | ``rating`` (see
+    :func:`~adpilot.profiling.polarity.resolve_sentiment`), or ``(label, scorer)`` to score
+    reviews with your own function (in process only). ``embedder``: ``auto`` | ``minilm`` |
+    ``lsa``. ``k``: the number of segments (default: chosen by silhouette). ``executor``: run
+    the review steps there in batches of ``batch_size``, their Parquet parts under
+    ``work_dir`` (kept) or a temporary folder. ``progress(what, done, total)`` reports
+    training of missing sentiment models.
+    """
     reviews = reviews.reset_index(drop=True)
-
-    def timed(name, fn, *a, **kw):
-        t = time.perf_counter()
-        out = fn(*a, **kw)
-        timings[name] = round(time.perf_counter() - t, 3)
-        return out
-
-    source, scorer = (default_sentiment_scorer(sentiment, progress) if isinstance(sentiment, str)
-                      else sentiment)
-    polarity = timed("sentiment", scorer, reviews).astype(float)
-    aspects = timed("aspects", extract_aspects, reviews, overall=polarity)
-    name = embedder
-    if embedder == "auto":
-        try:
-            import sentence_transformers  # noqa: F401
-
-            name = "minilm"
-        except ImportError:
-            name = "lsa"
-    emb = timed("embeddings", get_embedder(name).encode, reviews[C.TEXT]) if len(reviews) else None
-    profiles = timed("profiles", build_profiles, reviews, customers=customers,
-                     transactions=transactions, products=products, sentiment=polarity,
-                     aspects=aspects, review_embeddings=emb)
+    if executor is not None and reviews.empty:  # nothing to run on the executor
+        executor, sentiment, progress = None, "rating", None
+    timings: dict[str, float] = {}
+    name = resolve_embedder(embedder)
+    if executor is None:
+        if isinstance(sentiment, str):
+            choice = resolve_sentiment(sentiment, progress, load=True)
+            source, scorer = choice.source, choice.scorer()
+        else:
+            source, scorer = sentiment
+        out = _in_process(reviews, scorer, name, timings)
+    elif isinstance(sentiment, str):
+        source, out = _on_executor(executor, reviews, sentiment, progress, name, seed=seed,
+                                   work_dir=work_dir, batch_size=batch_size, timings=timings)
+    else:
+        raise ConfigError("The 'sentiment' parameter of profile_tables must be 'auto', 'model' "
+                          "or 'rating' with an executor (a scorer function runs in process "
+                          "only). Got a (label, scorer) pair.")
+    profiles = _timed(timings, "profiles", build_profiles, reviews, customers=customers,
+                      transactions=transactions, products=products, sentiment=out.polarity,
+                      aspects=out.aspects, review_embeddings=out.embeddings)
     model = SegmentModel(k=k, seed=seed)
-    profiles.table["segment"] = timed("segments", model.fit_predict, profiles.table,
-                                      profiles.embeddings).to_numpy()
-    segments = model.describe()
-    return ProfileRun(profiles, segments, aspects, polarity, source, name, timings,
-                      model.silhouettes_)
+    profiles.table["segment"] = _timed(timings, "segments", model.fit_predict, profiles.table,
+                                       profiles.embeddings).to_numpy()
+    return ProfileRun(profiles, model.describe(), out.aspects, out.polarity, source, name,
+                      timings, model.silhouettes_)
 
 
-def profile_store(store, **kwargs) -> ProfileRun:
-    """Profile everything in ``store`` and write ``profiles``, ``segments`` and
-    ``review_aspects`` tables back to it."""
-    tables = {k: store.read(k) for k in ("reviews", "customers", "transactions", "products")}
+def profile_store(store: Any, *, executor: Executor | None = None, **kwargs: Any) -> ProfileRun:
+    """Profile everything in ``store`` (see :func:`profile_tables` for ``kwargs``) and write
+    ``profiles``, ``segments`` and ``review_aspects`` tables back to it."""
+    tables = {kind: store.read(kind) for kind in TABLES}
     run = profile_tables(tables["reviews"], customers=tables["customers"],
                          transactions=tables["transactions"], products=tables["products"],
-                         **kwargs)
+                         executor=executor, **kwargs)
     store.write_table("profiles", run.profiles.table)
     store.write_table("segments", run.segments)
     store.write_table("review_aspects", run.aspects)

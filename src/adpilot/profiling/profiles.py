@@ -15,6 +15,7 @@ import pandas as pd
 
 from adpilot.data import columns as C
 from adpilot.profiling.aspects import aspect_labels
+from adpilot.profiling.constants import NEGATIVE_REVIEW, OPINION
 from adpilot.profiling.rfm import compute_rfm
 
 ASPECTS = list(aspect_labels("en"))
@@ -58,7 +59,8 @@ def review_stats(reviews: pd.DataFrame, sentiment: pd.Series | None) -> pd.DataF
     has_senti = ~np.isnan(senti)
     n_senti = np.bincount(codes, weights=has_senti, minlength=k)
     senti_sum = np.bincount(codes, weights=np.where(has_senti, senti, 0), minlength=k)
-    neg = np.bincount(codes, weights=has_senti & (np.nan_to_num(senti) < -0.2), minlength=k)
+    neg = np.bincount(codes, weights=has_senti & (np.nan_to_num(senti) < NEGATIVE_REVIEW),
+                      minlength=k)
     lang_codes, langs = pd.factorize(r[C.LANGUAGE].fillna("und"))
     lang_counts = np.bincount(codes * len(langs) + lang_codes,
                               minlength=k * len(langs)).reshape(k, len(langs))
@@ -123,7 +125,7 @@ def purchase_stats(transactions: pd.DataFrame | None) -> pd.DataFrame:
     return rfm.join(recent)
 
 
-def _summaries(p: pd.DataFrame, lang: str) -> pd.Series:
+def profile_summaries(p: pd.DataFrame, lang: str) -> pd.Series:
     """Short readable summary per profile, assembled column-wise with Arrow string kernels
     (no per-row Python): each piece is null where it does not apply, and the join skips nulls."""
     import pyarrow as pa
@@ -157,8 +159,8 @@ def _summaries(p: pd.DataFrame, lang: str) -> pd.Series:
         scores = p[[f"aspect_{a}" for a in names]].to_numpy(dtype=float, na_value=np.nan)
         hi, lo = np.nan_to_num(scores, nan=-np.inf), np.nan_to_num(scores, nan=np.inf)
         label_arr = np.array([labels[a] for a in names], dtype=object)
-        best = when(hi.max(axis=1) > 0.2, pa.array(label_arr[hi.argmax(axis=1)], pa.string()))
-        worst = when(lo.min(axis=1) < -0.2, pa.array(label_arr[lo.argmin(axis=1)], pa.string()))
+        best = when(hi.max(axis=1) > OPINION, pa.array(label_arr[hi.argmax(axis=1)], pa.string()))
+        worst = when(lo.min(axis=1) < -OPINION, pa.array(label_arr[lo.argmin(axis=1)], pa.string()))
     age, orders, days = num(C.AGE), num("frequency"), num("recency_days")
     rating, cats = num("mean_rating", "float"), text("top_categories")
     if lang == "en":
@@ -211,8 +213,8 @@ def build_profiles(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
     table = table.sort_index()
     table["n_reviews"] = table.get("n_reviews", pd.Series(0, index=table.index)).fillna(0).astype(
         int)
-    table["summary"] = _summaries(table, "en")
-    table["summary_zh"] = _summaries(table, "zh")
+    table["summary"] = profile_summaries(table, "en")
+    table["summary_zh"] = profile_summaries(table, "zh")
     embeddings = None
     if review_embeddings is not None:
         embeddings = user_embeddings(reviews, review_embeddings, table.index)
@@ -226,6 +228,11 @@ def user_embeddings(reviews: pd.DataFrame, review_embeddings: np.ndarray,
     keep = codes >= 0
     sums = np.zeros((len(users), review_embeddings.shape[1]), dtype=np.float64)
     np.add.at(sums, codes[keep], review_embeddings[keep])
+    return unit_rows(sums)
+
+
+def unit_rows(sums: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1 (a zero row stays zero), as float32."""
     norms = np.linalg.norm(sums, axis=1, keepdims=True)
     return (sums / np.where(norms == 0, 1, norms)).astype(np.float32)
 
@@ -236,7 +243,8 @@ def query_profiles(profiles: pd.DataFrame, *, age: tuple[int, int] | None = None
                    bought: str | None = None, segment: str | None = None,
                    rfm_segment: str | None = None, language: str | None = None) -> pd.DataFrame:
     """Profiles matching every given filter, e.g. ``age=(25, 34), unhappy_with="fit",
-    bought="dresses"``. Aspect filters use the per-user aspect opinion (< -0.2 / > 0.2)."""
+    bought="dresses"``. Aspect filters use the per-user aspect opinion (below ``-OPINION`` /
+    above ``OPINION``, 0.2)."""
     mask = pd.Series(True, index=profiles.index)
     if age is not None and C.AGE in profiles:
         mask &= profiles[C.AGE].between(*age)
@@ -245,9 +253,9 @@ def query_profiles(profiles: pd.DataFrame, *, age: tuple[int, int] | None = None
     if region is not None and C.REGION in profiles:
         mask &= profiles[C.REGION].str.lower() == region.lower()
     if unhappy_with is not None:
-        mask &= profiles.get(f"aspect_{unhappy_with}", pd.Series(np.nan, index=mask.index)) < -0.2
+        mask &= profiles.get(f"aspect_{unhappy_with}", pd.Series(np.nan, index=mask.index)) < -OPINION
     if happy_with is not None:
-        mask &= profiles.get(f"aspect_{happy_with}", pd.Series(np.nan, index=mask.index)) > 0.2
+        mask &= profiles.get(f"aspect_{happy_with}", pd.Series(np.nan, index=mask.index)) > OPINION
     if bought is not None:
         needle = bought.lower()
         mask &= (profiles.get("top_categories", pd.Series("", index=mask.index)).fillna("")

@@ -1,6 +1,10 @@
-"""Executors run the heavy stages (sentiment, aspects, embeddings, scoring, batch generation)
-over tables: ``local`` (in-process batches, the default) or ``ray`` (Ray Data ``map_batches``
-with model-holding actors; needs the ``ray`` extra). See :mod:`adpilot.backends.executor.base`.
+"""Executors run batch stages over tables: ``local`` (in-process batches, the default) or
+``ray`` (Ray Data ``map_batches`` with model-holding actors; needs the ``ray`` extra). See
+:mod:`adpilot.backends.executor.base`.
+
+An executor only runs the :class:`Stage` it is given; the stages themselves live with their
+stage of the workflow (``adpilot.profiling.steps``: sentiment, aspects, embeddings;
+``adpilot.scoring.batch``: scorecards; ``adpilot.generation.batch``: copy), never here.
 """
 
 from __future__ import annotations

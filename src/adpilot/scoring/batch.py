@@ -1,0 +1,56 @@
+"""Scoring copies in batches on an executor: :class:`ScoreStage`, built once per worker (it
+loads the attractiveness model and the reference character LMs from a shared models folder),
+then called on batches of copies (see :mod:`adpilot.backends.executor`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from adpilot.devices import limit_threads
+
+LM_LANGS = ("en", "zh")  # the reference character LMs a worker loads when they are cached
+
+
+class ScoreStage:
+    """The scorecard of each copy against its own product and audience.
+
+    In: ``copy_id``, ``copy`` and optional ``product`` / ``audience`` (JSON objects as text).
+    Out: ``copy_id`` and the scorecard columns. Set-level diversity (self-BLEU within a
+    campaign) depends on the other copies, so it is left to a per-set pass: here each copy is
+    scored alone and ``overall`` weighs the per-copy scores only.
+    """
+
+    def __init__(self, models_dir: str | None = None, embedder: str = "minilm",
+                 num_threads: int | None = 1) -> None:
+        from adpilot.scoring.attractiveness import AttractivenessModel
+        from adpilot.scoring.fluency import CharNgramLM
+        from adpilot.scoring.scorecard import Scorecard
+
+        limit_threads(num_threads)
+        attract = None
+        if models_dir and (Path(models_dir) / "attractiveness" / "adpilot.json").exists():
+            attract = AttractivenessModel.load(Path(models_dir) / "attractiveness")
+        self.card = Scorecard(attractiveness=attract, embedder=embedder)
+        if models_dir:  # the reference character LMs, loaded from the shared cache
+            for lang in LM_LANGS:
+                path = Path(models_dir) / f"charlm-{lang}-20000.pkl"
+                if path.exists():
+                    self.card._lms[lang] = CharNgramLM.load(path)
+
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
+        rows = []
+        for rec in batch.reset_index(drop=True).to_dict("records"):
+            product = json.loads(rec["product"]) if rec.get("product") else None
+            audience = json.loads(rec["audience"]) if rec.get("audience") else None
+            card = self.card.score([rec["copy"]], product=product, audience=audience)
+            rows.append(card.drop(columns=["violations"]).assign(copy_id=rec["copy_id"]))
+        if not rows:
+            return pd.DataFrame(columns=["copy_id"])
+        out = pd.concat(rows, ignore_index=True)
+        scores = [c for c in out.columns if c not in ("copy_id", "copy", "language")
+                  and not c.startswith("why_")]
+        out[scores] = out[scores].astype(float)  # an all-NaN score must not become object
+        return out[["copy_id"] + [c for c in out.columns if c != "copy_id"]]
