@@ -42,6 +42,14 @@ class Settings(BaseSettings):
         default=None, description="Public base URL of adpilot serve, for unsubscribe and tracked links.")
     link_secret: SecretStr | None = Field(
         default=None, description="Signs unsubscribe and tracked-link tokens.")
+    postal_address: str | None = Field(
+        default=None, description="The sender's postal address for the e-mail footer (anti-spam law).")
+    outbox_dir: Path | None = Field(
+        default=None, description="Folder of the file channel's outbox; default: home/outbox.")
+    holdout_share: float = Field(default=0.0, ge=0, lt=1, description="Share of customers in the "
+                                 "global control group that never receives marketing.")
+    campaign_holdout_share: float = Field(default=0.0, ge=0, lt=1,
+                                          description="A further share held out of each campaign.")
     # what a message costs (the provider's price, in the shop's currency): the ROI's cost side
     price_email: float = Field(default=0.001, ge=0, description="Price of one e-mail sent.")
     price_sms: float = Field(default=0.05, ge=0, description="Price of one SMS sent.")
@@ -50,7 +58,7 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Price of 1,000 LLM tokens (0: a local model).")
 
     @field_validator("data_dir", "datasets_mirror", "smtp_from", "webhook_url", "public_url",
-                     mode="before")
+                     "postal_address", "outbox_dir", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

@@ -18,6 +18,7 @@ from adpilot.cli import profile as _profile
 from adpilot.cli import recommend as _recommend
 from adpilot.cli import run as _run
 from adpilot.cli import score as _score
+from adpilot.cli import send as _send
 from adpilot.cli import sentiment as _sentiment
 from adpilot.cli import serve as _serve
 from adpilot.cli import tune as _tune
@@ -49,6 +50,7 @@ app.add_typer(_keys.app, name="keys")
 app.add_typer(_tune.app, name="tune")
 app.add_typer(_models.app, name="models")
 app.command("serve")(_serve.serve)
+app.command("send")(_send.send)
 app.command("run")(_run.run)
 app.command("status")(_run.status)
 

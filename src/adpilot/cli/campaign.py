@@ -41,6 +41,51 @@ def create(
     print_json({"campaign": cid}) if as_json else console.print(cid)
 
 
+@app.command("list")
+def list_campaigns(
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Campaigns with their variants: channel, approved or not, guardrails passed or not."""
+    import json
+
+    camps = _campaigns(db)
+    items = []
+    for row in camps.list().to_dict("records"):
+        variants = camps.variants(row["id"])
+        items.append({**row, "created_at": row["created_at"].isoformat(), "variants": [
+            {"variant": v.variant, "channel": v.channel, "status": v.status,
+             "approved": bool(v.approved),
+             "passed": json.loads(v.copy or "{}").get("passed") if (v.copy or "").startswith("{")
+             else None} for v in variants.itertuples()]})
+    if as_json:
+        print_json({"items": items})
+        return
+    table = Table("campaign", "name", "status", "variants", "approved", title="campaigns")
+    for it in items:
+        approved = [v["variant"] for v in it["variants"] if v["approved"]]
+        table.add_row(it["id"], it["name"], it["status"], str(len(it["variants"])),
+                      ", ".join(approved) or "—")
+    console.print(table)
+
+
+@app.command("approve")
+def approve(
+    campaign: str = typer.Option(..., "--campaign", help="Campaign id."),
+    variant: str = typer.Option(None, "--variant", help="The variant to approve."),
+    all_passed: bool = typer.Option(False, "--all-passed", help="Approve every active variant "
+                                    "whose copy passed every guardrail."),
+    db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Approve variants for sending: only approved variants are ever sent."""
+    approved = _campaigns(db).approve(campaign, variant, all_passed=all_passed)
+    if as_json:
+        print_json({"campaign": campaign, "approved": approved})
+        return
+    console.print(f"approved: {', '.join(approved) or 'nothing new'}")
+
+
 @app.command("decide")
 def decide(
     campaign: str = typer.Option(..., help="Campaign id."),

@@ -8,15 +8,30 @@ changes nothing and a restart loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Column, DateTime, Float, Integer, String, Table, Text, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+    text,
+    update,
+)
 
 from adpilot.data import columns as C
 from adpilot.data.readers import quarantine_frame
@@ -51,6 +66,9 @@ VARIANTS = Table(
     Column("copy", Text, nullable=False, default="{}"),
     Column("status", String(16), nullable=False, default="active"),
     Column("created_at", DateTime, nullable=False),
+    # the approval gate of delivery: only approved variants are ever sent
+    Column("approved", Boolean, nullable=False, default=False, server_default="0"),
+    Column("approved_at", DateTime, nullable=True),
 )
 DECISIONS = Table(
     "decisions", metadata,
@@ -107,6 +125,7 @@ class Campaigns:
     def __init__(self, store: Store, *, seed: int | None = None, log_batch: int = 500) -> None:
         self.store = store
         metadata.create_all(store.engine, tables=[CAMPAIGNS, VARIANTS, DECISIONS])
+        _add_approval_columns(store)
         self._rng = np.random.default_rng(seed)
         self._policies: dict[str, Policy] = {}
         self._channels: dict[str, dict[str, str | None]] = {}
@@ -117,7 +136,9 @@ class Campaigns:
     def create(self, name: str, variants: list[str], *, channel: str | None = None,
                policy: str = "thompson", goal: str = "click", floor: float = 0.05,
                audience: dict | None = None, schedule: dict | None = None,
-               attribution_hours: int = 72, copies: dict[str, dict] | None = None) -> str:
+               attribution_hours: int = 72, copies: dict[str, dict] | None = None,
+               approved: bool | Collection[str] = False) -> str:
+        """Create a campaign; ``approved``: True approves every variant, or the names given."""
         if goal not in GOALS:
             raise ConfigError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
         pol = {"thompson": lambda: ThompsonSampling(variants, floor=floor),
@@ -138,14 +159,16 @@ class Campaigns:
                 attribution_hours=attribution_hours, policy_state=json.dumps(state),
                 created_at=_now()))
             for v in variants:
+                ok = approved if isinstance(approved, bool) else v in approved
                 conn.execute(VARIANTS.insert().values(
                     campaign_id=cid, variant=v, channel=channel,
                     copy=json.dumps((copies or {}).get(v, {}), ensure_ascii=False),
-                    status="active", created_at=_now()))
+                    status="active", created_at=_now(), approved=ok,
+                    approved_at=_now() if ok else None))
         return cid
 
     def add_variant(self, campaign_id: str, variant: str, *, channel: str | None = None,
-                    copy: dict | None = None) -> None:
+                    copy: dict | None = None, approved: bool = False) -> None:
         """Add a variant to a running campaign (it starts from the prior: cold start)."""
         policy = self.policy(campaign_id)
         policy.add_arm(variant)
@@ -153,7 +176,7 @@ class Campaigns:
             conn.execute(VARIANTS.insert().values(
                 campaign_id=campaign_id, variant=variant, channel=channel,
                 copy=json.dumps(copy or {}, ensure_ascii=False), status="active",
-                created_at=_now()))
+                created_at=_now(), approved=approved, approved_at=_now() if approved else None))
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
                 policy_state=json.dumps(policy.state())))
         self._channels.pop(campaign_id, None)
@@ -187,6 +210,28 @@ class Campaigns:
             raise NotFoundError(f"unknown campaign {campaign_id!r}")
         return dict(row._mapping)
 
+    def approve(self, campaign_id: str, variant: str | None = None, *,
+                all_passed: bool = False) -> list[str]:
+        """Approve ``variant``, or (``all_passed``) every active variant whose copy records that it
+        passed every guardrail (``"passed": true``); returns the names approved now."""
+        if (variant is None) == (not all_passed):
+            raise ConfigError("approve one variant by name or all that passed, not both or neither")
+        rows = self.variants(self.get(campaign_id)["id"])
+        if variant is not None:
+            if variant not in set(rows["variant"]):
+                raise NotFoundError(f"campaign {campaign_id!r} has no variant {variant!r}; it has "
+                                    f"{', '.join(map(str, rows['variant'])) or 'none'}")
+            names = [variant]
+        else:
+            names = [r.variant for r in rows.itertuples()
+                     if r.status == "active" and json.loads(r.copy or "{}").get("passed") is True]
+        todo = [n for n in names if not bool(rows.set_index("variant").at[n, "approved"])]
+        if todo:
+            with self.store.engine.begin() as conn:
+                conn.execute(update(VARIANTS).where(VARIANTS.c.campaign_id == campaign_id,
+                                                    VARIANTS.c.variant.in_(todo))
+                             .values(approved=True, approved_at=_now()))
+        return todo
 
     def invalidate(self, campaign_id: str) -> None:
         """Drop cached policy and channels so the next decision reloads the stored state
@@ -427,3 +472,13 @@ class Campaigns:
                     "records"),
                 "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
                 "allocation_by_day": {str(k.date()): v for k, v in daily.to_dict("index").items()}}
+
+
+def _add_approval_columns(store: Store) -> None:
+    """Variant tables made before the approval gate get its columns (unapproved: the safe side;
+    several processes may try at once)."""
+    have = {c["name"] for c in inspect(store.engine).get_columns(VARIANTS.name)}
+    for name, ddl in (("approved", "BOOLEAN NOT NULL DEFAULT FALSE"), ("approved_at", "TIMESTAMP")):
+        if name not in have:
+            with contextlib.suppress(Exception), store.engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE {VARIANTS.name} ADD COLUMN {name} {ddl}"))
