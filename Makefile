@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	touch $@
 
 demo: $(VENV)/.installed  ## run `adpilot run` end-to-end on the built-in sample
-	$(BIN)/adpilot run --out $(OUT)
+	$(BIN)/adpilot run --out $(OUT) --approve
 
 test: $(VENV)/.installed  ## the default suite (what CI runs)
 	$(BIN)/python -m pytest -q

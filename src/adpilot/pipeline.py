@@ -19,8 +19,10 @@ from adpilot import fallbacks
 from adpilot.data import columns as C
 from adpilot.data.csv_safe import write_csv
 from adpilot.data.ingest import IngestResult, ingest_file
+from adpilot.delivery.run_steps import step_campaign_delivery
 from adpilot.report import Report
 from adpilot.report.html import Section
+from adpilot.report.roi import step_roi
 from adpilot.store import Store
 
 SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
@@ -29,6 +31,7 @@ SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
     "reviews": "reviews.csv",
     "transactions": "transactions.csv",
     "events": "events.csv",
+    "consents": "consents.csv",  # also fed to the delivery consent ledger
 }
 
 
@@ -55,6 +58,9 @@ class RunContext:
     progress: Callable[[str, int, int], None] | None = None  # long sub-tasks report here
     profiles: Any = None  # ProfileRun, once the profiles step ran
     plan: pd.DataFrame | None = None  # per-customer delivery plan, once targeting ran
+    copy_plan: pd.DataFrame | None = None  # per-customer copy, once the copy step ran
+    approve: bool = False  # approve the variants that passed every guardrail
+    delivery: dict | None = None  # the dry run's counts, once the delivery step ran
 
     def table(self, kind: str) -> pd.DataFrame:
         return self.store.read(kind)
@@ -196,6 +202,7 @@ def step_copy(ctx: RunContext) -> None:
         plan = plan.merge(ctx.plan[[C.USER_ID, "contact", C.CHANNEL]].rename(
             columns={C.CHANNEL: "best_channel"}), on=C.USER_ID, how="left")
     path = ctx.out_dir / "campaign_plan.csv"
+    ctx.copy_plan = plan
     write_csv(plan, path)
     ctx.outputs["campaign_plan"] = str(path)
     sec.parts.append(Report.kpis({"messages": len(plan),
@@ -230,6 +237,8 @@ STEPS: list[tuple[str, Step]] = [
     ("profiles", step_profiles),
     ("targeting", step_targeting),
     ("copy", step_copy),
+    ("delivery", step_campaign_delivery),
+    ("roi", step_roi),
 ]
 
 
@@ -242,11 +251,12 @@ class RunResult:
     timings: dict[str, float]
     outputs: dict[str, str]
     fallbacks: list[dict] = field(default_factory=list)  # stages that ran a stated fallback
+    delivery: dict | None = None  # the delivery step's dry-run counts
 
     def summary(self) -> dict:
         return {"out_dir": str(self.out_dir), "report": str(self.report), "db": self.db_url,
                 "ingests": self.ingests, "timings": self.timings, "outputs": self.outputs,
-                "fallbacks": self.fallbacks}
+                "fallbacks": self.fallbacks, "delivery": self.delivery}
 
 
 def fallback_section(report: Report, used: list) -> None:
@@ -267,9 +277,11 @@ def fallback_section(report: Report, used: list) -> None:
 def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path | None = None,
         steps: list[tuple[str, Step]] | None = None, sentiment: str = "auto",
         llm: str = "llamacpp", executor: str | None = None, ray_address: str | None = None,
-        on_step: Callable[[str], None] | None = None,
+        approve: bool = False, on_step: Callable[[str], None] | None = None,
         progress: Callable[[str, int, int], None] | None = None) -> RunResult:
-    """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``."""
+    """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``;
+    ``approve``: approve the planned variants that passed every guardrail (still only a dry run
+    of their delivery: ``adpilot send`` sends)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     db_url = db_url or f"sqlite:///{(out_dir / 'adpilot.db').resolve()}"
@@ -278,7 +290,7 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
                      data_dir=Path(data_dir) if data_dir else sample_dir(),
                      report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
                      sentiment=sentiment, llm=llm, progress=progress, executor=executor,
-                     ray_address=ray_address)
+                     ray_address=ray_address, approve=approve)
     with fallbacks.recording() as used:
         for name, step in steps or STEPS:
             if on_step:
@@ -291,4 +303,4 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
     store.dispose()
     return RunResult(out_dir, report_path, store.safe_url,
                      {k: r.summary() for k, r in ctx.ingests.items()}, ctx.timings, ctx.outputs,
-                     [f.as_dict() for f in used.values()])
+                     [f.as_dict() for f in used.values()], ctx.delivery)

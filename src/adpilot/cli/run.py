@@ -26,6 +26,9 @@ def run(
     ray_address: str = typer.Option(None, "--ray-address", envvar="RAY_ADDRESS",
                                     help="Join this Ray cluster (e.g. auto, ray://head:10001) "
                                          "instead of starting Ray on this machine."),
+    approve: bool = typer.Option(False, "--approve", help="Approve the planned variants that "
+                                 "passed every guardrail (delivery stays a dry run; adpilot send "
+                                 "sends)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
 ) -> None:
     """Run the end-to-end job on the built-in sample (or --data) and write an HTML report."""
@@ -57,7 +60,7 @@ def run(
 
         result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,
                               sentiment=sentiment, llm=llm, progress=on_progress,
-                              executor=executor, ray_address=ray_address)
+                              executor=executor, ray_address=ray_address, approve=approve)
         progress.update(task, completed=len(STEPS), description="adpilot run: done")
     if as_json:
         print_json(result.summary())
@@ -69,6 +72,11 @@ def run(
     for kind, s in result.ingests.items():
         console.print(f"  {kind:<13} read {s['read']:>5}  kept {s['kept']:>5}  "
                       f"quarantined {s['quarantined']:>3}")
+    if result.delivery:
+        d = result.delivery
+        reasons = ", ".join(f"{r} {n}" for r, n in {**d["skipped"], **d["deferred"]}.items())
+        console.print(f"  delivery (dry run): {d['planned']} planned, {d['would_send']} would be "
+                      f"sent; {reasons or 'none held back'}")
     console.print(f"[bold green]report:[/] {result.report.resolve()}")
     console.print(f"[bold]database:[/] {result.db_url}")
     for name, path in result.outputs.items():
