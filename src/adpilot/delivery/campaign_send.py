@@ -18,7 +18,7 @@ import hashlib
 import json
 import math
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,10 +67,18 @@ class CampaignSendResult:
 
 # --- the audience ------------------------------------------------------------------------------
 
-def audience_ids(store: Store, audience: str = "all") -> list[str]:
-    """Customer ids of ``audience``: ``all``, ``segment:ID`` (from the profiles step) or a file of
-    ids (one per line, or a CSV/TSV with a ``customer_id``, ``user_id`` or ``id`` column)."""
+def audience_ids(store: Store, audience: str | Sequence[str] = "all") -> list[str]:
+    """Customer ids of ``audience``: ``all``, ``segment:ID`` (from the profiles step), a file of
+    ids (one per line, or a CSV/TSV with a ``customer_id``, ``user_id`` or ``id`` column), or a
+    list of ids."""
     customers = store.read("customers")[C.ID].astype(str)
+    if not isinstance(audience, str):
+        known = set(customers)
+        unknown = [i for i in audience if str(i) not in known]
+        if unknown:
+            raise InputError(f"{len(unknown)} customer ids are not stored, e.g. "
+                             f"{', '.join(map(repr, unknown[:5]))}")
+        return list(dict.fromkeys(map(str, audience)))
     if audience == "all":
         return sorted(customers)
     if audience.startswith("segment:"):
@@ -196,7 +204,8 @@ def default_channel(campaigns: Campaigns, campaign_id: str) -> str:
     return named.pop() if len(named) == 1 else "email"
 
 
-def build_messages(store: Store, campaigns: Campaigns, campaign_id: str, *, audience: str = "all",
+def build_messages(store: Store, campaigns: Campaigns, campaign_id: str, *,
+                   audience: str | Sequence[str] = "all",
                    channel: str | None = None, limit: int | None = None, step: str = "0"
                    ) -> tuple[list[Message], dict[str, float], int]:
     """The messages of ``campaign_id`` to ``audience`` on ``channel``, each message id's
@@ -247,7 +256,7 @@ def _known_zone(name: str) -> bool:
 # --- sending ------------------------------------------------------------------------------------
 
 def send_campaign(store: Store, campaign_id: str, channel: Channel | None, *,
-                  audience: str = "all", kind: str | None = None, limit: int | None = None,
+                  audience: str | Sequence[str] = "all", kind: str | None = None, limit: int | None = None,
                   dry_run: bool = False, rules: Rules | None = None, ledger: Ledger | None = None,
                   clock: Clock | None = None, retry: RetryPolicy | None = None,
                   rate_limit: TokenBucket | None = None, workers: int = 1,

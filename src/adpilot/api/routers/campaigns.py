@@ -90,6 +90,68 @@ def campaign_report(campaign_id: str, state: State) -> dict:
     return state.campaigns.report(campaign_id)
 
 
+class ApproveIn(BaseModel):
+    variant: str | None = Field(None, min_length=1, max_length=128)
+    all_passed: bool = Field(False, description="Approve every active variant whose copy passed "
+                                                "every guardrail.")
+
+
+@router.post("/campaigns/{campaign_id}/approve", dependencies=[Write])
+def approve(campaign_id: str, body: ApproveIn, state: State) -> dict:
+    """Approve one variant, or all that passed their guardrails: only approved variants are sent."""
+    from adpilot.optimization.campaigns import Campaigns
+
+    approved = Campaigns(state.store).approve(campaign_id, body.variant, all_passed=body.all_passed)
+    return {"campaign": campaign_id, "approved": approved}
+
+
+class SendIn(BaseModel):
+    audience: str = Field("all", max_length=200, description="all | segment:ID")
+    customer_ids: list[str] | None = Field(None, max_length=1_000_000, description="Instead of "
+                                           "``audience``: these customers.")
+    channel: Literal["email", "sms", "push"] | None = None
+    provider: Literal["file", "smtp", "webhook"] = "file"
+    limit: int | None = Field(None, ge=0)
+    workers: int = Field(4, ge=1, le=64)
+    dry_run: bool = Field(False, description="Answer each message's outcome now; send nothing.")
+
+
+@router.post("/campaigns/{campaign_id}/send", dependencies=[Write])
+async def send_campaign(campaign_id: str, body: SendIn, state: State, request: Request) -> Any:
+    """Send the campaign's approved variants to its audience (a background job, 202: poll
+    ``/v1/jobs/{id}``), or with ``dry_run`` answer the counts at once (nothing sent or recorded).
+    Counts: ``planned`` = ``sent`` (or ``would_send``) + ``skipped`` + ``deferred`` + ``failed`` +
+    ``unknown``."""
+    from adpilot.delivery.campaign_send import send_campaign as run_send
+    from adpilot.delivery.from_settings import channel_from, rules_from
+
+    if body.audience != "all" and not body.audience.startswith("segment:"):
+        return error_response(422, "audience must be all or segment:ID (or give customer_ids)")
+    state.campaigns.exists(campaign_id)
+    audience = body.customer_ids if body.customer_ids is not None else body.audience
+    settings = state.settings
+    # a provider that is not configured is refused now (400), not in the job
+    chan = None if body.dry_run and body.provider == "file" else channel_from(body.provider, settings)
+
+    def go(progress=None) -> dict:
+        try:
+            return run_send(state.store, campaign_id, chan, audience=audience, kind=body.channel,
+                            limit=body.limit, dry_run=body.dry_run, rules=rules_from(settings),
+                            workers=body.workers, on_progress=(lambda d, t: progress(
+                                d / t if t else 1.0, f"{d:,} of {t:,} sent")) if progress else None
+                            ).to_dict()
+        finally:
+            if chan is not None:
+                chan.close()
+
+    if body.dry_run:
+        return await run_in_threadpool(go)
+    job_id = state.jobs.submit("send", go, {"campaign": campaign_id, **body.model_dump(
+        exclude={"customer_ids"})})
+    return JSONResponse({"job": job_id, "status_url": str(request.url_for("job", job_id=job_id))},
+                        status_code=202)
+
+
 class DecideIn(BaseModel):
     user_id: str = Field(min_length=1, max_length=128)
     campaign: str = Field(min_length=1, max_length=64)
@@ -171,14 +233,18 @@ def retry_dead_letter(batch: BatchId, state: State) -> dict:
 @router.get("/reports/roi", tags=["reports"], dependencies=[Read, Costly])
 def roi(state: State, cpm: float | None = Query(None, ge=0, description="One cost per 1,000 "
                                                      "impressions for every channel.")) -> dict:
-    """Revenue, assumed media cost and ROI per campaign (all events in the store, counted by
-    the database). Rate-limited per client."""
-    from adpilot.api.roi import DEFAULT_CPM, roi_from_store
+    """ROI per campaign: incremental against its control groups with a 95% interval, or
+    attributed (``kind``) where it has none; cost from the settings' prices per message (counted
+    by the database). Rate-limited per client."""
+    from dataclasses import asdict
+
+    from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
 
     names = dict(zip(*[state.campaigns.list()[c] for c in ("id", "name")], strict=True))
     costs = dict.fromkeys(DEFAULT_CPM, cpm) if cpm is not None else None
-    table = roi_from_store(state.store, names, cpm=costs)
-    return {"items": records(table), "cpm": costs or DEFAULT_CPM}
+    table = roi_from_store(state.store, names, cpm=costs, settings=state.settings)
+    return {"items": records(table), "cpm": costs or DEFAULT_CPM,
+            "prices": asdict(prices_for(state.settings, costs))}
 
 
 @router.get("/reports/campaigns", tags=["reports"], dependencies=[Read, Costly])
