@@ -124,3 +124,22 @@ def test_run_ends_with_a_delivery_dry_run(tmp_path):
     assert again["approved"] == [] and again["would_send"] == d["would_send"]
     assert len(Campaigns(store).list()) == 1
     store.dispose()
+
+
+def test_studio_approve_creates_approved_variants(tmp_path, db_url):
+    import re
+
+    keys = keys_for(db_url)
+    with TestClient(create_app(make_settings(tmp_path, db_url))) as client:
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/login").text).group(1)
+        client.post("/login", data={"csrf": token, "api_key": keys["write"]})
+        token = re.search(r'name="csrf" value="([^"]+)"', client.get("/studio").text).group(1)
+        r = client.post("/studio/approve", data={
+            "csrf": token, "count": "2", "channel": "email", "campaign_name": "Studio 春",
+            "include_0": "on", "name_0": "A", "field:0:subject": COPY["subject"],
+            "field:0:body": COPY["body"], "name_1": "B", "field:1:subject": "left out"},
+            follow_redirects=False)
+        assert r.status_code == 303, r.text
+        cid = r.headers["location"].rsplit("/", 1)[1]
+        variants = client.get(f"/v1/campaigns/{cid}", headers=auth(keys["read"])).json()["variants"]
+        assert [(v["variant"], v["approved"]) for v in variants] == [("A", True)]

@@ -268,11 +268,13 @@ def mount(app: FastAPI, state: AppState) -> None:
         def save() -> str:
             if existing:
                 for name, fields in chosen:
-                    state.campaigns.add_variant(existing, name, channel=channel, copy=fields)
+                    # chosen in the studio by a writer: that is the approval
+                    state.campaigns.add_variant(existing, name, channel=channel, copy=fields,
+                                                approved=True)
                 return existing
             return state.campaigns.create(str(form.get("campaign_name") or "studio campaign"),
                                           [n for n, _ in chosen], channel=channel,
-                                          copies=dict(chosen))
+                                          copies=dict(chosen), approved=True)
         try:
             cid = await run_in_threadpool(save)
         except AdpilotError as exc:
