@@ -305,11 +305,10 @@ def _counts(decided: list[tuple[Message, str]]) -> SendResult:
     """A dry run's counts: due messages are neither sent nor anything else yet (``would_send``)."""
     skipped: Counter[str] = Counter()
     deferred: Counter[str] = Counter()
-    result = SendResult(planned=0)
+    result = SendResult(planned=len(decided))
     for m, outcome in decided:
         if outcome == SEND:
             continue
-        result.planned += 1
         result.outcomes[m.message_id] = outcome
         kind, _, reason = outcome.partition(":")
         if kind == "skipped":
@@ -319,7 +318,6 @@ def _counts(decided: list[tuple[Message, str]]) -> SendResult:
         else:
             result.unknown += 1
     result.skipped, result.deferred = dict(sorted(skipped.items())), dict(sorted(deferred.items()))
-    result.planned = len(decided)  # would_send makes up the rest
     return result
 
 
