@@ -44,10 +44,12 @@ EN_STOP = {"with", "and", "the", "for", "from", "into", "your", "our", "this", "
 # --- records -------------------------------------------------------------------------------------
 
 def adgen_test(n: int, seed: int) -> list[dict]:
-    """The first ``n`` records of the seeded test split of AdvertiseGen."""
+    """The first ``n`` records of the seeded test split of AdvertiseGen (the split the few-shot
+    library leaves out: :func:`adpilot.generation.fewshot.adgen_split`)."""
+    from adpilot.generation.fewshot import adgen_split
+
     rows = [json.loads(line) for line in ADGEN.read_text(encoding="utf-8").splitlines() if line]
-    order = np.random.default_rng(seed).permutation(len(rows))
-    test = order[: int(len(rows) * TEST_SHARE)]
+    _, test = adgen_split(len(rows), seed, TEST_SHARE)
     out = []
     for i in test[:n]:
         r = rows[int(i)]
@@ -76,13 +78,29 @@ def sample_en(n: int) -> list[dict]:
 
 # --- generation (in a subprocess: one source tree per version) ----------------------------------
 
-def worker(records_path: Path, out_path: Path) -> None:
+# how a version builds its generator (on top of whatever source tree it runs): "prompts" is the
+# code as it is; "fewshot" adds the examples retrieved from the AdvertiseGen training split
+MODES = ("prompts", "fewshot")
+
+
+def make_generator(mode: str, seed: int):
+    from adpilot.generation import CopyGenerator
+
+    if mode == "fewshot":
+        from adpilot.generation.fewshot import adgen_library
+
+        return CopyGenerator("llamacpp", cache=False,
+                             shots={"zh": adgen_library(ADGEN, seed=seed, test_share=TEST_SHARE)})
+    return CopyGenerator("llamacpp", cache=False)
+
+
+def worker(records_path: Path, out_path: Path, mode: str = "prompts", seed: int = 0) -> None:
     """Write one variant per record with whatever ``adpilot`` is first on the path."""
     from adpilot.backends.llm.base import StructuredOutputError
     from adpilot.data.records import Product
-    from adpilot.generation import Audience, CopyGenerator
+    from adpilot.generation import Audience
 
-    gen = CopyGenerator("llamacpp", cache=False)
+    gen = make_generator(mode, seed)
     gen.backend._load()
     with out_path.open("w", encoding="utf-8") as out:
         for line in records_path.read_text(encoding="utf-8").splitlines():
@@ -94,10 +112,12 @@ def worker(records_path: Path, out_path: Path) -> None:
                 v = gen.generate(product, audience, rec["channel"], rec["lang"]).variants[0]
                 row = {"text": v.text, "fields": v.fields, "passed": v.passed,
                        "violations": v.violations, "attempts": v.attempts,
-                       "tokens": v.usage.completion_tokens}
+                       "tokens": v.usage.completion_tokens,
+                       "prompt_tokens": v.usage.prompt_tokens}
             except StructuredOutputError as exc:
                 row = {"text": "", "fields": {}, "passed": False, "violations": [str(exc)[:200]],
-                       "attempts": len(exc.attempts), "tokens": exc.usage.completion_tokens}
+                       "attempts": len(exc.attempts), "tokens": exc.usage.completion_tokens,
+                       "prompt_tokens": exc.usage.prompt_tokens}
             row.update(id=rec["id"], seconds=round(time.perf_counter() - started, 2))
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
@@ -106,15 +126,16 @@ def worker(records_path: Path, out_path: Path) -> None:
 
 
 def generate(records: list[dict], src: Path | None, tag: str, work: Path,
-             reuse: bool = False) -> list[dict]:
+             reuse: bool = False, mode: str = "prompts", seed: int = 0) -> list[dict]:
     rec_path, out_path = work / f"records-{tag}.jsonl", work / f"gen-{tag}.jsonl"
     rec_path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records),
                         encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(src or ROOT / "src")}
     if reuse and out_path.exists():  # measure again without writing again
         return [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()]
-    subprocess.run([sys.executable, __file__, "--worker", str(rec_path), str(out_path)],
-                   env=env, check=True, cwd=ROOT)  # data paths resolve as in the repo
+    # cwd: data paths resolve as in the repo
+    subprocess.run([sys.executable, __file__, "--worker", str(rec_path), str(out_path),
+                    "--mode", mode, "--seed", str(seed)], env=env, check=True, cwd=ROOT)
     return [json.loads(line) for line in out_path.read_text(encoding="utf-8").splitlines()]
 
 
@@ -152,6 +173,28 @@ def en_facts(product: dict) -> list[list[str]]:
     return out
 
 
+_VOCAB: list[str] = []
+
+
+def adgen_vocabulary() -> list[str]:
+    """Every AdvertiseGen attribute value of two or more characters that states a checkable
+    fact (colour, material, pattern, cut, collar, sleeve …; not the type or the style words)."""
+    if not _VOCAB:
+        rows = [json.loads(line) for line in ADGEN.read_text(encoding="utf-8").splitlines() if line]
+        _VOCAB.extend(sorted({v for r in rows for k, v in r["attributes"]
+                              if k not in ("类型", "风格") and len(v) >= 2}))
+    return _VOCAB
+
+
+def foreign_values(text: str, values: list[str]) -> list[str]:
+    """AdvertiseGen values named in ``text`` that the record lacks (nor a value containing or
+    contained in one of its own: 牛仔 ~ 牛仔布): facts of another product."""
+    own = [v.lower() for v in values]
+    low = text.lower()
+    return [v for v in adgen_vocabulary() if v.lower() in low
+            and not any(v.lower() in o or o in v.lower() for o in own)]
+
+
 def measure(rec: dict, row: dict) -> dict:
     """The same checks for every version's text."""
     from adpilot.data.records import Product
@@ -176,11 +219,13 @@ def measure(rec: dict, row: dict) -> dict:
     m = {"unsupported_colour_material": bool(claims.get("colour") or claims.get("material")),
          "unsupported_any": bool(claims), "descriptor_leak": bool(check_audience(fields, ctx)),
          "first_person": bool(check_voice(fields, ctx)), "cta": has_cta(bare, lang),
-         "passed": row["passed"], "tokens": row["tokens"], "seconds": row["seconds"]}
+         "passed": row["passed"], "tokens": row["tokens"], "seconds": row["seconds"],
+         "prompt_tokens": row.get("prompt_tokens", 0)}
     if lang == "zh":
         vals = rec["values"]
         m["coverage"] = sum(v.lower() in text.lower() for v in vals) / len(vals) if vals else 1.0
         m["rouge_l"], m["bleu4"] = rouge_bleu(text, rec["references"])
+        m["foreign_values"] = foreign_values(text, vals + [rec["product"]["category"] or ""])
     else:
         low = text.lower()
         title = [w for w in re.findall(r"[a-z]{3,}", rec["product"]["title"].lower())
@@ -205,7 +250,10 @@ def summarise(ms: list[dict]) -> dict:
            "cta_rate": float(np.mean([m["cta"] for m in ms])),
            "tokens_per_accepted_variant": (sum(m["tokens"] for m in ms) / accepted
                                            if accepted else None),
-           "seconds_per_variant": float(np.mean([m["seconds"] for m in ms]))}
+           "seconds_per_variant": float(np.mean([m["seconds"] for m in ms])),
+           "prompt_tokens_per_variant": float(np.mean([m["prompt_tokens"] for m in ms]))}
+    if "foreign_values" in ms[0]:
+        out["unsupported_value_rate"] = float(np.mean([bool(m["foreign_values"]) for m in ms]))
     if "rouge_l" in ms[0]:
         out["rouge_l"] = float(np.mean([m["rouge_l"] for m in ms]))
         out["bleu4"] = float(np.mean([m["bleu4"] for m in ms]))
@@ -230,7 +278,13 @@ def write_report(results: dict, records: dict[str, dict], args) -> str:
              f"{TEST_SHARE:.0%} of 600; Chinese social posts). Audience: one real segment "
              "description per language (its traits must not be restated). Generated "
              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by "
-             "`evaluation/copy_quality.py`; every text measured with the same checks.", "",
+             "`evaluation/copy_quality.py`; every text measured with the same checks. Command: "
+             f"`python evaluation/copy_quality.py {' '.join(sys.argv[1:])}`.", "",
+             "Versions: `today` = the code before this change (`--baseline-src`), `new` = this "
+             "checkout's prompts, `fewshot` = the same plus two examples retrieved from the "
+             "AdvertiseGen training split (the rows the seeded test split leaves out) as earlier "
+             "chat turns. `unsupported_value_rate`: texts naming an AdvertiseGen attribute value "
+             "(colour, material, pattern, cut, collar …) the record lacks.", "",
              "Seconds depend on the load of the shared machine (other engineers' jobs ran at "
              "the same time); generated tokens do not.", ""]
     keys = sorted({k for v in results.values() for s in v["summary"].values() for k in s})
@@ -278,9 +332,13 @@ def main() -> None:
     ap.add_argument("--baseline-en", type=int)
     ap.add_argument("--work", type=Path, default=Path("/tmp/copy-quality"))
     ap.add_argument("--reuse", action="store_true", help="measure the texts already in --work")
+    ap.add_argument("--mode", choices=MODES, default="prompts", help=argparse.SUPPRESS)
+    ap.add_argument("--variants", default="prompts",
+                    help="versions of this checkout side by side, comma-separated: prompts "
+                         "(as it is), fewshot (+ AdvertiseGen training-split examples)")
     args = ap.parse_args()
     if args.worker:
-        worker(*args.worker)
+        worker(*args.worker, mode=args.mode, seed=args.seed)
         return
     args.work.mkdir(parents=True, exist_ok=True)
     recs = sample_en(args.en) + adgen_test(args.zh, args.seed)
@@ -290,10 +348,16 @@ def main() -> None:
         base = ([r for r in recs if r["lang"] == "en"][: args.baseline_en or args.en]
                 + [r for r in recs if r["lang"] == "zh"][: args.baseline_zh or args.zh])
         versions["today"] = (args.baseline_src, base)
-    versions["new"] = (None, recs)
+    modes = {"today": "prompts"}
+    for mode in args.variants.split(","):
+        if mode not in MODES:
+            ap.error(f"--variants: unknown version {mode!r}; choose from {', '.join(MODES)}")
+        name = mode if mode != "prompts" else "new" if args.baseline_src else "today"
+        versions[name], modes[name] = (None, recs), mode
     results = {}
     for name, (src, rs) in versions.items():
-        rows = {r["id"]: r for r in generate(rs, src, name, args.work, args.reuse)}
+        rows = {r["id"]: r for r in generate(rs, src, name, args.work, args.reuse,
+                                             modes[name], args.seed) if r["id"] in records}
         ms = {rid: measure(records[rid], row) for rid, row in rows.items()}
         results[name] = {"rows": rows, "measures": ms, "summary": {
             lang: summarise([m for rid, m in ms.items() if records[rid]["lang"] == lang])

@@ -11,7 +11,9 @@
 - ``cta``: every channel ends in a call to action;
 - ``opener``: filler a marketer cuts ("Just wanted to tell you about…", "Hey there!", 「亲爱的朋友们」);
 - ``opt_out``: an SMS opt-out ("Reply STOP") where it means nothing (an e-mail: its opt-out is
-  the unsubscribe footer delivery adds).
+  the unsubscribe footer delivery adds);
+- ``borrowed``: a fact of a few-shot example that this record lacks (an example's 圆领 on a
+  V-neck dress), or an example's words copied verbatim.
 
 :func:`tidy` repairs what needs no model call before the checks run: those openers, product
 names in ``<angle brackets>``, stray braces, an SMS opt-out in an e-mail.
@@ -411,4 +413,23 @@ def tidy(fields: Fields, ctx: GuardContext) -> Fields:
         if not disclaimer or not SMS_OPT_OUT.fullmatch(disclaimer):
             text = SMS_OPT_OUT.sub("", text)
         out[name] = re.sub(r"[ \t]{2,}", " ", text).strip()
+    return out
+
+
+# --- few-shot examples: how to write, never what to say --------------------------------------------
+
+@guardrail("borrowed")
+def check_borrowed(fields: Fields, ctx: GuardContext) -> list[str]:
+    """No fact that only a few-shot example has, and no run of an example copied verbatim."""
+    from adpilot.generation.guardrails import _quoted
+
+    text = _text(fields, ctx)
+    low = text.lower()
+    hits = sorted({b for b in ctx.borrowed if _in_text(b, low)})
+    out = [f"{', '.join(hits)}: not in this product's record (an example's facts): state only "
+           "this product's facts"] if hits else []
+    for shot in ctx.shots:
+        if run := _quoted(text, shot):
+            out.append(f"the copy repeats an example word for word ('{run}…'): write your own")
+            break
     return out

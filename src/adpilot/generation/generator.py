@@ -34,6 +34,7 @@ from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
 from adpilot.generation.copy_checks import dedupe_clauses, tidy, with_cta
 from adpilot.generation.examples import ExampleBank
+from adpilot.generation.fewshot import ShotLibrary, borrowed_facts
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
     GuardContext,
@@ -206,6 +207,8 @@ class CopyGenerator:
     (logging, cost accounting). With ``examples`` (an :class:`ExampleBank`), the best
     ``n_examples`` winning copies of the same channel and language go into the prompt.
     With ``best_of`` > 1, that many candidates are written and the best kept (see :meth:`generate`).
+    ``shots`` maps a language to a :class:`~adpilot.generation.fewshot.ShotLibrary`: the
+    ``n_shots`` examples nearest to each product go into its prompt (retrieved few-shot).
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
@@ -213,7 +216,8 @@ class CopyGenerator:
                  temperature: float = 0.7, max_tokens: int = 320, seed: int = 0,
                  on_message: Callable[[CopyVariant], None] | None = None,
                  examples: ExampleBank | None = None, n_examples: int = 3,
-                 best_of: int = 1, scorecard: Any = None) -> None:
+                 best_of: int = 1, scorecard: Any = None,
+                 shots: dict[str, ShotLibrary] | None = None, n_shots: int = 2) -> None:
         if max_attempts < 1:
             raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {max_attempts}.")
@@ -225,6 +229,7 @@ class CopyGenerator:
         self.temperature, self.max_tokens = temperature, max_tokens
         self.on_message = on_message
         self.examples, self.n_examples = examples, n_examples
+        self.shots, self.n_shots = shots or {}, n_shots
         if best_of < 1:
             raise ConfigError(f"The 'best_of' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {best_of}.")
@@ -321,11 +326,15 @@ class CopyGenerator:
         """One variant: render the prompt, ask until the JSON validates and the guardrails pass
         (or attempts run out), and report what is still wrong."""
         shots = self.examples.top(spec.channel, spec.lang, self.n_examples) if self.examples else []
+        library = self.shots.get(spec.lang)
+        near = library.nearest(product, self.n_shots, exclude=product.id) if library else []
         prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index,
-                                      examples=shots)
+                                      examples=shots, shots=near)
+        near = near if len(spec.fields) == 1 else []  # an example has one text (shot_turns)
         ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
                            injected=prompt.injected, reviews=prompt.reviews,
-                           audience=prompt.audience)
+                           audience=prompt.audience, shots=[s.text for s in near],
+                           borrowed=borrowed_facts(near, prompt.facts))
         schema = spec.schema()
         params = GenerationParams(max_tokens=min(self.max_tokens, max_tokens_for(spec, self.brand)),
                                   temperature=self.temperature,

@@ -28,6 +28,8 @@ class GuardContext:
     injected: list[str] = field(default_factory=list)   # instruction spans removed from reviews
     reviews: list[str] = field(default_factory=list)    # review snippets shown to the model
     audience: list[str] = field(default_factory=list)   # segment traits the copy must not restate
+    shots: list[str] = field(default_factory=list)      # few-shot example texts (never copied)
+    borrowed: list[str] = field(default_factory=list)   # examples' facts this record lacks
 
     @property
     def lang(self) -> str:
@@ -364,7 +366,7 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
 # guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
 SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
                   "complaint", "placeholder", "audience", "voice", "unsupported", "mixed_language",
-                  "prompt_echo", "opener", "opt_out")
+                  "prompt_echo", "opener", "opt_out", "borrowed")
 _SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
 
 

@@ -25,6 +25,7 @@ from adpilot.generation.audience import (
 )
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
+from adpilot.generation.fewshot import Shot
 from adpilot.generation.safety import clean_snippet, mask_pii
 
 MAX_REVIEWS = 1  # snippets per prompt: the aspects already say what they care about; a small
@@ -84,9 +85,12 @@ def cta_for(spec: ChannelSpec) -> str:
 
 
 def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand: BrandKit, *,
-                 variant: int = 0, examples: list[str] | None = None) -> Prompt:
+                 variant: int = 0, examples: list[str] | None = None,
+                 shots: list[Shot] | None = None) -> Prompt:
     """System + user message for one variant; review snippets are cleaned and quoted as data;
-    ``examples`` are our own winning copy for this channel and language (few-shot)."""
+    ``examples`` are our own winning copy for this channel and language; ``shots`` are copy
+    written for similar products, with their facts (retrieved few-shot, :mod:`.fewshot`), put
+    in as earlier turns (:func:`shot_turns`)."""
     lang = spec.lang
     cfg = prompt_config()
     sensitive = [audience.name] if audience.name else []
@@ -116,11 +120,50 @@ def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand:
                   voice=brand.voice.get(lang, ""), dont_words=sep.join(brand.banned(lang)),
                   emoji=cfg["emoji"][lang][brand.emoji], facts=facts, audience=described.text,
                   reviews=reviews, angle=angles[variant % len(angles)], shape=shape,
-                  examples=examples or [], cta=cta_for(spec))
-    return Prompt([Message("system", system), Message("user", user)],
+                  examples=examples or [], cta=cta_for(spec),
+                  points=sep.join(selling_points(product, spec, brand)))
+    return Prompt([Message("system", system), *shot_turns(shots or [], spec, cfg, brand_name),
+                   Message("user", user)],
                   sensitive=[s for s in sensitive if s], injected=injected,
                   facts=facts + "\n" + brand_name, reviews=reviews,
                   audience=audience_descriptors(audience))
+
+
+CHARS_PER_POINT = {"en": 50, "zh": 15}  # room a stated fact takes in copy, roughly
+
+
+def selling_points(product: Product, spec: ChannelSpec, brand: BrandKit) -> list[str]:
+    """The record's attribute values (its type aside) the copy is asked to state, as many as
+    the main field has room for (at least two): asking for "two facts" capped what a small
+    model wrote at two, where people's ads for these records state nine in ten. Empty for a
+    record without attributes (the prompt then asks for two facts of its description)."""
+    values: list[str] = []
+    for key, value in product.attributes.items():
+        if key in ("类型", "type", "category") or value in (None, "", []):
+            continue
+        values += [str(v) for v in (value if isinstance(value, list | tuple) else [value])]
+    values = [v for v in dict.fromkeys(values) if v != product.title]
+    room = target(spec, brand, spec.main_field) // CHARS_PER_POINT[spec.lang]
+    return values[: max(2, room)]
+
+
+SHOT_ASK = {"en": "Write {what} for {brand}.\nProduct facts: {facts}",
+            "zh": "为{brand}写{what}。\n商品信息：{facts}"}
+
+
+def shot_turns(shots: list[Shot], spec: ChannelSpec, cfg: dict, brand: str) -> list[Message]:
+    """Few-shot examples as earlier turns of the conversation (facts asked, copy answered in
+    the reply's JSON): a small model maps facts to copy better from answered turns than from
+    examples pasted into one message. Single-field channels only (an example has one text)."""
+    if len(spec.fields) != 1:
+        return []
+    ask = SHOT_ASK[spec.lang]
+    what = cfg[spec.channel][spec.lang]["what"]
+    out = []
+    for shot in shots:
+        out += [Message("user", ask.format(what=what, brand=brand, facts=shot.facts)),
+                Message("assistant", json.dumps({spec.main_field: shot.text}, ensure_ascii=False))]
+    return out
 
 
 def reask_message(error: str, spec: ChannelSpec, brand: BrandKit) -> str:
