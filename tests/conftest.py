@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import adpilot.delivery.ledger  # noqa: F401  (its tables join the metadata db_url wipes)
+import adpilot.optimization.campaigns  # noqa: F401  (likewise)
 from adpilot.store import Store
 from adpilot.store.sql import metadata
 

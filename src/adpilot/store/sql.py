@@ -22,7 +22,9 @@ from sqlalchemy import (
     create_engine,
     event,
     func,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
@@ -108,12 +110,26 @@ class Store:
             return "<database url>"
 
     def init(self) -> Store:
-        """Create missing tables."""
+        """Create missing tables, and add to each record table the (nullable) columns a newer
+        schema declares, so a store made by an older version takes the new files."""
         try:
             metadata.create_all(self.engine)
+            self._add_missing_columns()
         except OperationalError as exc:
             raise StoreError(f"cannot open database {self.safe_url}: {exc.orig}") from None
         return self
+
+    def _add_missing_columns(self) -> None:
+        inspector = inspect(self.engine)
+        quote = self.engine.dialect.identifier_preparer.quote
+        with self.engine.begin() as conn:
+            for name, table in TABLES.items():
+                have = {c["name"] for c in inspector.get_columns(name)}
+                for col in table.columns:
+                    if col.name not in have:  # never the primary key: the table has it
+                        kind = col.type.compile(dialect=self.engine.dialect)
+                        conn.execute(text(f"ALTER TABLE {quote(name)} ADD COLUMN "
+                                          f"{quote(col.name)} {kind}"))
 
     def _insert(self, table: Table):
         if self.dialect == "postgresql":

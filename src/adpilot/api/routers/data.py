@@ -19,7 +19,7 @@ from adpilot.data.schema import SCHEMAS
 from adpilot.errors import AdpilotError, ConfigError, InputError, NotFoundError
 
 router = APIRouter(prefix="/v1", tags=["data"])
-Kind = Literal["customers", "products", "reviews", "transactions", "events"]
+Kind = Literal["customers", "products", "reviews", "transactions", "events", "consents"]
 
 
 def _check_kind(kind: str) -> None:
