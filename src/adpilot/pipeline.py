@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -51,7 +52,7 @@ class RunContext:
     ingests: dict[str, IngestResult] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
-    sentiment: str = "auto"  # auto | model | rating (see profiling.build.default_sentiment_scorer)
+    sentiment: str = "auto"  # auto | model | rating (see profiling.polarity.resolve_sentiment)
     llm: str = "llamacpp"  # LLM backend for the copy step, or "none"
     executor: str | None = None  # heavy profiling stages on "local" | "ray" (None: in one go)
     ray_address: str | None = None  # join this Ray cluster instead of starting Ray locally
@@ -109,22 +110,26 @@ def step_data_report(ctx: RunContext) -> None:
             note=True))
 
 
+def _executor(ctx: RunContext):
+    """The executor the run was asked for, as a context manager (a null one when none)."""
+    if not ctx.executor:
+        return nullcontext()
+    from adpilot.backends.executor import get_executor
+
+    return get_executor(ctx.executor, **({"address": ctx.ray_address} if ctx.executor == "ray" else {}))
+
+
 def step_profiles(ctx: RunContext) -> None:
     """Profiles and segments / 用户画像与分群: sentiment, aspects, RFM, embeddings, k-means."""
     from adpilot.profiling.build import export_profiles, profile_store
     from adpilot.report.charts import segment_chart
     from adpilot.report.html import table_html
 
-    if ctx.executor:  # stage outputs as Parquet under out_dir/stages, then into the store
-        from adpilot.backends.executor import get_executor
-        from adpilot.profiling.scaled import profile_store_with
-
-        opts = {"address": ctx.ray_address} if ctx.executor == "ray" else {}
-        with get_executor(ctx.executor, **opts) as ex:
-            run = profile_store_with(ctx.store, ex, seed=0, sentiment=ctx.sentiment,
-                                     progress=ctx.progress, work_dir=ctx.out_dir / "stages")
-    else:
-        run = profile_store(ctx.store, seed=0, sentiment=ctx.sentiment, progress=ctx.progress)
+    # One workflow: with an executor the heavy stages run as batch stages (their outputs as
+    # Parquet under out_dir/stages); without one, in process.
+    with _executor(ctx) as ex:
+        run = profile_store(ctx.store, executor=ex, seed=0, sentiment=ctx.sentiment,
+                            progress=ctx.progress, work_dir=ctx.out_dir / "stages")
     ctx.profiles = run
     ctx.outputs.update(export_profiles(run, ctx.out_dir))
     sec = ctx.report.section("Profiles and segments · 用户画像与分群")
