@@ -328,5 +328,8 @@ def mount(app: FastAPI, state: AppState) -> None:
         return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM,
                       prices=prices_for(state.settings), figure=figure)
 
+    from adpilot.dashboard.send_page import add_send_pages
+
+    add_send_pages(router, state, sessions, render, form_for, page_error, busy)
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
