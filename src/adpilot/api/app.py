@@ -21,7 +21,7 @@ from adpilot.api.jobs import JobRunner  # noqa: E402
 from adpilot.api.keys import KeyVerifier  # noqa: E402
 from adpilot.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware  # noqa: E402
 from adpilot.api.reports import CampaignReports  # noqa: E402
-from adpilot.api.routers import campaigns, copy, data, system  # noqa: E402
+from adpilot.api.routers import campaigns, copy, data, system, tracking  # noqa: E402
 from adpilot.api.security import AppState  # noqa: E402
 from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
 from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
@@ -99,6 +99,7 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
     errors.install(app)
     for module in (system, data, copy, campaigns):
         app.include_router(module.router)
+    tracking.install(app, state)  # public: tracked links, open pixel, one-click unsubscribe
     if dashboard:
         from adpilot.dashboard.routes import mount
 

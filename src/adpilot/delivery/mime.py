@@ -3,6 +3,8 @@
 Every e-mail is multipart text + HTML, has a unique ``Message-ID``, and carries
 ``List-Unsubscribe`` with ``List-Unsubscribe-Post: List-Unsubscribe=One-Click`` (RFC 8058, which
 Gmail and Yahoo require of bulk senders) and a footer with the sender and its postal address.
+Its http(s) links go through ``adpilot serve``'s tracked links and its HTML ends with an open
+pixel (:mod:`adpilot.delivery.links`).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from dataclasses import dataclass
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
-from adpilot.delivery.base import DeliveryError, Message, sign_token
+from adpilot.delivery.base import DeliveryError, Message
+from adpilot.delivery.links import Tracker, lang_of
 
 # headers the renderer owns: a message's own headers may not replace them
 _RESERVED = {"from", "to", "subject", "message-id", "date", "list-unsubscribe",
@@ -59,8 +62,14 @@ class Sender:
     def display_name(self) -> str:
         return parseaddr(self.from_addr)[0] or self.address
 
-    def unsubscribe_url(self, message_id: str) -> str:
-        return f"{self.public_url.rstrip('/')}/u/{sign_token(message_id, self.link_secret)}"
+    @property
+    def tracker(self) -> Tracker:
+        """Signs this sender's tracked links, open pixels and unsubscribe links."""
+        return Tracker(self.public_url, self.link_secret)
+
+    def unsubscribe_url(self, message: Message) -> str:
+        """The one-click unsubscribe link of ``message`` (``{public_url}/u/{token}``)."""
+        return self.tracker.unsubscribe_url(message)
 
 
 def _header(value: str) -> str:
@@ -77,6 +86,19 @@ def _part(content_type: str, text: str) -> str:
             f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}")
 
 
+def _linked(text: str, tracker: Tracker) -> str:
+    """Plain text (its links already tracked) as HTML: the tracked links as anchors, line
+    breaks kept."""
+    out, last = [], 0
+    for m in tracker.tracked_links(text):
+        out.append(html_lib.escape(text[last:m.start()]))
+        url = html_lib.escape(m.group())
+        out.append(f'<a href="{url}">{url}</a>')
+        last = m.end()
+    out.append(html_lib.escape(text[last:]))
+    return "".join(out).replace("\n", "<br>")
+
+
 def render_email(message: Message, sender: Sender) -> bytes:
     """The e-mail for ``message`` (which must be an e-mail with an address): RFC 5322 bytes with CRLF,
     multipart/alternative with a text and an HTML part (UTF-8, base64).
@@ -87,11 +109,15 @@ def render_email(message: Message, sender: Sender) -> bytes:
     """
     if message.channel != "email" or not message.to:
         raise DeliveryError(f"message {message.message_id} is not an e-mail with an address")
-    unsubscribe = sender.unsubscribe_url(message.message_id)
-    line, label = _FOOTER["zh" if message.lang.lower().startswith("zh") else "en"]
+    tracker = sender.tracker
+    unsubscribe = tracker.unsubscribe_url(message)
+    line, label = _FOOTER[lang_of(message.lang)]
     footer = line.format(sender=sender.display_name, address=sender.postal_address)
-    body = message.html if message.html is not None else (
-        "<p>" + html_lib.escape(message.text).replace("\n", "<br>") + "</p>")
+    # links are tracked before the footer is added: the unsubscribe link is not a click
+    if message.html is not None:
+        body = tracker.rewrite_html(message, message.html)
+    else:
+        body = "<p>" + _linked(tracker.rewrite_text(message, message.text), tracker) + "</p>"
     name, addr = parseaddr(sender.from_addr)
     domain = addr.partition("@")[2]
     headers = {
@@ -112,10 +138,11 @@ def render_email(message: Message, sender: Sender) -> bytes:
                                 "or is not a header name")
         headers[key] = _header(value)
     boundary = f"=_adpilot_{message.message_id[:16]}_{secrets.token_hex(8)}"
-    text = f"{message.text}\n\n--\n{footer}\n{label}: {unsubscribe}\n"
+    text = f"{tracker.rewrite_text(message, message.text)}\n\n--\n{footer}\n{label}: {unsubscribe}\n"
     page = (f"<!doctype html><html lang=\"{html_lib.escape(message.lang)}\"><body>{body}"
             f"<hr><p style=\"font-size:12px;color:#666\">{html_lib.escape(footer)} "
-            f"<a href=\"{html_lib.escape(unsubscribe)}\">{label}</a></p></body></html>")
+            f"<a href=\"{html_lib.escape(unsubscribe)}\">{label}</a></p>"
+            f"{tracker.pixel(message)}</body></html>")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     return (f"{head}MIME-Version: 1.0\r\n"
             f"Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"

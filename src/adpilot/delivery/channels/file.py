@@ -51,6 +51,7 @@ class FileChannel:
             data = render_email(message, self.sender)
             target = self.outbox / f"{message.message_id}.eml"
         else:
+            message = self.sender.tracker.tracked(message)  # links as the gateway would send them
             data = json.dumps(message.model_dump(mode="json"), ensure_ascii=False, indent=1).encode()
             target = self.outbox / f"{message.message_id}.json"
         tmp = target.with_suffix(target.suffix + ".tmp")

@@ -16,6 +16,7 @@ import json
 from typing import Any
 
 from adpilot.delivery.base import DeliveryError, Message, Receipt, register_channel
+from adpilot.delivery.links import Tracker
 from adpilot.errors import MissingDependencyError
 
 SIGNATURE_HEADER = "X-Adpilot-Signature"
@@ -43,13 +44,15 @@ def payload(message: Message) -> bytes:
 
 @register_channel("webhook")
 class WebhookChannel:
-    """POSTs messages to ``url`` signed with ``secret``."""
+    """POSTs messages to ``url`` signed with ``secret``. With a ``tracker`` (built from
+    ADPILOT_PUBLIC_URL and ADPILOT_LINK_SECRET) the text's links are tracked and an SMS ends
+    with its opt-out instruction."""
 
     name = "webhook"
     idempotent = True
 
     def __init__(self, url: str, *, secret: str, timeout: float = 15.0,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, tracker: Tracker | None = None) -> None:
         if not url.startswith(("https://", "http://")):
             raise DeliveryError(f"webhook URL {url!r} is not an http(s) URL (ADPILOT_WEBHOOK_URL)")
         if not secret:
@@ -60,6 +63,7 @@ class WebhookChannel:
             raise MissingDependencyError("the webhook channel needs httpx: "
                                          "pip install 'adpilot[delivery]'") from None
         self.url = url
+        self.tracker = tracker
         self._secret = secret
         self._httpx = httpx
         self._client = httpx.Client(timeout=timeout, headers=headers or {})
@@ -69,6 +73,8 @@ class WebhookChannel:
 
     def deliver(self, message: Message) -> Receipt:
         mid = message.message_id
+        if self.tracker is not None:
+            message = self.tracker.tracked(message)
         body = payload(message)
         headers = {"Content-Type": "application/json; charset=utf-8",
                    SIGNATURE_HEADER: signature(body, self._secret), "Idempotency-Key": mid}
