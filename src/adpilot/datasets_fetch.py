@@ -34,23 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adpilot.errors import InputError
+from adpilot.errors import ChecksumError, DatasetUnavailableError, InputError
 
 Progress = Callable[[str, int, int], None]  # (file, bytes done, bytes in all or 0)
 _CHUNK = 1 << 16
-
-
-class DatasetUnavailableError(InputError):
-    """No copy of a data set file can be had here (no data folder, no cache, no download).
-    ``short`` is a one-line reason for fallback notes; the message lists everything tried."""
-
-    def __init__(self, message: str, *, short: str | None = None) -> None:
-        self.short = short or message
-        super().__init__(message)
-
-
-class ChecksumError(InputError):
-    """A downloaded file's sha256 differs from the manifest's."""
 
 
 @dataclass(frozen=True)

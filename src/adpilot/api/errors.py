@@ -1,7 +1,8 @@
 """One JSON shape for every error: ``{"error": {"status", "code", "message", "details"?}}``.
 
-adpilot errors become 4xx with their message; anything else is a bug: a generic 500 whose
-details stay in the server log, never in the response.
+An adpilot error answers with the status and code its class declares (``http_status``,
+``error_code``: 4xx, or 5xx for a backend that is down) and its message; anything else is a
+bug: a generic 500 whose details stay in the server log, never in the response.
 """
 
 from __future__ import annotations
@@ -14,29 +15,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adpilot.api.services import NotReadyError
-from adpilot.errors import (
-    AdpilotError,
-    ArtifactMismatchError,
-    ConfigError,
-    InputError,
-    MissingDependencyError,
-    NotFittedError,
-    NotFoundError,
-)
+from adpilot.errors import AdpilotError
 
 log = logging.getLogger("adpilot.api")
 
-# most specific first
-_STATUS: list[tuple[type[AdpilotError], int, str]] = [
-    (NotFoundError, 404, "not_found"),
-    (NotReadyError, 409, "not_ready"),
-    (MissingDependencyError, 501, "not_available"),
-    (NotFittedError, 409, "not_fitted"),
-    (ArtifactMismatchError, 409, "artifact_mismatch"),
-    (InputError, 422, "invalid_input"),
-    (ConfigError, 400, "bad_request"),
-]
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
           405: "method_not_allowed", 409: "conflict", 413: "too_large", 415: "unsupported_media",
           422: "invalid_request", 429: "too_many_requests", 501: "not_available",
@@ -58,14 +40,9 @@ def error_response(status: int, message: str, *, code: str | None = None,
 
 
 def status_for(exc: AdpilotError) -> tuple[int, str]:
-    for cls, status, code in _STATUS:
-        if isinstance(exc, cls):
-            return status, code
-    if type(exc).__name__ == "StoreError":
-        return 503, "store_unavailable"
-    if type(exc).__name__ in ("LLMError", "StructuredOutputError"):
-        return 502, "model_error"
-    return 400, "bad_request"
+    """The HTTP status and error code of ``exc``: its class's ``http_status`` and ``error_code``
+    (see :mod:`adpilot.errors`), so a new error class brings its own answer."""
+    return exc.http_status, exc.error_code
 
 
 def install(app: FastAPI) -> None:

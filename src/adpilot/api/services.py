@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from adpilot.data import columns as C
-from adpilot.errors import AdpilotError, ConfigError, MissingDependencyError, NotFoundError
+from adpilot.errors import ConfigError, MissingDependencyError, NotFoundError, NotReadyError
 from adpilot.optimization.campaigns import Campaigns, Decision, EventIngest
 from adpilot.optimization.event_rows import campaign_ids
 from adpilot.optimization.inbox import EventInbox, InboxAppender
@@ -25,10 +25,6 @@ log = logging.getLogger(__name__)
 
 DRAIN_QUIET_SECONDS = 0.25  # no new batch for this long (a lull): process the inbox now
 DRAIN_MAX_LAG_SECONDS = 2.0  # ... or at the latest this long after the first pending batch
-
-
-class NotReadyError(AdpilotError):
-    """The data the request needs has not been built yet (HTTP 409), e.g. no profiles."""
 
 
 def records(frame: pd.DataFrame) -> list[dict]:
@@ -101,13 +97,8 @@ class CampaignService:
         return self._writer.variants(campaign_id)
 
     def decide(self, user_id: str, campaign_id: str) -> Decision:
-        try:
-            with self._decide_lock:
-                return self._decider.decide(user_id, campaign_id)
-        except ConfigError as exc:
-            if str(exc).startswith("unknown campaign"):
-                raise NotFoundError(str(exc)) from None
-            raise
+        with self._decide_lock:  # an unknown campaign raises NotFoundError (a 404) itself
+            return self._decider.decide(user_id, campaign_id)
 
     def is_warm(self, campaign_id: str) -> bool:
         """Whether :meth:`decide` for this campaign needs no database read."""

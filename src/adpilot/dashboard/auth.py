@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from adpilot.api.keys import scope_allows
 from adpilot.api.security import AppState
+from adpilot.errors import CsrfError, LoginRequired, ScopeError
 from adpilot.store.sql import metadata
 
 SESSIONS = Table(
@@ -37,18 +38,6 @@ SESSIONS = Table(
 
 COOKIE = "adpilot_session"
 LOGIN_CSRF = "adpilot_login_csrf"
-
-
-class LoginRequired(Exception):
-    """No valid session: the handler sends the browser to the login page."""
-
-
-class CsrfError(Exception):
-    """A form came back without the session's CSRF token."""
-
-
-class ScopeError(Exception):
-    """The session's scope does not allow the action."""
 
 
 @dataclass(frozen=True)

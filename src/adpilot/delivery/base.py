@@ -17,14 +17,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adpilot.errors import AdpilotError, ConfigError
+from adpilot.errors import ConfigError
+from adpilot.errors import DeliveryError as DeliveryError  # re-exported: defined in adpilot.errors
 
 ChannelKind = Literal["email", "sms", "push"]
 ReceiptStatus = Literal["sent", "failed", "unknown"]
-
-
-class DeliveryError(AdpilotError):
-    """A channel cannot be built or used at all (bad settings, unreachable configuration)."""
 
 
 def message_id(campaign: str, user_id: str, step: str | int = 0) -> str:

@@ -30,7 +30,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from adpilot.data.schema import SCHEMAS, FieldSpec, get_schema
-from adpilot.errors import AdpilotError, ConfigError
+from adpilot.errors import ConfigError, StoreError
 
 _CHUNK = 5_000  # rows per INSERT batch: bounded memory, few round trips
 
@@ -71,10 +71,6 @@ INGEST_RUNS = Table(
     Column("details", JSON, nullable=True),
     Column("finished_at", DateTime, nullable=False),
 )
-
-
-class StoreError(AdpilotError):
-    """The database cannot be reached or written."""
 
 
 class Store:

@@ -18,24 +18,10 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from adpilot.errors import AdpilotError, ConfigError
+from adpilot.errors import ConfigError, StructuredOutputError
+from adpilot.errors import LLMError as LLMError  # re-exported: defined in adpilot.errors
 
 Role = Literal["system", "user", "assistant"]
-
-
-class LLMError(AdpilotError):
-    """A language-model backend failed (server unreachable, bad reply, model missing)."""
-
-
-class StructuredOutputError(LLMError):
-    """The model's output never validated; carries every attempt and the total token usage."""
-
-    def __init__(self, message: str, *, attempts: list[Attempt], usage: Usage) -> None:
-        self.attempts = attempts
-        self.usage = usage
-        last = attempts[-1].error if attempts else "no attempt"
-        super().__init__(f"{message} after {len(attempts)} attempt(s), {usage.total_tokens} tokens; "
-                         f"last error: {last}")
 
 
 @dataclass(frozen=True)
