@@ -272,3 +272,35 @@ def test_stray_braces_are_removed_anywhere():
     fixed = tidy({"text": "V领单排扣，}常规版型，快来看看。}"}, c)
     assert fixed["text"] == "V领单排扣，常规版型，快来看看。"
     assert not fails(fixed, c, "prompt_echo")
+
+
+def test_two_calls_to_action_in_a_row_keep_the_first():
+    """From the copy-quality run: 「…快来试试吧！快来看看吧！」 (the model's own and then ours)."""
+    from adpilot.generation.copy_checks import tidy
+
+    c = ctx("P11", "social")
+    assert tidy({"text": "碎花雪纺连衣裙，收腰设计。快来试试吧！快来看看吧！"}, c)["text"] \
+        == "碎花雪纺连衣裙，收腰设计。快来试试吧！"
+    sms = ctx("P11", "sms")
+    assert tidy({"text": "碎花雪纺，收腰设计。快来试试！快来看看。回T退订"}, sms)["text"] \
+        == "碎花雪纺，收腰设计。快来试试！回T退订"
+    one = "碎花雪纺连衣裙，收腰设计。快来看看吧！"
+    assert tidy({"text": one}, c)["text"] == one
+    en = ctx("P01", "social")
+    assert tidy({"text": "100% linen with side pockets. Shop it now. Shop now."}, en)["text"] \
+        == "100% linen with side pockets. Shop it now."
+
+
+def test_a_greeting_with_an_unfilled_name_goes_and_a_dangling_comma_gets_no_stop_after_it():
+    """From the copy-step bench: "Hey there, <name!>! 🌟 …" was rejected (a re-ask) where
+    cutting the greeting saves the copy; 「版型宽松，」 + our CTA read 「版型宽松，。欢迎选购。」."""
+    from adpilot.generation.channels import channel_spec as spec_of
+    from adpilot.generation.copy_checks import tidy, with_cta
+
+    serum = ctx("P04")
+    fixed = tidy(email("Hey there, <name!>! Water-based serum with 2% hyaluronic acid and "
+                       "panthenol, fragrance-free. Shop it today."), serum)
+    assert fixed["body"].startswith("Water-based serum") and not fails(fixed, serum, "placeholder")
+    body = with_cta({"subject": "真丝衬衫", "body": "重磅桑蚕丝，版型略宽松，"}, spec_of("email", "zh"),
+                    load_brand())["body"]
+    assert body == "重磅桑蚕丝，版型略宽松。欢迎选购。"

@@ -338,8 +338,8 @@ def with_cta(fields: Fields, spec: ChannelSpec, brand: BrandKit) -> Fields:
     if disclaimer and body.endswith(disclaimer):
         body, tail = body[: -len(disclaimer)].rstrip(), disclaimer
     zh = spec.lang == "zh"
-    if body and not ENDS_SENTENCE.search(body):
-        body += "。" if zh else "."
+    if body and not ENDS_SENTENCE.search(body):  # 「版型宽松，」 ends at its comma: no 「，。」
+        body = body.rstrip("，,；;、：: ") + ("。" if zh else ".")
     sep = "" if zh else " "
     new = f"{body}{sep}{cta_for(spec)}" + (f"{sep}{tail}" if tail else "")
     if not body or len(new) > spec.limits[main][1]:
@@ -351,7 +351,9 @@ def with_cta(fields: Fields, spec: ChannelSpec, brand: BrandKit) -> Fields:
 
 # at the start of a field: a greeting or "just wanted to tell you about" before the real opening
 OPENER: dict[str, re.Pattern[str]] = {
+    # (a greeting may carry an unfilled name slot: "Hey there, <name!>! " goes with it)
     "en": re.compile(r"^\s*(?:(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
+                     r"(?:,?\s*(?:<[^<>\n]{1,30}>|\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}))?"
                      r"\s*[!,.]+\s*)+|(?:we\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
                      r"you\s+(?:know\s+)?about\s+|(?:we(?:'re|’re|\s+are)\s+)?(?:so\s+)?(?:thrilled|"
                      r"excited|happy|delighted)\s+to\s+(?:share|introduce|announce|present|tell you"
@@ -412,8 +414,28 @@ def tidy(fields: Fields, ctx: GuardContext) -> Fields:
                        if c not in "{}" or any(a <= i < b for a, b in slots))
         if not disclaimer or not SMS_OPT_OUT.fullmatch(disclaimer):
             text = SMS_OPT_OUT.sub("", text)
-        out[name] = re.sub(r"[ \t]{2,}", " ", text).strip()
+        text = re.sub(r"[ \t]{2,}", " ", text).strip()
+        out[name] = _one_cta(text, disclaimer, ctx.lang) if name == ctx.spec.main_field else text
     return out
+
+
+_SENTENCES = re.compile(r"[^。！？!?.]*[。！？!?.]+\s*|[^。！？!?.]+$")
+_SHORT_CTA = {"zh": 12, "en": 30}  # characters: a sentence this short that asks is only a CTA
+
+
+def _one_cta(text: str, disclaimer: str, lang: str) -> str:
+    """「快来试试吧！快来看看吧！」: of two short calls to action in a row at the end, the first
+    is kept (the model ends with its own and then the example we gave it)."""
+    tail = disclaimer if disclaimer and text.endswith(disclaimer) else ""
+    body = text[: len(text) - len(tail)].rstrip() if tail else text
+    parts = _SENTENCES.findall(body)
+    while (len(parts) >= 3 and all(len(p.strip()) <= _SHORT_CTA[lang] and has_cta(p, lang)
+                                   for p in parts[-2:])):
+        parts.pop()
+    kept = "".join(parts).rstrip()
+    if kept == body:
+        return text
+    return f"{kept}{'' if lang == 'zh' else ' '}{tail}".rstrip() if tail else kept
 
 
 # --- few-shot examples: how to write, never what to say --------------------------------------------
