@@ -7,6 +7,10 @@ URL) in URL-safe base64; the mac is HMAC-SHA256 of the payload under ``ADPILOT_L
 lookup to act on a token and redirects only to the URL that was signed, so ``/t/c/…`` is never
 an open redirect. :class:`Tracker` rewrites a message's links into such URLs of
 ``adpilot serve`` (``{public_url}/t/c/…``, ``/t/o/…``, ``/u/…``).
+
+An SMS pays per 70 (Chinese) or 160 characters, so its click links carry a short token: the
+message id as 16 bytes, the language and the URL, with a 72-bit mac; the server reads the
+campaign, variant and user of that message from the send ledger (:attr:`LinkClaims.short`).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ _CODE = {"click": "c", "open": "o", "unsubscribe": "u"}
 _KIND = {v: k for k, v in _CODE.items()}
 _PATH = {"click": "t/c", "open": "t/o", "unsubscribe": "u"}
 _MAC_BYTES = 12
+_SHORT_MAC_BYTES = 9
+_SHORT = b"s"  # first byte of a short token's payload (a full one is JSON: "[")
 _MAX_TOKEN = 4096  # longer is not a token of ours: refused before any decoding
 
 # a URL in plain text ends at white space, quotes or angle brackets; trailing punctuation
@@ -57,6 +63,7 @@ class LinkClaims:
     channel: str
     lang: str = "en"
     url: str | None = None  # the target of a click
+    short: bool = False  # campaign, variant and user are to be read from the send ledger
 
     @classmethod
     def of(cls, message: Message, kind: LinkKind, url: str | None = None) -> LinkClaims:
@@ -80,10 +87,31 @@ def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
-def _mac(payload: str, secret: str) -> str:
+def _mac(payload: str, secret: str, size: int = _MAC_BYTES) -> str:
     mac = hmac.new(secret.encode("utf-8"), b"adpilot-link\x1f" + payload.encode("ascii"),
                    hashlib.sha256).digest()
-    return _b64(mac[:_MAC_BYTES])
+    return _b64(mac[:size])
+
+
+def sign_short(claims: LinkClaims, secret: str) -> str:
+    """A short token for ``claims`` (an SMS's click): kind, message id, language and URL only."""
+    if not secret:
+        raise ValueError("a link secret is required (ADPILOT_LINK_SECRET)")
+    raw = (_SHORT + _CODE[claims.kind].encode() + bytes.fromhex(claims.message_id)
+           + claims.lang[:1].encode() + (claims.url or "").encode("utf-8"))
+    payload = _b64(raw)
+    return f"{payload}.{_mac(payload, secret, _SHORT_MAC_BYTES)}"
+
+
+def _short_claims(raw: bytes) -> LinkClaims | None:
+    if len(raw) < 20 or raw[1:2] != b"c":  # only clicks have short tokens
+        return None
+    try:
+        url = raw[19:].decode("utf-8") or None
+    except UnicodeDecodeError:
+        return None
+    return LinkClaims(_KIND[chr(raw[1])], raw[2:18].hex(), "", "", "", "sms",
+                      "zh" if raw[18:19] == b"z" else "en", url=url, short=True)
 
 
 def sign(claims: LinkClaims, secret: str) -> str:
@@ -106,16 +134,28 @@ def verify(token: str, secret: str | None, kind: LinkKind | None = None) -> Link
     payload, dot, mac = token.partition(".")
     if not dot or not payload.isascii() or not mac.isascii():
         return None
-    if not hmac.compare_digest(_mac(payload, secret), mac):
-        return None
     try:
-        fields = json.loads(_unb64(payload).decode("utf-8"))
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raw = _unb64(payload)
+    except (ValueError, binascii.Error):
         return None
-    if not isinstance(fields, list) or len(fields) not in (7, 8) or fields[0] not in _KIND \
-            or not all(isinstance(f, str) for f in fields):
+    short = raw[:1] == _SHORT
+    if not hmac.compare_digest(_mac(payload, secret, _SHORT_MAC_BYTES if short else _MAC_BYTES),
+                               mac):
         return None
-    claims = LinkClaims(_KIND[fields[0]], *fields[1:7], url=fields[7] if len(fields) == 8 else None)
+    if short:
+        claims = _short_claims(raw)
+    else:
+        try:
+            fields = json.loads(raw.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if not isinstance(fields, list) or len(fields) not in (7, 8) or fields[0] not in _KIND \
+                or not all(isinstance(f, str) for f in fields):
+            return None
+        claims = LinkClaims(_KIND[fields[0]], *fields[1:7],
+                            url=fields[7] if len(fields) == 8 else None)
+    if claims is None:
+        return None
     if kind is not None and claims.kind != kind:
         return None
     if claims.kind == "click" and not (claims.url or "").startswith(("https://", "http://")):
@@ -135,8 +175,10 @@ class Tracker:
     def __repr__(self) -> str:  # never the secret
         return f"Tracker({self.base})"
 
-    def url(self, message: Message, kind: LinkKind, target: str | None = None) -> str:
-        token = sign(LinkClaims.of(message, kind, target), self._secret)
+    def url(self, message: Message, kind: LinkKind, target: str | None = None, *,
+            short: bool = False) -> str:
+        claims = LinkClaims.of(message, kind, target)
+        token = sign_short(claims, self._secret) if short else sign(claims, self._secret)
         return f"{self.base}/{_PATH[kind]}/{token}"
 
     def unsubscribe_url(self, message: Message) -> str:
@@ -155,8 +197,9 @@ class Tracker:
     def _ours(self, url: str) -> bool:
         return url.startswith(self.base + "/")
 
-    def rewrite_text(self, message: Message, text: str) -> str:
-        """Every http(s) URL in plain ``text`` replaced by its tracked link."""
+    def rewrite_text(self, message: Message, text: str, *, short: bool = False) -> str:
+        """Every http(s) URL in plain ``text`` replaced by its tracked link (``short``: with
+        short tokens)."""
         def repl(m: re.Match) -> str:
             url = m.group()
             tail = ""
@@ -164,7 +207,7 @@ class Tracker:
                 url, tail = url[:-1], url[-1] + tail
             if not url or self._ours(url):
                 return m.group()
-            return self.url(message, "click", url) + tail
+            return self.url(message, "click", url, short=short) + tail
         return _TEXT_URL.sub(repl, text)
 
     def rewrite_html(self, message: Message, page: str) -> str:
@@ -181,7 +224,7 @@ class Tracker:
         """An SMS's text with its links tracked and the opt-out instruction of its language
         (a reply, handled by :mod:`adpilot.delivery.replies`; shorter than a second link)."""
         stop = SMS_STOP[lang_of(message.lang)]
-        body = self.rewrite_text(message, message.text)
+        body = self.rewrite_text(message, message.text, short=True)
         return body if stop in body else f"{body}\n{stop}"
 
     def tracked(self, message: Message) -> Message:

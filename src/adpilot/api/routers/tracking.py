@@ -22,13 +22,14 @@ from pathlib import Path
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from adpilot.api.security import AppState, client_of, too_many
 from adpilot.api.throttle import RateLimiter
 from adpilot.data import columns as C
 from adpilot.data.schema import EVENTS
-from adpilot.delivery.ledger import Ledger
+from adpilot.delivery.ledger import SENDS, Ledger
 from adpilot.delivery.links import LinkClaims, LinkKind, verify
 
 router = APIRouter(include_in_schema=False)
@@ -115,7 +116,25 @@ def event_of(claims: LinkClaims, now: datetime | None = None) -> dict | None:
     return event
 
 
+def _from_ledger(tracking: Tracking, claims: LinkClaims) -> LinkClaims | None:
+    """A short token's claims completed from the send ledger (None: the message was never sent,
+    e.g. a dry run's preview, and there is nothing to attribute the click to)."""
+    query = select(SENDS.c.campaign, SENDS.c.variant, SENDS.c.user_id, SENDS.c.channel).where(
+        SENDS.c.message_id == claims.message_id)
+    with tracking.ledger.engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return replace(claims, campaign=row.campaign, variant=row.variant, user_id=row.user_id,
+                   channel=row.channel, short=False)
+
+
 async def _record(request: Request, claims: LinkClaims) -> None:
+    if claims.short:
+        found = await run_in_threadpool(_from_ledger, request.app.state.tracking, claims)
+        if found is None:
+            return
+        claims = found
     seen = [replace(claims, kind="open", url=None)] if claims.kind == "click" else []
     # a click shows the message was seen even when its pixel was blocked: it records the
     # message's impression too (under the open's id, so an open and a click make one)
