@@ -8,15 +8,10 @@
   ("full-grain leather" on a serum, 「价格实惠，性价比非常高」, hair on trousers);
 - ``mixed_language``: English words in Chinese copy the record does not have (「偏爱穿 knitwear」);
 - ``prompt_echo``: our instructions or JSON debris in the copy (「推荐用舒适、日常…等词」, a stray ``}``);
-- ``cta``: every channel ends in a call to action;
-- ``opener``: filler a marketer cuts ("Just wanted to tell you about…", "Hey there!", 「亲爱的朋友们」);
-- ``opt_out``: an SMS opt-out ("Reply STOP") where it means nothing (an e-mail: its opt-out is
-  the unsubscribe footer delivery adds);
-- ``borrowed``: a fact of a few-shot example that this record lacks (an example's 圆领 on a
-  V-neck dress), or an example's words copied verbatim.
+- ``cta``: every channel ends in a call to action.
 
-:func:`tidy` repairs what needs no model call before the checks run: those openers, product
-names in ``<angle brackets>``, stray braces, an SMS opt-out in an e-mail.
+Filler openers, opt-outs out of place, few-shot borrowing and the repairs that need no model
+call are in :mod:`adpilot.generation.copy_tidy`.
 
 Importing :mod:`adpilot.generation.guardrails` registers them (it imports this module last).
 """
@@ -347,111 +342,5 @@ def with_cta(fields: Fields, spec: ChannelSpec, brand: BrandKit) -> Fields:
     return {**fields, main: new}
 
 
-# --- filler openers, opt-outs out of place, and the repairs that need no model call ------------
-
-# at the start of a field: a greeting or "just wanted to tell you about" before the real opening
-OPENER: dict[str, re.Pattern[str]] = {
-    # (a greeting may carry an unfilled name slot: "Hey there, <name!>! " goes with it)
-    "en": re.compile(r"^\s*(?:(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
-                     r"(?:,?\s*(?:<[^<>\n]{1,30}>|\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}))?"
-                     r"\s*[!,.]+\s*)+|(?:we\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
-                     r"you\s+(?:know\s+)?about\s+|(?:we(?:'re|’re|\s+are)\s+)?(?:so\s+)?(?:thrilled|"
-                     r"excited|happy|delighted)\s+to\s+(?:share|introduce|announce|present|tell you"
-                     r"\s+about)(?:\s+that)?\s+)", re.I),
-    "zh": re.compile(r"^\s*(?:(?:亲爱的[^，,！!。\s]{0,8}|嗨|哈喽|你们好|你好|您好|大家好|各位)"
-                     r"[，,！!。～~\s]+)+|^\s*(?:我们)?(?:今天)?想(?:告诉|分享给)你[，,：:]?"),
-}
-# the same filler anywhere (what the repair did not reach): a sentence-level check
-FILLER: dict[str, re.Pattern[str]] = {
-    "en": re.compile(r"\bjust wanted to\b|\bwanted to (?:tell|let) you\b|\b(?:hey|hi) there\b|"
-                     r"\bold friends\b", re.I),
-    "zh": re.compile(r"亲爱的(?:朋友|顾客|用户|家人)|你们好|大家好"),
-}
-
-
-@guardrail("opener")
-def check_opener(fields: Fields, ctx: GuardContext) -> list[str]:
-    """No filler a marketer cuts: greetings and "just wanted to tell you about"."""
-    hits = sorted({m.group(0) for m in FILLER[ctx.lang].finditer(_text(fields, ctx))})
-    return [f"cut the filler ({', '.join(hits)}): open with the product and what it offers"] \
-        if hits else []
-
-
-SMS_OPT_OUT = re.compile(r"(?:reply|text)\s+stop\b[^.!?\n]*[.!]?|回复?\s?(?:T|TD)\s?退订[。！!]?", re.I)
-
-
-@guardrail("opt_out")
-def check_opt_out(fields: Fields, ctx: GuardContext) -> list[str]:
-    """An SMS opt-out only where it is the brand's disclaimer: an e-mail unsubscribes through
-    the footer and header delivery adds."""
-    if SMS_OPT_OUT.search(_text(fields, ctx)):
-        return ["remove the opt-out text ('Reply STOP'): we add the channel's own opt-out"]
-    return []
-
-
-_SLOT = re.compile(r"[<{\[]([^<>{}\[\]\n]{2,60})[>}\]]")
-PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
-
-
-def tidy(fields: Fields, ctx: GuardContext) -> Fields:
-    """Repairs that need no model call, made before the checks: a filler opener cut (the rest
-    capitalised), a product name or record phrase in ``<…>``/``{…}``/``[…]`` unwrapped (an unknown
-    slot such as ``<name!>`` stays for the placeholder check), stray braces removed, and an SMS
-    opt-out dropped from a channel whose disclaimer is not one."""
-    facts = ctx.facts.lower()
-    disclaimer = ctx.brand.disclaimer_for(ctx.spec.channel, ctx.lang)
-    out = {}
-    for name, text in fields.items():
-        m = OPENER[ctx.lang].match(text)
-        rest = text[m.end():] if m else ""
-        # not when the "greeting" is the record's own words (a Hello Kitty bag)
-        if m and len(rest.strip()) >= 3 and m.group(0).strip(" !,.，！。").lower() not in facts:
-            text = rest[:1].upper() + rest[1:] if ctx.lang == "en" else rest
-        text = _SLOT.sub(lambda m: m.group(1) if m.group(1).strip().lower() in facts
-                         else m.group(0), text)
-        slots = [m.span() for m in PLACEHOLDER_SLOT.finditer(text)]
-        text = "".join(c for i, c in enumerate(text)
-                       if c not in "{}" or any(a <= i < b for a, b in slots))
-        if not disclaimer or not SMS_OPT_OUT.fullmatch(disclaimer):
-            text = SMS_OPT_OUT.sub("", text)
-        text = re.sub(r"[ \t]{2,}", " ", text).strip()
-        out[name] = _one_cta(text, disclaimer, ctx.lang) if name == ctx.spec.main_field else text
-    return out
-
-
-_SENTENCES = re.compile(r"[^。！？!?.]*[。！？!?.]+\s*|[^。！？!?.]+$")
-_SHORT_CTA = {"zh": 12, "en": 30}  # characters: a sentence this short that asks is only a CTA
-
-
-def _one_cta(text: str, disclaimer: str, lang: str) -> str:
-    """「快来试试吧！快来看看吧！」: of two short calls to action in a row at the end, the first
-    is kept (the model ends with its own and then the example we gave it)."""
-    tail = disclaimer if disclaimer and text.endswith(disclaimer) else ""
-    body = text[: len(text) - len(tail)].rstrip() if tail else text
-    parts = _SENTENCES.findall(body)
-    while (len(parts) >= 3 and all(len(p.strip()) <= _SHORT_CTA[lang] and has_cta(p, lang)
-                                   for p in parts[-2:])):
-        parts.pop()
-    kept = "".join(parts).rstrip()
-    if kept == body:
-        return text
-    return f"{kept}{'' if lang == 'zh' else ' '}{tail}".rstrip() if tail else kept
-
-
-# --- few-shot examples: how to write, never what to say --------------------------------------------
-
-@guardrail("borrowed")
-def check_borrowed(fields: Fields, ctx: GuardContext) -> list[str]:
-    """No fact that only a few-shot example has, and no run of an example copied verbatim."""
-    from adpilot.generation.guardrails import _quoted
-
-    text = _text(fields, ctx)
-    low = text.lower()
-    hits = sorted({b for b in ctx.borrowed if _in_text(b, low)})
-    out = [f"{', '.join(hits)}: not in this product's record (an example's facts): state only "
-           "this product's facts"] if hits else []
-    for shot in ctx.shots:
-        if run := _quoted(text, shot):
-            out.append(f"the copy repeats an example word for word ('{run}…'): write your own")
-            break
-    return out
+# openers, opt-outs out of place and few-shot borrowing register after these (they use them)
+from adpilot.generation import copy_tidy  # noqa: E402,F401

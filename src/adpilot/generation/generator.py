@@ -32,7 +32,8 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
-from adpilot.generation.copy_checks import dedupe_clauses, tidy, with_cta
+from adpilot.generation.copy_checks import dedupe_clauses, with_cta
+from adpilot.generation.copy_tidy import tidy
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.fewshot import ShotLibrary, borrowed_facts
 from adpilot.generation.guardrails import (
