@@ -114,10 +114,11 @@ def render_email(message: Message, sender: Sender) -> bytes:
     line, label = _FOOTER[lang_of(message.lang)]
     footer = line.format(sender=sender.display_name, address=sender.postal_address)
     # links are tracked before the footer is added: the unsubscribe link is not a click
+    text = tracker.rewrite_text(message, message.text)
     if message.html is not None:
         body = tracker.rewrite_html(message, message.html)
     else:
-        body = "<p>" + _linked(tracker.rewrite_text(message, message.text), tracker) + "</p>"
+        body = "<p>" + _linked(text, tracker) + "</p>"
     name, addr = parseaddr(sender.from_addr)
     domain = addr.partition("@")[2]
     headers = {
@@ -138,7 +139,7 @@ def render_email(message: Message, sender: Sender) -> bytes:
                                 "or is not a header name")
         headers[key] = _header(value)
     boundary = f"=_adpilot_{message.message_id[:16]}_{secrets.token_hex(8)}"
-    text = f"{tracker.rewrite_text(message, message.text)}\n\n--\n{footer}\n{label}: {unsubscribe}\n"
+    text = f"{text}\n\n--\n{footer}\n{label}: {unsubscribe}\n"
     page = (f"<!doctype html><html lang=\"{html_lib.escape(message.lang)}\"><body>{body}"
             f"<hr><p style=\"font-size:12px;color:#666\">{html_lib.escape(footer)} "
             f"<a href=\"{html_lib.escape(unsubscribe)}\">{label}</a></p>"
