@@ -45,6 +45,32 @@ class MissingColumnError(InputError):
         super().__init__(f"{what} is missing; columns found: {shown}", path=path)
 
 
+class EventsRefused(InputError):
+    """A ``POST /v1/events`` body cannot be accepted: ``loc`` names where
+    (``["body", "events", 3, "user_id"]``); ``details`` lists every problem found."""
+
+    error_code = "invalid_request"
+
+    def __init__(self, loc: list, message: str, details: list[dict] | None = None) -> None:
+        super().__init__(message)
+        self.loc, self.message = loc, message
+        self.details = details or [{"loc": [str(p) for p in loc], "message": message}]
+
+    def text(self) -> str:
+        """The one-line message of the 422 answer."""
+        return f"invalid request: {'.'.join(str(p) for p in self.loc)}: {self.message}"
+
+
+class BodyTooLarge(AdpilotError):
+    """A request body is over the size limit (raised inside the body-limit middleware)."""
+
+    http_status = 413
+    error_code = "too_large"
+
+    def __init__(self, message: str = "request body too large") -> None:
+        super().__init__(message)
+
+
 class ConfigError(AdpilotError):
     """A setting, mapping file or parameter is invalid."""
 

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, StringConstraints, ValidationError
 from typing_extensions import TypedDict
 
+from adpilot.errors import EventsRefused
+
 
 def _text(max_length: int) -> Any:
     return Annotated[str, StringConstraints(max_length=max_length)]
@@ -54,18 +56,6 @@ def events_schema() -> dict:
     defs = schema.pop("$defs", {})
     schema["properties"]["events"]["items"] = defs.get("EventIn", {})
     return schema
-
-
-class EventsRefused(ValueError):
-    """The body cannot be accepted: ``loc`` names where (``["body", "events", 3, "user_id"]``)."""
-
-    def __init__(self, loc: list, message: str, details: list[dict] | None = None) -> None:
-        super().__init__(message)
-        self.loc, self.message = loc, message
-        self.details = details or [{"loc": [str(p) for p in loc], "message": message}]
-
-    def text(self) -> str:
-        return f"invalid request: {'.'.join(str(p) for p in self.loc)}: {self.message}"
 
 
 # A NUL escape, a surrogate escape that is not half of a pair (a pair is matched whole, 12

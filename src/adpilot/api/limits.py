@@ -7,10 +7,7 @@ from __future__ import annotations
 import json
 
 from adpilot.api.errors import error_body
-
-
-class BodyTooLarge(Exception):
-    pass
+from adpilot.errors import BodyTooLarge
 
 
 class BodyLimitMiddleware:
