@@ -18,7 +18,9 @@ from adpilot.api.app import create_app  # noqa: E402
 from adpilot.api.keys import API_KEYS, revoke_key  # noqa: E402
 from adpilot.store import Store  # noqa: E402
 
-PUBLIC = {"/health", "/login", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# tracked links and one-click unsubscribe are followed from messages: signed tokens, no key
+PUBLIC = {"/health", "/login", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json",
+          "/t/c/{token}", "/t/o/{token}", "/u/{token}"}
 RANK = {"read": 0, "write": 1, "admin": 2}
 
 

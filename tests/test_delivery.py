@@ -11,8 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from adpilot.data.csv_safe import unescape_cell
-from adpilot.delivery import Message, get_channel, message_id, verify_token
+from adpilot.delivery import Message, get_channel, message_id
 from adpilot.delivery.ledger import Ledger
+from adpilot.delivery.links import verify
 from adpilot.delivery.mime import Sender
 from adpilot.delivery.pacing import ManualClock, RetryPolicy, TokenBucket
 from adpilot.delivery.rules import Rules
@@ -145,7 +146,8 @@ def test_smtp_each_received_once_with_headers_and_rerun_sends_nothing(ledger, sm
         assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         url = mail["List-Unsubscribe"].strip("<>")
         assert url.startswith("https://acme.example/u/")
-        assert verify_token(url.rsplit("/", 1)[1], "test-link-secret") == mail["X-Adpilot-Message-Id"]
+        claims = verify(url.rsplit("/", 1)[1], "test-link-secret", "unsubscribe")
+        assert claims is not None and claims.message_id == mail["X-Adpilot-Message-Id"]
         ids.add(mail["Message-ID"])
         assert mail.get_content_type() == "multipart/alternative"
         text = mail.get_body(("plain",)).get_content()

@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Language = Literal["en", "zh", "und"]
-EventType = Literal["impression", "click", "conversion"]
+EventType = Literal["impression", "click", "conversion", "unsubscribe"]
 
 
 class _Record(BaseModel):

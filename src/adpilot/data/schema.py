@@ -138,7 +138,7 @@ EVENTS = RecordSchema(
         FieldSpec(C.USER_ID, required=True),
         FieldSpec(C.CHANNEL),
         FieldSpec(C.EVENT_TYPE, "choice", required=True,
-                  choices=("impression", "click", "conversion")),
+                  choices=("impression", "click", "conversion", "unsubscribe")),
         FieldSpec(C.VALUE, "float"),
         FieldSpec(C.TIME, "datetime", required=True),
     ),

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adpilot.config import Settings
 from adpilot.delivery.base import Channel, get_channel
+from adpilot.delivery.links import Tracker
 from adpilot.delivery.mime import Sender
 from adpilot.delivery.rules import Rules
 from adpilot.errors import ConfigError
@@ -43,8 +44,11 @@ def channel_from(provider: str, settings: Settings, *, outbox: str | Path | None
     if provider == "webhook":
         if not settings.webhook_url or settings.webhook_secret is None:
             raise ConfigError("the webhook provider needs ADPILOT_WEBHOOK_URL and ADPILOT_WEBHOOK_SECRET")
+        # SMS/push links are tracked (and an SMS gets its opt-out line) once links can be signed
+        tracker = (Tracker(settings.public_url, settings.link_secret.get_secret_value())
+                   if settings.public_url and settings.link_secret else None)
         return get_channel("webhook", url=settings.webhook_url,
-                           secret=settings.webhook_secret.get_secret_value())
+                           secret=settings.webhook_secret.get_secret_value(), tracker=tracker)
     raise ConfigError(f"provider must be one of {', '.join(PROVIDERS)}, got {provider!r}")
 
 
