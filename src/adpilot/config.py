@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         default=None, description="The sender's postal address for the e-mail footer (anti-spam law).")
     outbox_dir: Path | None = Field(
         default=None, description="Folder of the file channel's outbox; default: home/outbox.")
+    dkim_domain: str | None = Field(default=None, description="Domain e-mails are DKIM-signed as "
+                                    "(with dkim_selector and dkim_key_file; unset: not signed).")
+    dkim_selector: str | None = Field(default=None, description="DKIM selector: the public key is "
+                                      "published at <selector>._domainkey.<domain>.")
+    dkim_key_file: Path | None = Field(default=None, description="PEM RSA private key that signs.")
     holdout_share: float = Field(default=0.0, ge=0, lt=1, description="Share of customers in the "
                                  "global control group that never receives marketing.")
     campaign_holdout_share: float = Field(default=0.0, ge=0, lt=1,
@@ -58,7 +63,8 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Price of 1,000 LLM tokens (0: a local model).")
 
     @field_validator("data_dir", "datasets_mirror", "smtp_from", "webhook_url", "public_url",
-                     "postal_address", "outbox_dir", mode="before")
+                     "postal_address", "outbox_dir", "dkim_domain", "dkim_selector",
+                     "dkim_key_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value

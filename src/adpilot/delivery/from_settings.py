@@ -7,6 +7,7 @@ from pathlib import Path
 
 from adpilot.config import Settings
 from adpilot.delivery.base import Channel, get_channel
+from adpilot.delivery.dkim import DkimSigner
 from adpilot.delivery.links import Tracker
 from adpilot.delivery.mime import Sender
 from adpilot.delivery.rules import Rules
@@ -28,7 +29,22 @@ def sender_from(settings: Settings, *, required: bool) -> Sender | None:
             raise ConfigError(f"sending e-mail needs {', '.join(missing)} set")
         return None
     return Sender(from_addr=str(settings.smtp_from), postal_address=str(settings.postal_address),
-                  public_url=str(settings.public_url), link_secret=str(wanted["ADPILOT_LINK_SECRET"]))
+                  public_url=str(settings.public_url), link_secret=str(wanted["ADPILOT_LINK_SECRET"]),
+                  dkim=dkim_from(settings))
+
+
+def dkim_from(settings: Settings) -> DkimSigner | None:
+    """The DKIM signer the settings configure: None when none of the three is set, a
+    :class:`ConfigError` naming what is missing when only some are."""
+    parts = {"ADPILOT_DKIM_DOMAIN": settings.dkim_domain, "ADPILOT_DKIM_SELECTOR": settings.dkim_selector,
+             "ADPILOT_DKIM_KEY_FILE": settings.dkim_key_file}
+    if not any(parts.values()):
+        return None
+    missing = [k for k, v in parts.items() if not v]
+    if missing:
+        raise ConfigError(f"DKIM signing needs {', '.join(missing)} set as well")
+    return DkimSigner.from_file(str(settings.dkim_domain), str(settings.dkim_selector),
+                                settings.dkim_key_file)
 
 
 def channel_from(provider: str, settings: Settings, *, outbox: str | Path | None = None) -> Channel:

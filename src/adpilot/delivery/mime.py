@@ -13,11 +13,12 @@ import base64
 import html as html_lib
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.header import Header
 from email.utils import formataddr, formatdate, make_msgid, parseaddr
 
 from adpilot.delivery.base import DeliveryError, Message
+from adpilot.delivery.dkim import DkimSigner
 from adpilot.delivery.links import Tracker, lang_of
 
 # headers the renderer owns: a message's own headers may not replace them
@@ -35,12 +36,14 @@ _FOOTER = {
 @dataclass(frozen=True)
 class Sender:
     """Who sends: ``from_addr`` ("Brand <news@brand.example>"), the postal address for the footer,
-    the public base URL of ``adpilot serve`` (unsubscribe links) and the secret that signs them."""
+    the public base URL of ``adpilot serve`` (unsubscribe links) and the secret that signs them;
+    ``dkim`` signs every e-mail when set."""
 
     from_addr: str
     postal_address: str
     public_url: str
-    link_secret: str
+    link_secret: str = field(repr=False)
+    dkim: DkimSigner | None = None
 
     def __post_init__(self) -> None:
         name, addr = parseaddr(self.from_addr)
@@ -145,8 +148,9 @@ def render_email(message: Message, sender: Sender) -> bytes:
             f"<a href=\"{html_lib.escape(unsubscribe)}\">{label}</a></p>"
             f"{tracker.pixel(message)}</body></html>")
     head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    return (f"{head}MIME-Version: 1.0\r\n"
+    data = (f"{head}MIME-Version: 1.0\r\n"
             f"Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n"
             f"--{boundary}\r\n{_part('text/plain', text)}\r\n"
             f"--{boundary}\r\n{_part('text/html', page)}\r\n"
             f"--{boundary}--\r\n").encode("ascii")
+    return sender.dkim.sign(data) if sender.dkim else data
