@@ -332,6 +332,8 @@ def main() -> None:
     ap.add_argument("--baseline-en", type=int)
     ap.add_argument("--work", type=Path, default=Path("/tmp/copy-quality"))
     ap.add_argument("--reuse", action="store_true", help="measure the texts already in --work")
+    ap.add_argument("--results", default="copy_quality",
+                    help="file name (no suffix) of the .md/.json written to evaluation/results")
     ap.add_argument("--mode", choices=MODES, default="prompts", help=argparse.SUPPRESS)
     ap.add_argument("--variants", default="prompts",
                     help="versions of this checkout side by side, comma-separated: prompts "
@@ -363,10 +365,10 @@ def main() -> None:
             lang: summarise([m for rid, m in ms.items() if records[rid]["lang"] == lang])
             for lang in ("en", "zh")}}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "copy_quality.json").write_text(json.dumps(
+    (RESULTS / f"{args.results}.json").write_text(json.dumps(
         {"args": {k: str(v) for k, v in vars(args).items()}, "results": results},
         ensure_ascii=False, indent=1), encoding="utf-8")
-    (RESULTS / "copy_quality.md").write_text(write_report(results, records, args),
+    (RESULTS / f"{args.results}.md").write_text(write_report(results, records, args),
                                              encoding="utf-8")
     print(json.dumps({n: r["summary"] for n, r in results.items()}, ensure_ascii=False, indent=1))
 
