@@ -61,6 +61,9 @@ class RecordSchema:
 
 # A text longer than this is not a review or a description (a dump, a broken export): quarantined.
 MAX_TEXT_CHARS = 20_000
+# the store's column width for short text (ids, names, regions): a longer value is quarantined,
+# not truncated, and never fails a whole batch on PostgreSQL
+MAX_STR_CHARS = 512
 
 REVIEWS = RecordSchema(
     name="reviews",

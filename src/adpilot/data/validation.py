@@ -14,9 +14,13 @@ import pandas as pd
 from adpilot.data import columns as C
 from adpilot.data.language import detect_language
 from adpilot.data.readers import quarantine_frame
-from adpilot.data.schema import FieldSpec, RecordSchema
+from adpilot.data.schema import MAX_STR_CHARS, FieldSpec, RecordSchema
 
 _VALUE_CHARS = 200  # values are cut to this length in the quarantine report
+# characters no database text column takes (PostgreSQL refuses NUL; UTF-8 cannot encode a lone
+# surrogate, which a JSON file can hold as "\ud800"): such a row is quarantined at the door
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_UNSTORABLE_REASON = "contains a NUL byte or an unpaired surrogate (not storable as text)"
 
 
 @dataclass
@@ -26,6 +30,30 @@ class Validated:
     kept: pd.DataFrame
     quarantine: pd.DataFrame
     kept_positions: np.ndarray  # position in the input of each kept row
+
+
+def _printable(value: str) -> str:
+    """``value`` with NUL and lone surrogates written as escapes, so the quarantine file can hold it."""
+    if _SURROGATE.search(value):
+        value = value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value.replace("\x00", "\\x00")
+
+
+def _unstorable(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """``col`` with unstorable values blanked, and the mask of those values (NUL or lone surrogate).
+
+    Lone surrogates are rare and cannot enter an Arrow string column at all, so they are looked
+    for value by value only when the fast conversion refuses the column."""
+    lone = np.zeros(len(col), dtype=bool)
+    if col.dtype == object:
+        try:
+            col.astype("string")
+        except UnicodeEncodeError:
+            lone = col.map(lambda v: isinstance(v, str) and bool(_SURROGATE.search(v))).to_numpy(bool)
+            col = col.where(~lone, None)
+    if col.dtype == object or pd.api.types.is_string_dtype(col):
+        lone = lone | col.astype("string").str.contains("\x00", regex=False, na=False).to_numpy(bool)
+    return col, lone
 
 
 def _as_text(col: pd.Series) -> pd.Series:
@@ -120,6 +148,9 @@ def _number_range_text(spec: FieldSpec) -> str:
 
 def _check_field(spec: FieldSpec, raw: pd.Series, problems: _Problems) -> pd.Series:
     """Validate and convert one column; returns the typed column."""
+    given = raw
+    raw, unstorable = _unstorable(raw)
+    problems.flag(unstorable, spec.name, given, f"{spec.name} {_UNSTORABLE_REASON}")
     text = _as_text(raw)
     empty = (text.isna() | (text == "")).to_numpy()
     if spec.required:
@@ -152,13 +183,14 @@ def _check_field(spec: FieldSpec, raw: pd.Series, problems: _Problems) -> pd.Ser
         problems.flag(~empty & matched.isna().to_numpy(), spec.name, text,
                       f"{spec.name} must be one of {', '.join(spec.choices)}")
         return matched.astype("string")
-    if spec.max_chars is not None:
+    max_chars = spec.max_chars or (MAX_STR_CHARS if spec.kind == "str" else None)
+    if max_chars is not None:
         lengths = text.str.len().fillna(0).to_numpy()
-        too_long = lengths > spec.max_chars
+        too_long = lengths > max_chars
         if too_long.any():
             reasons = pd.Series(None, index=text.index, dtype=object)
             reasons[too_long] = [
-                f"{spec.name} has {n:,} characters; at most {spec.max_chars:,} are accepted"
+                f"{spec.name} has {n:,} characters; at most {max_chars:,} are accepted"
                 for n in lengths[too_long]]
             problems.flag(too_long, spec.name, text, reasons)
     if spec.check is not None:
@@ -236,6 +268,10 @@ def validate(mapped: pd.DataFrame, schema: RecordSchema, *,
 
     if extra is not None and len(extra.columns):
         extra = extra.reset_index(drop=True)
+        for name in extra.columns:  # kept as attributes: they must be storable too
+            given = extra[name]
+            extra[name], unstorable = _unstorable(given)
+            problems.flag(unstorable, str(name), given, f"{name} {_UNSTORABLE_REASON}")
         typed[C.ATTRIBUTES] = extra.to_json(
             orient="records", lines=True, force_ascii=False, date_format="iso").splitlines()
     else:
@@ -245,7 +281,7 @@ def validate(mapped: pd.DataFrame, schema: RecordSchema, *,
     quarantine = quarantine_frame([])
     if bad.any():
         values = pd.Series(problems.value[bad], dtype=object).map(
-            lambda v: None if v is None else str(v)[:_VALUE_CHARS])
+            lambda v: None if v is None else _printable(str(v)[:_VALUE_CHARS]))
         quarantine = quarantine_frame([]).reindex(range(int(bad.sum())))
         quarantine[C.Q_ROW] = pd.array(rows[bad], dtype="Int64")
         quarantine[C.Q_COLUMN] = problems.column[bad]

@@ -29,7 +29,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from adpilot.data.schema import SCHEMAS, FieldSpec, get_schema
+from adpilot.data.schema import MAX_STR_CHARS, SCHEMAS, FieldSpec, get_schema
 from adpilot.errors import ConfigError, StoreError
 
 _CHUNK = 5_000  # rows per INSERT batch: bounded memory, few round trips
@@ -39,11 +39,11 @@ metadata = MetaData()
 
 def _column(spec: FieldSpec, primary: bool) -> Column:
     kind = {
-        "str": String(512), "text": Text(), "int": Integer(), "float": Float(),
+        "str": String(MAX_STR_CHARS), "text": Text(), "int": Integer(), "float": Float(),
         "datetime": DateTime(), "choice": String(32), "language": String(8),
     }[spec.kind]
     if primary:
-        return Column(spec.name, String(512), primary_key=True)
+        return Column(spec.name, String(MAX_STR_CHARS), primary_key=True)
     return Column(spec.name, kind, nullable=True)
 
 
