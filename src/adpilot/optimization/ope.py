@@ -2,14 +2,16 @@
 
 Logs carry the action taken, the reward and the logging propensity. Estimators (each with a
 95% interval from the normal approximation of the per-row terms):
-- ``ipw``: inverse propensity weighting, mean of r · π(a|x) / μ(a|x);
+- ``ipw``: inverse propensity weighting, mean of r · π(a|x) / μ(a|x) (the one IPW
+  implementation: ``targeting.metrics.policy_value_ipw`` is this with a bootstrap interval);
 - ``snipw``: self-normalised IPW (divides by the mean weight: lower variance, small bias);
 - ``dr``: doubly robust, a reward model's prediction under π plus the IPW-weighted residual.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -18,41 +20,82 @@ from adpilot.errors import ConfigError
 
 
 @dataclass(frozen=True)
-class OPEEstimate:
+class Estimate:
+    """A point estimate with a (1 - alpha) confidence interval; the one result type of every
+    policy-value estimator (here and in :mod:`adpilot.targeting.metrics`)."""
+
     value: float
     ci_low: float
     ci_high: float
 
     def as_dict(self) -> dict:
-        return {"value": self.value, "ci_low": self.ci_low, "ci_high": self.ci_high}
+        return {k: round(v, 6) for k, v in asdict(self).items()}
 
 
-def _normal_ci(terms: np.ndarray, z: float = 1.96) -> OPEEstimate:
+def ipw_terms(reward, target_prob, logging_prob) -> np.ndarray:
+    """Per-row IPW contributions r · π(a|x) / μ(a|x); their mean is the policy value.
+
+    ``target_prob`` is the probability the evaluated policy gives to the action actually taken
+    (1/0 for a deterministic policy); ``logging_prob`` the logging policy's probability of it.
+    """
+    return (np.asarray(reward, float) * np.asarray(target_prob, float)
+            / np.asarray(logging_prob, float))
+
+
+def _normal_ci(terms: np.ndarray, z: float = 1.96) -> Estimate:
     m = float(np.mean(terms))
     se = float(np.std(terms, ddof=1) / np.sqrt(len(terms))) if len(terms) > 1 else float("inf")
-    return OPEEstimate(m, m - z * se, m + z * se)
+    return Estimate(m, m - z * se, m + z * se)
 
 
-def ipw(reward, target_prob, logging_prob) -> OPEEstimate:
-    w = np.asarray(target_prob, float) / np.asarray(logging_prob, float)
-    return _normal_ci(np.asarray(reward, float) * w)
+def bootstrap_means(terms: np.ndarray, *, n_boot: int = 1000, alpha: float = 0.05,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Poisson-bootstrap means of each column of ``terms`` (n × m), sharing resamples so that
+    differences and ratios between columns get paired intervals. Returns (means, draws B × m)."""
+    terms = np.atleast_2d(np.asarray(terms, float).T).T
+    rng = np.random.default_rng(seed)
+    draws = np.empty((n_boot, terms.shape[1]))
+    for start in range(0, n_boot, 100):  # bounded memory: 100 resamples at a time
+        w = rng.poisson(1.0, size=(min(100, n_boot - start), len(terms)))
+        draws[start:start + len(w)] = (w @ terms) / w.sum(axis=1, keepdims=True)
+    return terms.mean(axis=0), draws
 
 
-def snipw(reward, target_prob, logging_prob) -> OPEEstimate:
+def interval(point: float, draws: np.ndarray, alpha: float = 0.05) -> Estimate:
+    """``point`` with the (alpha/2, 1 - alpha/2) quantiles of its bootstrap ``draws``."""
+    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return Estimate(float(point), float(lo), float(hi))
+
+
+def ipw(reward, target_prob, logging_prob, *, ci: Literal["normal", "bootstrap"] = "normal",
+        n_boot: int = 1000, alpha: float = 0.05, seed: int = 0) -> Estimate:
+    """Inverse propensity weighting: the mean of :func:`ipw_terms`, with a 95% normal-theory
+    interval (``ci="normal"``) or a (1 - alpha) Poisson-bootstrap one (``ci="bootstrap"``,
+    ``n_boot`` resamples drawn with ``seed``)."""
+    terms = ipw_terms(reward, target_prob, logging_prob)
+    if ci == "normal":
+        return _normal_ci(terms)
+    if ci != "bootstrap":
+        raise ConfigError(f"ci must be 'normal' or 'bootstrap', got {ci!r}")
+    means, draws = bootstrap_means(terms, n_boot=n_boot, alpha=alpha, seed=seed)
+    return interval(means[0], draws[:, 0], alpha)
+
+
+def snipw(reward, target_prob, logging_prob) -> Estimate:
     w = np.asarray(target_prob, float) / np.asarray(logging_prob, float)
     r = np.asarray(reward, float)
     mean_w = w.mean()
     return _ratio_ci(float((w * r).mean() / mean_w), w, r, mean_w)
 
 
-def _ratio_ci(value: float, w: np.ndarray, r: np.ndarray, mean_w: float) -> OPEEstimate:
+def _ratio_ci(value: float, w: np.ndarray, r: np.ndarray, mean_w: float) -> Estimate:
     """Delta-method interval of a ratio estimator."""
     terms = w * (r - value) / mean_w
     se = float(np.std(terms, ddof=1) / np.sqrt(len(terms)))
-    return OPEEstimate(value, value - 1.96 * se, value + 1.96 * se)
+    return Estimate(value, value - 1.96 * se, value + 1.96 * se)
 
 
-def dr(reward, target_prob, logging_prob, predicted_taken, predicted_under_target) -> OPEEstimate:
+def dr(reward, target_prob, logging_prob, predicted_taken, predicted_under_target) -> Estimate:
     """``predicted_taken``: the reward model at the logged action; ``predicted_under_target``:
     Σ_a π(a|x) · r̂(x, a) per row."""
     w = np.asarray(target_prob, float) / np.asarray(logging_prob, float)

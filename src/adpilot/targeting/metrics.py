@@ -24,9 +24,15 @@ Two normalisations, both zero for random targeting; say which one a figure uses:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import numpy as np
+
+# Off-policy evaluation is the optimisation stage's (DESIGN.md); the estimate type and the
+# bootstrap helpers are re-exported here for the uplift evaluation.
+from adpilot.optimization.ope import Estimate, bootstrap_means, interval, ipw
+
+__all__ = ["NORMALISATION", "Estimate", "auuc", "bootstrap_means", "interval",
+           "policy_value_ipw", "qini_auc_score", "qini_coefficient", "qini_curve",
+           "uplift_at_k", "uplift_auc_score", "uplift_curve"]
 
 NORMALISATION = {
     "qini": "area between the Qini curve and random targeting ÷ n² (n = people ranked)",
@@ -36,18 +42,6 @@ NORMALISATION = {
     "uplift_auc_score": "uplift-curve area over random ÷ the perfect model's (scikit-uplift's "
                         "uplift_auc_score; 1 = perfect)",
 }
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with a (1 - alpha) confidence interval."""
-
-    value: float
-    ci_low: float
-    ci_high: float
-
-    def as_dict(self) -> dict:
-        return {k: round(v, 6) for k, v in asdict(self).items()}
 
 
 def _at_thresholds(y, score, treated) -> tuple[np.ndarray, ...]:
@@ -154,37 +148,8 @@ def uplift_at_k(y, score, treated, k: float = 0.3) -> float:
     return float(y[t].mean() - y[~t].mean())
 
 
-def ipw_terms(y, action, policy_prob, propensity) -> np.ndarray:
-    """Per-row IPW contributions y · π(a|x) / p(a|x); their mean is the policy value.
-
-    ``policy_prob`` is the probability the evaluated policy gives to the action actually taken
-    (1/0 for a deterministic policy); ``propensity`` the logging policy's probability of it.
-    """
-    del action  # the caller already resolved π(a_i|x_i); kept for a readable call site
-    return np.asarray(y, float) * np.asarray(policy_prob, float) / np.asarray(propensity, float)
-
-
-def bootstrap_means(terms: np.ndarray, *, n_boot: int = 1000, alpha: float = 0.05,
-                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson-bootstrap means of each column of ``terms`` (n × m), sharing resamples so that
-    differences and ratios between columns get paired intervals. Returns (means, draws B × m)."""
-    terms = np.atleast_2d(np.asarray(terms, float).T).T
-    rng = np.random.default_rng(seed)
-    draws = np.empty((n_boot, terms.shape[1]))
-    for start in range(0, n_boot, 100):  # bounded memory: 100 resamples at a time
-        w = rng.poisson(1.0, size=(min(100, n_boot - start), len(terms)))
-        draws[start:start + len(w)] = (w @ terms) / w.sum(axis=1, keepdims=True)
-    return terms.mean(axis=0), draws
-
-
-def interval(point: float, draws: np.ndarray, alpha: float = 0.05) -> Estimate:
-    lo, hi = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
-    return Estimate(float(point), float(lo), float(hi))
-
-
 def policy_value_ipw(y, policy_prob, propensity, *, n_boot: int = 1000, alpha: float = 0.05,
                      seed: int = 0) -> Estimate:
-    """Value of a policy by inverse propensity weighting with a bootstrap interval."""
-    terms = ipw_terms(y, None, policy_prob, propensity)
-    means, draws = bootstrap_means(terms, n_boot=n_boot, alpha=alpha, seed=seed)
-    return interval(means[0], draws[:, 0], alpha)
+    """Value of a policy by inverse propensity weighting with a bootstrap interval
+    (:func:`adpilot.optimization.ope.ipw`, the one IPW implementation, with ``ci="bootstrap"``)."""
+    return ipw(y, policy_prob, propensity, ci="bootstrap", n_boot=n_boot, alpha=alpha, seed=seed)
