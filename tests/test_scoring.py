@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from adpilot import artifacts
 from adpilot.cli import main
 from adpilot.datasets import load_dataset
 from adpilot.errors import ArtifactMismatchError, NotFittedError
@@ -69,9 +70,9 @@ def test_attractiveness_fit_save_load(upworthy_pairs, tmp_path):
     again = AttractivenessModel.load(folder)
     texts = test["text_a"].head(20).tolist()
     assert np.allclose(again.score(texts), model.score(texts))
-    meta = json.loads((folder / "adpilot.json").read_text())
-    meta["artifact"] = "sentiment"
-    (folder / "adpilot.json").write_text(json.dumps(meta))
+    meta = json.loads((folder / "adpilot-artifact.json").read_text())
+    meta["kind"] = "sentiment"
+    (folder / "adpilot-artifact.json").write_text(json.dumps(meta))
     with pytest.raises(ArtifactMismatchError, match="not 'attractiveness'"):
         AttractivenessModel.load(folder)
 
@@ -124,8 +125,9 @@ def test_attract_train_cli_seed_ensemble(upworthy_pairs, tmp_path, capsys):
     assert np.allclose(AttractivenessModel.load(tmp_path / "m").finetuned_score(texts), each[0],
                        atol=1e-5)
     model.finetune_seeds = 2  # config says two, only one file: refused
-    (tmp_path / "m" / "adpilot.json").write_text(json.dumps(
-        {**json.loads((tmp_path / "m" / "adpilot.json").read_text()), "config": model.config()}))
+    doc = artifacts.load_metadata(tmp_path / "m")
+    artifacts.save_metadata(tmp_path / "m", doc.kind, doc.format_version,
+                            config=model.config(), data_hash=doc.data_hash, extra=doc.extra)
     with pytest.raises(ArtifactMismatchError, match="siamese-1.safetensors is missing"):
         AttractivenessModel.load(tmp_path / "m")
 

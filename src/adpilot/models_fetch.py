@@ -42,14 +42,15 @@ def _complaint(progress: Progress | None, log: Log | None) -> list[str]:
 
 
 def _fluency(progress: Progress | None, log: Log | None) -> list[str]:
-    from adpilot.config import get_settings
-    from adpilot.scoring.fluency import build_reference_lm
+    from adpilot.scoring.fluency import build_reference_lm, reference_dir
 
+    out = []
     for i, lang in enumerate(("en", "zh")):
         build_reference_lm(lang)
         if progress:
             progress("fluency references", i + 1, 2)
-    return [str(p) for p in sorted(get_settings().models_dir.glob("charlm-*.pkl"))]
+        out.append(str(reference_dir(lang)))
+    return out
 
 
 def _attractiveness(progress: Progress | None, log: Log | None) -> list[str]:

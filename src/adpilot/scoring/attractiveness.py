@@ -31,11 +31,13 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-import adpilot
+from adpilot import artifacts
 from adpilot.errors import ArtifactMismatchError, NotFittedError
 from adpilot.scoring.features import headline_features
 
 ARTIFACT = "attractiveness"
+FORMAT_VERSION = 1  # 0: the metadata in adpilot.json (before adpilot-artifact.json)
+LEGACY_FILE = "adpilot.json"
 # progress(stage, done, total): what fit reports, stage by stage (the CLI renders it)
 Progress = Callable[[str, int, int], None]
 EMBED_CHUNK = 256  # headlines per encode call: the unit of progress
@@ -199,12 +201,10 @@ class AttractivenessModel:
                 "finetune_seeds": self.finetune_seeds}
 
     def save(self, folder: str | Path) -> Path:
+        """Write ``model.pkl``, the fine-tuned scorers and ``adpilot-artifact.json``."""
         self._check()
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        meta = {"artifact": ARTIFACT, "adpilot_version": adpilot.__version__,
-                "config": self.config(), "data_hash": self.data_hash_, "n_pairs": self.n_pairs_,
-                "metrics": self.metrics_}
         state = {k: getattr(self, k) for k in ("clf_", "_bow", "_hand_mean", "_hand_std",
                                                "score_quantiles_", "data_hash_", "n_pairs_")}
         if self.embedder == "lsa":
@@ -218,19 +218,18 @@ class AttractivenessModel:
 
             for i, scorer in enumerate(self.siamese_):
                 scorer.save(folder, weights_name(i))
-        (folder / "adpilot.json").write_text(json.dumps(meta, indent=2))
+        artifacts.save_metadata(folder, ARTIFACT, FORMAT_VERSION, config=self.config(),
+                                data_hash=self.data_hash_, metrics=self.metrics_,
+                                extra={"n_pairs": self.n_pairs_, "base_model":
+                                       f"Bradley-Terry over {self.embedder} + features + BoW"})
         return folder
 
     @classmethod
     def load(cls, folder: str | Path) -> AttractivenessModel:
+        """Load a saved model; :class:`ArtifactMismatchError` with the reason when the folder is
+        not an attractiveness model this version reads (old ``adpilot.json`` folders load)."""
         folder = Path(folder)
-        meta_path = folder / "adpilot.json"
-        if not meta_path.exists():
-            raise ArtifactMismatchError(f"{folder} is not an adpilot model (no adpilot.json)")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("artifact") != ARTIFACT:
-            raise ArtifactMismatchError(
-                f"{folder} holds a {meta.get('artifact')!r} artifact, not {ARTIFACT!r}")
+        meta = _read_meta(folder)
         # artifacts written before the fine-tuned scorer existed are linear only, those written
         # before its seed ensemble existed hold one fine-tuned scorer
         model = cls(**{"finetune_epochs": 0, "finetune_seeds": 1, **meta["config"]})
@@ -265,18 +264,58 @@ def time_split(pairs: pd.DataFrame, week: int = 201430) -> tuple[pd.DataFrame, p
             pairs[pairs["test_week"] >= week].reset_index(drop=True))
 
 
-def default_model_dir() -> Path:
-    from adpilot.config import get_settings
+def _read_meta(folder: Path) -> dict:
+    """``{config, data_hash, metrics}`` of a saved folder, from its document or (format
+    version 0) its old ``adpilot.json``."""
+    doc = artifacts.check(folder, ARTIFACT, FORMAT_VERSION)
+    if doc.format_version > 0:
+        return {"config": doc.config, "data_hash": doc.data_hash, "metrics": doc.metrics}
+    legacy = folder / LEGACY_FILE
+    if not legacy.is_file():
+        raise ArtifactMismatchError(f"{folder} is not an adpilot model (neither "
+                                    f"{artifacts.METADATA_FILE} nor {LEGACY_FILE})")
+    meta = json.loads(legacy.read_text())
+    if meta.get("artifact") != ARTIFACT:
+        raise ArtifactMismatchError(
+            f"{folder} holds a {meta.get('artifact')!r} artifact, not {ARTIFACT!r}")
+    return meta
 
-    return get_settings().models_dir / ARTIFACT
+
+def is_saved(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a saved model (in either format)."""
+    folder = Path(folder)
+    return (folder / artifacts.METADATA_FILE).is_file() or (folder / LEGACY_FILE).is_file()
 
 
-def load_default_model(*, note_fallback: bool = True) -> AttractivenessModel | None:
+def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
+    """Write the document of a model in ``store`` saved with only ``adpilot.json``."""
+    folder = default_model_dir(store)
+    if (folder / artifacts.METADATA_FILE).is_file() or not (folder / LEGACY_FILE).is_file():
+        return []
+    meta = json.loads((folder / LEGACY_FILE).read_text())
+    if meta.get("artifact") != ARTIFACT:
+        return []
+    embedder = meta.get("config", {}).get("embedder", "?")
+    artifacts.save_metadata(folder, ARTIFACT, FORMAT_VERSION, config=meta.get("config", {}),
+                            data_hash=meta.get("data_hash"), metrics=meta.get("metrics", {}),
+                            extra={"n_pairs": meta.get("n_pairs"), "base_model":
+                                   f"Bradley-Terry over {embedder} + features + BoW"})
+    return [folder]
+
+
+def default_model_dir(store: artifacts.ModelStore | None = None) -> Path:
+    """The default model's folder: ``store.path("attractiveness")`` (store from settings when
+    None)."""
+    return (store or artifacts.ModelStore.from_settings()).path(ARTIFACT)
+
+
+def load_default_model(*, note_fallback: bool = True,
+                       store: artifacts.ModelStore | None = None) -> AttractivenessModel | None:
     """The trained model in the models cache, or None when none has been trained yet
     (``adpilot models fetch`` or ``adpilot attract train``); scorecards then leave
     attractiveness empty and weigh the other scores, a fallback stated once."""
-    folder = default_model_dir()
-    if (folder / "adpilot.json").exists():
+    folder = default_model_dir(store)
+    if is_saved(folder):
         return AttractivenessModel.load(folder)
     if note_fallback:
         from adpilot import fallbacks
@@ -288,15 +327,16 @@ def load_default_model(*, note_fallback: bool = True) -> AttractivenessModel | N
 
 
 def build_default_model(*, log=None, finetune_epochs: int | None = None,
-                        progress: Progress | None = None) -> Path:
+                        progress: Progress | None = None,
+                        store: artifacts.ModelStore | None = None) -> Path:
     """Train the default model on the public Upworthy tests (all pairs) into the models cache
     unless it is there; return its folder. Raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data."""
     from adpilot.datasets import load_dataset
     from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
 
-    folder = default_model_dir()
-    if (folder / "adpilot.json").exists():
+    folder = default_model_dir(store)
+    if is_saved(folder):
         return folder
     pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
     opts = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}

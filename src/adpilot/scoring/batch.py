@@ -5,7 +5,6 @@ then called on batches of copies (see :mod:`adpilot.backends.executor`)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pandas as pd
 
@@ -25,20 +24,22 @@ class ScoreStage:
 
     def __init__(self, models_dir: str | None = None, embedder: str = "minilm",
                  num_threads: int | None = 1) -> None:
-        from adpilot.scoring.attractiveness import AttractivenessModel
-        from adpilot.scoring.fluency import CharNgramLM
+        from adpilot.artifacts import ModelStore
+        from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
+        from adpilot.scoring.fluency import load_reference_lm
         from adpilot.scoring.scorecard import Scorecard
 
         limit_threads(num_threads)
+        store = ModelStore(models_dir) if models_dir else None
         attract = None
-        if models_dir and (Path(models_dir) / "attractiveness" / "adpilot.json").exists():
-            attract = AttractivenessModel.load(Path(models_dir) / "attractiveness")
+        if store and is_saved(default_model_dir(store)):
+            attract = AttractivenessModel.load(default_model_dir(store))
         self.card = Scorecard(attractiveness=attract, embedder=embedder)
-        if models_dir:  # the reference character LMs, loaded from the shared cache
+        if store:  # the reference character LMs, loaded from the shared cache
             for lang in LM_LANGS:
-                path = Path(models_dir) / f"charlm-{lang}-20000.pkl"
-                if path.exists():
-                    self.card._lms[lang] = CharNgramLM.load(path)
+                lm = load_reference_lm(lang, 20000, store)
+                if lm is not None:
+                    self.card._lms[lang] = lm
 
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         rows = []

@@ -7,6 +7,8 @@ in well under a second; counting uses scikit-learn's C-level vectoriser.
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import math
 import pickle
 from dataclasses import dataclass, field
@@ -14,6 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from adpilot import artifacts
+
+log = logging.getLogger(__name__)
+KIND = "fluency"  # the reference character LMs in the model store
+FORMAT_VERSION = 1  # 0: a bare pickle, charlm-<lang>-<n>.pkl
+MODEL_FILE = "model.pkl"
 
 BOS, EOS = "\x02", "\x03"
 
@@ -78,6 +87,24 @@ class CharNgramLM:
             raise TypeError(f"{path} does not hold a CharNgramLM")
         return model
 
+    def save_artifact(self, folder: str | Path, *, config: dict | None = None,
+                      data_hash: str | None = None) -> Path:
+        """Write ``folder/model.pkl`` and its ``adpilot-artifact.json`` (kind ``fluency``)."""
+        folder = Path(folder)
+        self.save(folder / MODEL_FILE)
+        artifacts.save_metadata(folder, KIND, FORMAT_VERSION,
+                                config={"order": self.order, "discount": self.discount,
+                                        **(config or {})}, data_hash=data_hash,
+                                extra={"base_model": f"character {self.order}-gram LM"})
+        return folder
+
+    @classmethod
+    def load_artifact(cls, folder: str | Path) -> CharNgramLM:
+        """Load a folder written by :meth:`save_artifact` (checked by its document)."""
+        folder = Path(folder)
+        artifacts.check(folder, KIND, FORMAT_VERSION)
+        return cls.load(folder / MODEL_FILE)
+
 
 def reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
     """The reference model for ``lang``: trained once on the public sets (reviews, and
@@ -100,14 +127,47 @@ def reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgr
         return model
 
 
-def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
+def reference_dir(lang: str, max_texts: int = 20000,
+                  store: artifacts.ModelStore | None = None) -> Path:
+    """The reference model's folder: ``store.path("fluency", "<lang>-<max_texts>")``."""
+    return (store or artifacts.ModelStore.from_settings()).path(KIND, f"{lang}-{max_texts}")
+
+
+def load_reference_lm(lang: str, max_texts: int = 20000,
+                      store: artifacts.ModelStore | None = None) -> CharNgramLM | None:
+    """The cached reference model, or None when it is not built. A bare pickle of an older
+    version (``charlm-<lang>-<n>.pkl``) is migrated to the artifact folder on first load."""
+    folder = reference_dir(lang, max_texts, store)
+    if (folder / MODEL_FILE).is_file():
+        return CharNgramLM.load_artifact(folder)
+    legacy = folder.parent / f"charlm-{lang}-{max_texts}.pkl"  # format version 0
+    if legacy.is_file():
+        model = CharNgramLM.load(legacy)
+        log.info("%s: a bare pickle (format version 0); migrated to %s", legacy, folder)
+        model.save_artifact(folder, config={"lang": lang, "max_texts": max_texts})
+        legacy.unlink()
+        return model
+    return None
+
+
+def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
+    """Move every bare ``charlm-<lang>-<n>.pkl`` in ``store`` into its artifact folder."""
+    done = []
+    for legacy in sorted(store.root.glob("charlm-*-*.pkl")):
+        lang, _, n = legacy.stem.removeprefix("charlm-").rpartition("-")
+        if lang and n.isdigit() and load_reference_lm(lang, int(n), store) is not None:
+            done.append(reference_dir(lang, int(n), store))
+    return done
+
+
+def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0,
+                       store: artifacts.ModelStore | None = None) -> CharNgramLM:
     """Train (or load from the model cache) the reference model on the public data sets."""
-    from adpilot.config import get_settings
     from adpilot.datasets import load_dataset
 
-    path = get_settings().models_dir / f"charlm-{lang}-{max_texts}.pkl"
-    if path.exists():
-        return CharNgramLM.load(path)
+    cached = load_reference_lm(lang, max_texts, store)
+    if cached is not None:
+        return cached
     if lang == "zh":
         texts = load_dataset("online_shopping_zh").tables["reviews"]["text"]
     else:
@@ -115,8 +175,11 @@ def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> C
         heads = load_dataset("upworthy").tables["upworthy"]["headline"]
         texts = pd.concat([reviews, heads], ignore_index=True)
     texts = texts.dropna().sample(min(max_texts, len(texts)), random_state=seed)
-    model = CharNgramLM().fit(texts.tolist())
-    model.save(path)
+    texts = texts.tolist()
+    model = CharNgramLM().fit(texts)
+    digest = hashlib.sha256("\n".join(map(str, texts)).encode()).hexdigest()
+    model.save_artifact(reference_dir(lang, max_texts, store), data_hash=digest,
+                        config={"lang": lang, "max_texts": max_texts, "seed": seed})
     return model
 
 

@@ -6,9 +6,10 @@ count up per name. Each kind (``generator``, ``sentiment``, ``attractiveness``) 
 promoted entry; the ``transformers`` backend serves the promoted generator when it is given no
 model directory.
 
-The sentiment and attractiveness models save their own metadata next to their weights
-(``meta.json`` / ``adpilot.json``); :meth:`ModelRegistry.discover` registers the ones found in
-the model cache, so ``adpilot models list`` shows them without their code knowing the registry.
+Every saved model carries ``adpilot-artifact.json`` (:mod:`adpilot.artifacts`);
+:meth:`ModelRegistry.discover` registers the ones :meth:`~adpilot.artifacts.ModelStore.list`
+finds in the model cache, so ``adpilot models list`` shows them without the registry knowing any
+format or their code knowing the registry.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from adpilot.config import get_settings
 from adpilot.errors import ConfigError, NotFoundError
 
-KINDS = ("generator", "sentiment", "attractiveness")
+KINDS = ("generator", "sentiment", "attractiveness", "fluency")
 
 
 @dataclass
@@ -154,27 +155,25 @@ class ModelRegistry:
 
     # --- models that keep their own metadata ---------------------------------------------------
     def discover(self) -> list[ModelEntry]:
-        """Register the sentiment and attractiveness models found in the model cache (each once
-        per data hash); return the entries added or refreshed."""
+        """Register every artifact in the model store (found by its ``adpilot-artifact.json``,
+        whatever its format; each once per data hash); return the entries added or refreshed.
+        Folders saved before the document existed get one first."""
+        from adpilot.artifacts import ModelStore
+
+        store = ModelStore(self.folder)
+        store.migrate_legacy()
         found = []
-        for meta_file in sorted(self.folder.glob("sentiment-*/meta.json")):
-            meta = json.loads(meta_file.read_text())
+        for meta in store.list():
+            if meta.kind not in KINDS:
+                continue
+            extra = meta.extra
+            config = {k: extra[k] for k in ("task", "lang", "n_train") if k in extra}
+            counts = {"n_pairs": extra["n_pairs"]} if "n_pairs" in extra else {}
             found.append(self.register(
-                meta_file.parent.name, "sentiment", meta_file.parent,
-                base_model="MiniLM (all-MiniLM-L6-v2) + TF-IDF" if meta.get("has_transformer")
-                else "TF-IDF", data_hash=str(meta.get("data_sha256", ""))[:16] or None,
-                config={"task": meta.get("task"), "lang": meta.get("lang"),
-                        "config_sha256": meta.get("config_sha256"), "n_train": meta.get("n_train")},
-                metrics=meta.get("metrics", {}), adpilot_version=meta.get("adpilot_version")))
-        attract = self.folder / "attractiveness" / "adpilot.json"
-        if attract.is_file():
-            meta = json.loads(attract.read_text())
-            found.append(self.register(
-                "attractiveness", "attractiveness", attract.parent,
-                base_model=f"Bradley-Terry over {meta.get('config', {}).get('embedder', '?')} "
-                "+ features + BoW", data_hash=meta.get("data_hash"), config=meta.get("config", {}),
-                metrics={**meta.get("metrics", {}), "n_pairs": meta.get("n_pairs")},
-                adpilot_version=meta.get("adpilot_version")))
+                meta.path.name, meta.kind, meta.path, base_model=extra.get("base_model"),
+                data_hash=str(meta.data_hash or "")[:16] or None,
+                config={**meta.config, **config, "config_hash": meta.config_hash},
+                metrics={**meta.metrics, **counts}, adpilot_version=meta.adpilot_version))
         return found
 
 

@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adpilot.artifacts import ModelStore
 from adpilot.errors import ConfigError, InputError
+from adpilot.profiling.sentiment import artifact
 from adpilot.profiling.sentiment.head import SentimentHeadModel, describe_saved
 from adpilot.profiling.sentiment.model import SentimentModel
 
@@ -43,28 +45,34 @@ SPLIT_SEED = 42
 TEST_SIZE = 0.2
 
 
-def default_model_dir(task: str, lang: str) -> Path:
-    """Where the default ``task``/``lang`` model lives: ``<models_dir>/sentiment-<task>-<lang>``."""
-    from adpilot.config import get_settings
+def _store(store: ModelStore | str | Path | None) -> ModelStore:
+    if isinstance(store, ModelStore):
+        return store
+    return ModelStore(store) if store is not None else ModelStore.from_settings()
 
-    return get_settings().models_dir / f"sentiment-{task}-{lang}"
+
+def default_model_dir(task: str, lang: str, store: ModelStore | None = None) -> Path:
+    """Where the default ``task``/``lang`` model lives: ``store.path("sentiment",
+    "<task>-<lang>")`` (the store from settings when None)."""
+    return _store(store).path(artifact.KIND, f"{task}-{lang}")
 
 
-def quick_model_dir(task: str, lang: str) -> Path:
+def quick_model_dir(task: str, lang: str, store: ModelStore | None = None) -> Path:
     """Where the quick default lives (:class:`~.head.SentimentHeadModel`)."""
-    return default_model_dir(task, lang).with_name(f"sentiment-{task}-{lang}-quick")
+    return _store(store).path(artifact.KIND, f"{task}-{lang}-quick")
 
 
-def default_dir_in(models_dir: str | Path, task: str, lang: str) -> Path:
+def default_dir_in(models_dir: str | Path | ModelStore, task: str, lang: str) -> Path:
     """The default's folder in ``models_dir``: the fully fine-tuned one when it is there, else
     the quick one (for workers handed a models folder)."""
-    full = Path(models_dir) / f"sentiment-{task}-{lang}"
-    return full if (full / "meta.json").is_file() else full.with_name(full.name + "-quick")
+    full = default_model_dir(task, lang, _store(models_dir))
+    return full if (full / "meta.json").is_file() else quick_model_dir(task, lang,
+                                                                       _store(models_dir))
 
 
-def cached_default_dir(task: str, lang: str) -> Path | None:
+def cached_default_dir(task: str, lang: str, store: ModelStore | None = None) -> Path | None:
     """The cached default: the fully fine-tuned model when there is one, else the quick one."""
-    d = default_dir_in(default_model_dir(task, lang).parent, task, lang)
+    d = default_dir_in(_store(store), task, lang)
     return d if (d / "meta.json").is_file() else None
 
 
@@ -117,23 +125,25 @@ def review_texts(reviews: pd.DataFrame) -> list[str]:
 def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
                           progress: Callable[[str, int, int], None] | None = None,
                           device: str = "auto", num_threads: int | None = None,
-                          full: bool = False) -> dict[tuple[str, str], Path]:
+                          full: bool = False,
+                          store: ModelStore | None = None) -> dict[tuple[str, str], Path]:
     """Build the default models that are not in the cache yet; return their folders.
 
     By default the quick kind (:data:`QUICK_MODELS`: a minute or two on 2 cores);
     ``full=True`` fine-tunes (``DEFAULT_MODELS``: 11-37 min each). A fully fine-tuned model in
     the cache is always the one returned. A finished model is never retrained. Fine-tuning
     checkpoints every 200 steps in ``<dir>.partial``, so an interrupted run resumes there.
-    ``progress(name, done, total)``.
+    ``progress(name, done, total)``; ``store``: the model store (from settings when None).
     """
+    store = _store(store)
     out = {}
     for task, lang in tasks or list(DEFAULT_MODELS):
-        cached = cached_default_dir(task, lang)
-        if cached is not None and (not full or cached == default_model_dir(task, lang)):
+        cached = cached_default_dir(task, lang, store)
+        if cached is not None and (not full or cached == default_model_dir(task, lang, store)):
             out[(task, lang)] = cached
             continue
         quick = not full and (task, lang) in QUICK_MODELS
-        target = (quick_model_dir if quick else default_model_dir)(task, lang)
+        target = (quick_model_dir if quick else default_model_dir)(task, lang, store)
         (texts, labels), _ = default_split(task, lang)
         name = f"{task}/{lang}"
         partial = target.with_name(target.name + ".partial")
@@ -146,6 +156,7 @@ def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
                   progress=(lambda d, t, _n=name: progress(_n, d, t)) if progress else None)
         tmp = target.with_name(target.name + ".tmp")
         model.save(tmp)
+        artifact.write_document(tmp)
         if target.exists():  # a broken folder without meta.json: replace it
             shutil.rmtree(target)
         tmp.replace(target)
