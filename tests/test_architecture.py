@@ -1,7 +1,15 @@
-"""The dependency rule, read from the source (ast; nothing is imported or run): a backend
-(``adpilot.backends``) runs what it is given and never reaches up into a stage of the workflow
-(profiling, generation, scoring, targeting, optimisation, tuning). Imports inside functions
-count: a lazy import is still a dependency."""
+"""The dependency rule, read from the source (ast; nothing is imported or run). Imports inside
+functions count: a lazy import is still a dependency.
+
+1. A backend (``adpilot.backends``) runs what it is given and never reaches up into a stage of
+   the workflow (profiling, generation, scoring, targeting, optimisation, tuning).
+2. A shell never imports another shell: ``adpilot.cli`` imports neither ``adpilot.api`` nor
+   ``adpilot.dashboard``; ``adpilot.dashboard`` imports neither ``adpilot.api.routers`` nor
+   ``adpilot.cli`` (it runs on the API's application state, see :mod:`adpilot.usecases`);
+   ``adpilot.api`` never imports ``adpilot.cli``. What shells share is a use case in
+   ``adpilot.usecases`` or a stage.
+3. The library (everything but the shells and ``adpilot.config``) never calls
+   ``get_settings()``: settings are read by a shell and passed in as values."""
 
 from __future__ import annotations
 
@@ -94,3 +102,149 @@ def test_the_walk_sees_every_import_form(tmp_path):
         ("adpilot.backends.fake.c", "adpilot.generation.batch"),
         ("adpilot.backends.fake.d", "adpilot.tuning"),
     }
+
+
+# --- 2. no shell imports another shell ------------------------------------------------------
+
+SHELLS = ("cli", "api", "dashboard")
+# (importing shell, forbidden prefix): what each shell must not import
+FORBIDDEN = {"cli": ("adpilot.api", "adpilot.dashboard"),
+             "dashboard": ("adpilot.api.routers", "adpilot.cli"),
+             "api": ("adpilot.cli",)}
+SHELL_ALLOWED = {
+    # `adpilot serve` starts the server: composing the app is what the command is for.
+    ("adpilot.cli.serve", "adpilot.api.app"),
+    ("adpilot.cli.serve", "adpilot.api.settings"),
+    # issue 19 (4): API keys are created/listed/revoked by code in the API shell; move
+    # adpilot.api.keys' store functions to a library module the CLI and the API both call.
+    ("adpilot.cli.keys", "adpilot.api.keys"),
+}
+
+
+def shell_violations(src: Path) -> set[tuple[str, str]]:
+    """``(shell module, imported module)`` for every import one shell must not make."""
+    out = set()
+    for shell in SHELLS:
+        for path in sorted((src / "adpilot" / shell).rglob("*.py")):
+            for name in imports_of(path, src):
+                if any(name == p or name.startswith(p + ".") for p in FORBIDDEN[shell]):
+                    out.add((module_name(path, src), _as_module(name, src)))
+    return _collapse_prefixes(out)
+
+
+def _as_module(name: str, src: Path) -> str:
+    """The longest prefix of ``name`` that is a module or package in ``src``
+    (``adpilot.api.keys.create_key`` is the function of ``adpilot.api.keys``)."""
+    parts = name.split(".")
+    for i in range(len(parts), 0, -1):
+        base = src.joinpath(*parts[:i])
+        if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+            return ".".join(parts[:i])
+    return name
+
+
+def _collapse_prefixes(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Keep the most specific imported name per module (``from adpilot.api import keys``
+    gives ``adpilot.api`` and ``adpilot.api.keys``: keep the latter)."""
+    return {(mod, name) for mod, name in pairs
+            if not any(m == mod and other.startswith(name + ".") for m, other in pairs)}
+
+
+def test_no_shell_imports_another_shell():
+    assert len(list((SRC / "adpilot" / "cli").rglob("*.py"))) > 10
+    found = shell_violations(SRC)
+    new = found - SHELL_ALLOWED
+    assert not new, ("shells must not import each other (move the shared code to "
+                     "adpilot.usecases or a stage): "
+                     + ", ".join(f"{m} imports {n}" for m, n in sorted(new)))
+    stale = SHELL_ALLOWED - found
+    assert not stale, f"fixed, remove from SHELL_ALLOWED: {sorted(stale)}"
+
+
+def test_the_shell_walk_catches_each_direction(tmp_path):
+    """Planted shells that import each other in each forbidden way are caught; what the
+    rule permits (the dashboard on the API's state, the API mounting the dashboard) is not."""
+    root = tmp_path / "adpilot"
+    for shell in (*SHELLS, "api/routers"):
+        (root / shell).mkdir(parents=True, exist_ok=True)
+        (root / shell / "__init__.py").write_text("")
+    (root / "__init__.py").write_text("")
+    for module in ("dashboard/charts", "dashboard/routes", "cli/generate", "cli/_common",
+                   "api/routers/copy", "api/services"):
+        (root / f"{module}.py").write_text("")
+    (root / "cli" / "a.py").write_text("def f():\n    from adpilot.dashboard.charts import x\n")
+    (root / "cli" / "b.py").write_text("from adpilot import api\n")
+    (root / "dashboard" / "c.py").write_text("from ..api.routers import copy\n"
+                                             "from adpilot.api.services import records\n")
+    (root / "dashboard" / "d.py").write_text("import adpilot.cli.generate\n")
+    (root / "api" / "e.py").write_text("from adpilot.cli._common import console\n"
+                                       "from adpilot.dashboard.routes import mount\n")
+    assert shell_violations(tmp_path) == {
+        ("adpilot.cli.a", "adpilot.dashboard.charts"),
+        ("adpilot.cli.b", "adpilot.api"),
+        ("adpilot.dashboard.c", "adpilot.api.routers.copy"),
+        ("adpilot.dashboard.d", "adpilot.cli.generate"),
+        ("adpilot.api.e", "adpilot.cli._common"),
+    }
+
+
+# --- 3. the library reads no settings -------------------------------------------------------
+
+NOT_LIBRARY = ("adpilot.cli", "adpilot.api", "adpilot.dashboard",
+               "adpilot.config",  # defines the settings
+               "adpilot.__main__")  # `python -m adpilot`: the CLI's entry point
+# Library modules that still read settings themselves; each is to pass the value in instead
+# (issue 19: a ModelStore / paths built from settings by the shell). A new one fails the test,
+# and so does an entry that no longer occurs.
+SETTINGS_ALLOWED = {
+    "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
+    "adpilot.backends.llm.models",  # models_dir for downloaded GGUF files
+    "adpilot.data.ingest",  # quarantine_dir when none is given
+    "adpilot.datasets_fetch",  # data_dir, offline, datasets_mirror
+    "adpilot.generation.cache",  # the reply cache's folder
+    "adpilot.generation.tone",  # models_dir of the complaint model
+    "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
+    "adpilot.report.roi",  # prices per message when no settings are given
+    "adpilot.store.sql",  # open_store() without a URL
+    "adpilot.tuning.base",  # models_dir for converted checkpoints
+    "adpilot.tuning.registry",  # models_dir of the tuned generators
+}
+
+
+def settings_readers(src: Path) -> set[str]:
+    """Library modules that call ``get_settings()`` (by name or as an attribute)."""
+    out = set()
+    for path in sorted((src / "adpilot").rglob("*.py")):
+        module = module_name(path, src)
+        if any(module == n or module.startswith(n + ".") for n in NOT_LIBRARY):
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if isinstance(node, ast.Call):
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", None)
+                if name == "get_settings":
+                    out.add(module)
+    return out
+
+
+def test_the_library_reads_no_settings():
+    found = settings_readers(SRC)
+    new = found - SETTINGS_ALLOWED
+    assert not new, ("library modules must not call get_settings() (take the value as an "
+                     "argument; the shell reads the settings): " + ", ".join(sorted(new)))
+    stale = SETTINGS_ALLOWED - found
+    assert not stale, f"fixed, remove from SETTINGS_ALLOWED: {sorted(stale)}"
+
+
+def test_the_settings_walk_sees_both_call_forms(tmp_path):
+    root = tmp_path / "adpilot"
+    (root / "cli").mkdir(parents=True)
+    (root / "lib.py").write_text("from adpilot.config import get_settings\n"
+                                 "def f():\n    return get_settings().models_dir\n")
+    (root / "other.py").write_text("from adpilot import config\nX = config.get_settings()\n")
+    (root / "quiet.py").write_text("from adpilot.config import Settings\n"
+                                   "def f(s: Settings):\n    return s.models_dir\n")
+    (root / "cli" / "run.py").write_text("from adpilot.config import get_settings\n"
+                                         "get_settings()\n")
+    (root / "config.py").write_text("def get_settings():\n    return get_settings()\n")
+    assert settings_readers(tmp_path) == {"adpilot.lib", "adpilot.other"}

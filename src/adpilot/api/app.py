@@ -36,12 +36,9 @@ def default_backend_factory(settings: ApiSettings) -> Callable[[], object]:
     """Build the configured LLM backend on first use (loading a model takes a while)."""
 
     def build():
-        from adpilot.backends.llm import get_backend
+        from adpilot.backends.llm.options import build_backend
 
-        options = {"llamacpp": {"model": settings.llm_model},
-                   "openai": {"base_url": settings.llm_base_url, "model": settings.llm_model},
-                   "transformers": {"model_dir": settings.llm_model}}.get(settings.llm_backend, {})
-        return get_backend(settings.llm_backend, **{k: v for k, v in options.items() if v})
+        return build_backend(settings.llm_backend, settings.llm_model, settings.llm_base_url)
 
     return build
 

@@ -104,7 +104,7 @@ def decide(
 def _write_campaign_html(camps, r: dict, path: Path) -> None:
     import pandas as pd
 
-    from adpilot.dashboard.charts import allocation_chart, rates_chart
+    from adpilot.report.campaign_charts import allocation_chart, rates_chart
     from adpilot.report.html import Report, table_html
 
     doc = Report(f"Campaign {r['name']}", subtitle=f"{r['campaign']} · {r.get('events', 0):,} events")
@@ -148,22 +148,15 @@ def refresh(
     camps = _campaigns(db)
     generator = prod = aud = None
     if product is not None or audience is not None:
-        from pydantic import ValidationError
-
-        from adpilot.backends.llm import get_backend
-        from adpilot.cli.generate import _backend_options, _read_json
-        from adpilot.data.records import Product
-        from adpilot.errors import ConfigError, InputError
-        from adpilot.generation import Audience, CopyGenerator, load_brand
+        from adpilot.backends.llm.options import build_backend
+        from adpilot.errors import ConfigError
+        from adpilot.generation import CopyGenerator, load_brand
+        from adpilot.usecases.studio import read_audience, read_product
 
         if product is None or audience is None:
             raise ConfigError("--product and --audience go together")
-        try:
-            prod = Product.model_validate(_read_json(product, "product"))
-            aud = Audience.model_validate(_read_json(audience, "audience"))
-        except ValidationError as exc:
-            raise InputError(f"not a valid product or audience: {exc}") from None
-        generator = CopyGenerator(get_backend(backend, **_backend_options(backend, model, base_url)),
+        prod, aud = read_product(product), read_audience(audience)
+        generator = CopyGenerator(build_backend(backend, model, base_url),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store))
     try:
         result = close_loop(camps, campaign, retire_below=retire_below,

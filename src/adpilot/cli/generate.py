@@ -2,35 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
 from adpilot.cli._common import console, err_console, print_json
-from adpilot.errors import InputError
-
-
-def _read_json(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise InputError(f"{what} file not found", path=str(path))
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON ({exc})", path=str(path)) from None
-    if not isinstance(data, dict):
-        raise InputError(f"the {what} must be a JSON object", path=str(path))
-    return data
-
-
-def _backend_options(backend: str, model: str | None, base_url: str | None) -> dict:
-    """Constructor options per backend name (each backend names its model differently)."""
-    options = {"llamacpp": {"model": model} if model else {},
-               "openai": {"base_url": base_url, "model": model},
-               "transformers": {"model_dir": model}}
-    return {k: v for k, v in options.get(backend, {}).items() if v is not None}
 
 
 def generate(
@@ -54,26 +31,19 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
-    from adpilot.backends.llm import get_backend
-    from adpilot.data.records import Product
-    from adpilot.generation import Audience, CopyGenerator, channel_spec, load_brand
+    from adpilot.backends.llm.options import build_backend
+    from adpilot.generation import CopyGenerator, channel_spec, load_brand
+    from adpilot.usecases.studio import read_audience, read_product, write_copy
 
     channel_spec(channel, lang)  # fail on a bad channel before loading a model
-    try:
-        prod = Product.model_validate(_read_json(product, "product"))
-    except ValidationError as exc:
-        raise InputError(f"not a valid product record: {exc}", path=str(product)) from None
-    try:
-        aud = Audience.model_validate(_read_json(audience, "audience"))
-    except ValidationError as exc:
-        raise InputError(f"not a valid audience: {exc}", path=str(audience)) from None
-    llm = get_backend(backend, **_backend_options(backend, model, base_url))
+    prod, aud = read_product(product), read_audience(audience)
+    llm = build_backend(backend, model, base_url)
     gen = CopyGenerator(llm, brand=load_brand(brand), cache=False if no_cache else None,
                         max_attempts=max_attempts)
     try:
         with err_console.status(f"writing {max(n, best_of)} {channel} candidate(s) with "
                                 f"{backend}, keeping {n} …"):
-            result = gen.generate(prod, aud, channel, lang, n=n, best_of=best_of)
+            result = write_copy(gen, prod, aud, channel, lang, n=n, best_of=best_of).result
     finally:
         llm.close()
     payload = result.as_dict()

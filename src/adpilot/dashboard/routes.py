@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 
 from adpilot.api.security import AppState, client_of, key_account
 from adpilot.api.services import NotFoundError, NotReadyError, jsonable, records
-from adpilot.dashboard import charts
 from adpilot.dashboard.auth import (
     LOGIN_CSRF,
     CsrfError,
@@ -26,6 +25,8 @@ from adpilot.dashboard.auth import (
 )
 from adpilot.dashboard.i18n import LANGS, translate
 from adpilot.errors import AdpilotError
+from adpilot.report import campaign_charts as charts
+from adpilot.report import charts as report_charts
 
 HERE = Path(__file__).parent
 CHANNELS = ("email", "sms", "push", "social", "search_ad")
@@ -153,9 +154,9 @@ def mount(app: FastAPI, state: AppState) -> None:
         runs = records(state.store.ingest_runs().tail(10).iloc[::-1])
         figures = []
         if counts["reviews"]:
-            figures.append(charts.locked(charts.base.rating_chart, state.store.read("reviews")))
+            figures.append(charts.locked(report_charts.rating_chart, state.store.read("reviews")))
         if counts["transactions"]:
-            figures.append(charts.locked(charts.base.revenue_chart,
+            figures.append(charts.locked(report_charts.revenue_chart,
                                          state.store.read("transactions")))
         dead = state.campaigns.inbox.dead_letters(10)  # (how many, the newest)
         return render(request, "overview.html", session, counts=counts, derived=derived,
@@ -189,7 +190,7 @@ def mount(app: FastAPI, state: AppState) -> None:
             table = state.data.table("segments")
         except NotReadyError as exc:
             return page_error(request, session, exc)
-        figure = charts.locked(charts.base.segment_chart, table)
+        figure = charts.locked(report_charts.segment_chart, table)
         return render(request, "segments.html", session, segments=records(table), figure=figure)
 
     @router.get("/segments/{segment_id}")
@@ -231,15 +232,16 @@ def mount(app: FastAPI, state: AppState) -> None:
     async def studio_generate(request: Request) -> Response:
         session = sessions.require(request, "write")
         form = await form_for(request, session)
-        from adpilot.api.routers.copy import GenerateRequest, generate_variants
+        from adpilot.usecases.studio import GenerateRequest, generate_copy
 
         body = GenerateRequest(product_id=str(form.get("product_id")),
                                segment=str(form.get("segment") or "") or None,
                                channel=str(form.get("channel") or "email"),
                                lang=str(form.get("copy_lang") or "en"),
                                n=int(form.get("n") or 3))
-        job = state.jobs.submit("generate", lambda progress: generate_variants(state, body, progress),
-                                body.model_dump())
+        job = state.jobs.submit(
+            "generate", lambda progress: generate_copy(state.data, state.copy, body, progress),
+            body.model_dump())
         return RedirectResponse(f"/studio/jobs/{job}", status_code=303)
 
     @router.get("/studio/jobs/{job_id}")
@@ -319,12 +321,11 @@ def mount(app: FastAPI, state: AppState) -> None:
         if wait := state.costly.take(client_of(request)):
             return busy(request, session, wait)
         from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
-        from adpilot.report.charts import roi_chart
 
         camps = state.campaigns.list()
         table = roi_from_store(state.store, dict(zip(camps["id"], camps["name"], strict=True)),
                                settings=state.settings)
-        figure = charts.locked(roi_chart, table, zh=_lang(request) == "zh")
+        figure = charts.locked(report_charts.roi_chart, table, zh=_lang(request) == "zh")
         return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM,
                       prices=prices_for(state.settings), figure=figure)
 

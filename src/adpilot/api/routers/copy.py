@@ -1,4 +1,5 @@
-"""Copy generation (background jobs, optionally awaited) and scoring."""
+"""Copy generation (background jobs, optionally awaited; the work is
+:func:`adpilot.usecases.studio.generate_copy`) and scoring."""
 
 from __future__ import annotations
 
@@ -10,54 +11,10 @@ from pydantic import BaseModel, Field
 
 from adpilot.api.errors import error_response
 from adpilot.api.security import AppState, Read, State, Write
-from adpilot.api.services import scoring_available
 from adpilot.errors import ConfigError
+from adpilot.usecases.studio import Channel, GenerateRequest, Lang, generate_copy, scoring_available
 
 router = APIRouter(prefix="/v1", tags=["copy"])
-Channel = Literal["social", "email", "sms", "push", "search_ad"]
-Lang = Literal["en", "zh"]
-
-
-class GenerateRequest(BaseModel):
-    product_id: str = Field(description="A product in the store.")
-    segment: str | None = Field(None, description="Write for this segment …")
-    user_id: str | None = Field(None, description="… or for this user's profile …")
-    audience: str | None = Field(None, description="… or for this free description.")
-    channel: Channel = "email"
-    lang: Lang = "en"
-    n: int = Field(3, ge=1, le=10, description="Number of variants.")
-
-
-def generate_variants(state: AppState, body: GenerateRequest, progress=None) -> dict:
-    """Resolve product and audience from the store and run the generator (one job at a time)."""
-    from adpilot.generation import channel_spec
-
-    channel_spec(body.channel, body.lang)
-    product = state.data.product(body.product_id)
-    audience = state.data.audience(body.lang, segment=body.segment, user_id=body.user_id,
-                                   description=body.audience)
-    done = []
-
-    def tick(_variant) -> None:
-        done.append(1)
-        if progress:
-            progress(len(done) / body.n, f"{len(done)} of {body.n} variants")
-
-    from adpilot import fallbacks
-
-    with state.copy.lock, fallbacks.recording() as used:  # stages without their default model
-        gen = state.copy.generator(on_message=tick)
-        result = gen.generate(product, audience, body.channel, body.lang, n=body.n)
-        scored = False
-        if scoring_available():  # best first, each with its scorecard
-            if progress:
-                progress(1.0, "scoring the variants")
-            result.variants = gen.rank(result.variants, product, audience, body.lang)
-            scored = True
-    return {**result.as_dict(), "product_id": body.product_id,
-            "audience": audience.describe(body.lang),
-            "scoring": "ranked by the scorecard" if scored else "not available",
-            "fallbacks": [f.as_dict() for f in used.values()]}
 
 
 def _job_reply(state: AppState, request: Request, job_id: str, wait: float) -> JSONResponse:
@@ -85,8 +42,9 @@ def generate(body: GenerateRequest, state: State, request: Request,
     if not (body.segment or body.user_id or body.audience):
         raise ConfigError("give a segment, a user_id or an audience description")
     state.copy.check()  # 501 now, not in the job, when generation cannot run here
-    job_id = state.jobs.submit("generate", lambda progress: generate_variants(state, body, progress),
-                               body.model_dump())
+    job_id = state.jobs.submit(
+        "generate", lambda progress: generate_copy(state.data, state.copy, body, progress),
+        body.model_dump())
     return _job_reply(state, request, job_id, wait)
 
 

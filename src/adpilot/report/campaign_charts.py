@@ -1,4 +1,6 @@
-"""Campaign charts for the dashboard, drawn on the server as SVG with the report helpers."""
+"""Campaign charts (allocation, cumulative rates) for the CLI's HTML report and the dashboard,
+drawn as SVG with the report helpers; pyplot is global, so every chart here draws under one
+lock (:func:`locked` runs the other :mod:`adpilot.report.charts` under it too)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,22 @@
+"""One mapping from the user-facing LLM settings (backend name, model, server URL), as the
+CLI options and the API settings give them, to a backend's constructor options."""
+
+from __future__ import annotations
+
+from adpilot.backends.llm.base import LLMBackend, get_backend
+
+
+def backend_options(backend: str, model: str | None = None,
+                    base_url: str | None = None) -> dict[str, str]:
+    """Constructor options for ``backend`` (each backend names its model differently); unset
+    or empty values are left out so the backend's own default applies."""
+    options = {"llamacpp": {"model": model},
+               "openai": {"base_url": base_url, "model": model},
+               "transformers": {"model_dir": model}}.get(backend, {})
+    return {k: v for k, v in options.items() if v}
+
+
+def build_backend(backend: str, model: str | None = None,
+                  base_url: str | None = None) -> LLMBackend:
+    """The registered backend ``backend`` built from the user-facing settings."""
+    return get_backend(backend, **backend_options(backend, model, base_url))

@@ -1,0 +1,13 @@
+"""Use cases: what a user asks adpilot to do, as library functions the shells call alike.
+
+The dependency rule (checked by ``tests/test_architecture.py``): the shells — ``adpilot.cli``
+(Typer), ``adpilot.api`` (FastAPI) and ``adpilot.dashboard`` (HTML pages) — translate input and
+output and call use cases here or stages directly; a shell never imports another shell. Two
+compositions are the exceptions, both because one process serves both shells: ``adpilot.api.app``
+mounts the dashboard, and the dashboard runs on the API's application state (``adpilot.api``'s
+``security``, ``services``, ``jobs``, ``keys`` modules, never its ``routers``). ``adpilot serve``
+and ``adpilot keys`` start that server and manage its keys (named in the test's allow-list).
+
+Use cases take what they need as arguments (services, a generator, values): they never read
+settings themselves.
+"""
