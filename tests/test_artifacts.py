@@ -129,3 +129,34 @@ def test_model_paths_come_from_one_place():
             if pattern.search(line) and not line.lstrip().startswith(("#", '"', "`")):
                 offenders.append(f"{rel}:{i}: {line.strip()}")
     assert offenders == [], "model paths built outside ModelStore:\n" + "\n".join(offenders)
+
+
+def test_old_attractiveness_folder_loads_and_is_discovered(tmp_path, shared_data):
+    """An attractiveness folder of the old form (adpilot.json, no document) loads the same."""
+    from adpilot.datasets import load_dataset
+    from adpilot.scoring.attractiveness import (
+        AttractivenessModel,
+        default_model_dir,
+        is_saved,
+        load_default_model,
+    )
+    from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
+
+    store = ModelStore(tmp_path)
+    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"].head(2000)))
+    model = AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs)
+    folder = model.save(default_model_dir(store))
+    assert folder == tmp_path / "attractiveness"
+    doc = artifacts.load_metadata(folder)
+    (folder / METADATA_FILE).unlink()  # rewrite it as an older adpilot did
+    (folder / "adpilot.json").write_text(json.dumps(
+        {"artifact": "attractiveness", "config": doc.config, "data_hash": doc.data_hash,
+         "n_pairs": doc.extra["n_pairs"], "metrics": doc.metrics}))
+    assert is_saved(folder) and store.list() == []
+    texts = pairs["text_a"].head(10).tolist()
+    old = load_default_model(store=store)
+    assert (old.score(texts) == model.score(texts)).all()
+
+    assert store.migrate_legacy() == [folder]
+    assert [m.kind for m in store.list()] == ["attractiveness"]
+    assert (AttractivenessModel.load(folder).score(texts) == model.score(texts)).all()
