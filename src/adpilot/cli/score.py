@@ -118,7 +118,7 @@ def score(
 ) -> None:
     """Score copies: fluency, relevance, personalisation, diversity, readability, tone,
     compliance and predicted attractiveness, each explained."""
-    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
     from adpilot.scoring.scorecard import Scorecard
 
     text = copy.read_text(encoding="utf-8") if copy.exists() else None
@@ -133,7 +133,7 @@ def score(
     if not copies:
         raise InputError("no copies to score", path=str(copy))
     model_dir = default_model_dir()
-    attract = AttractivenessModel.load(model_dir) if (model_dir / "adpilot.json").exists() else None
+    attract = AttractivenessModel.load(model_dir) if is_saved(model_dir) else None
     guards = []
     try:
         from adpilot.generation.guardrails import scorecard_guardrails
