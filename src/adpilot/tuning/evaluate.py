@@ -141,10 +141,10 @@ def load_judge(folder: str | Path | None = None):
     """The attractiveness model from the model cache (trained by evaluation/attractiveness_eval.py
     or `adpilot attract train`)."""
     from adpilot.errors import NotFoundError
-    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
 
     folder = Path(folder or default_model_dir())
-    if not (folder / "adpilot.json").is_file():
+    if not is_saved(folder):
         raise NotFoundError(f"no attractiveness model in {folder}: train it with "
                             "adpilot attract train --data <upworthy csv> --before-week 201430")
     return AttractivenessModel.load(folder)
