@@ -211,6 +211,20 @@ POLICIES: dict[str, type[Policy]] = {p.kind: p for p in (FixedSplit, ThompsonSam
                                                           LinearThompson)}
 
 
+def register_policy(cls: type[Policy]) -> type[Policy]:
+    """Class decorator: make a :class:`Policy` subclass buildable by its ``kind`` (what
+    :func:`policy_from_state` and the campaigns read from the store)."""
+    if not cls.kind:
+        raise ConfigError(f"{cls.__name__} needs a non-empty 'kind' to be registered")
+    POLICIES[cls.kind] = cls
+    return cls
+
+
+def unregister_policy(kind: str) -> None:
+    """Forget the policy registered as ``kind`` (tests that register their own)."""
+    POLICIES.pop(kind, None)
+
+
 def policy_from_state(state: dict[str, Any]) -> Policy:
     """Rebuild a policy from :meth:`Policy.state` (what the store keeps)."""
     state = dict(state)

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -91,7 +92,20 @@ class LsaEmbedder:
         return vecs / np.where(norms == 0, 1, norms)
 
 
-EMBEDDERS = {"minilm": MiniLMEmbedder, "lsa": LsaEmbedder}
+EMBEDDERS: dict[str, Callable[..., TextEmbedder]] = {"minilm": MiniLMEmbedder, "lsa": LsaEmbedder}
+
+
+def register_embedder(name: str) -> Callable[[Callable[..., TextEmbedder]], Callable[..., TextEmbedder]]:
+    """Class decorator: make an embedder available to :func:`get_embedder` under ``name``."""
+    def deco(factory: Callable[..., TextEmbedder]) -> Callable[..., TextEmbedder]:
+        EMBEDDERS[name] = factory
+        return factory
+    return deco
+
+
+def unregister_embedder(name: str) -> None:
+    """Forget the embedder registered as ``name`` (tests that register their own)."""
+    EMBEDDERS.pop(name, None)
 
 
 def get_embedder(name: str, **kwargs) -> TextEmbedder:

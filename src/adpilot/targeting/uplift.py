@@ -12,6 +12,7 @@ treatment (in ``treatments_`` order): the estimated change in the outcome versus
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +163,22 @@ class DRLearner(_UpliftBase):
         return np.column_stack([self.effect_models_[a].predict(x) for a in self.treatments_])
 
 
-LEARNERS = {"t": TLearner, "x": XLearner, "dr": DRLearner}
+LEARNERS: dict[str, Callable[..., Any]] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
+
+
+def register_learner(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Class decorator: make an uplift learner (``fit(X, treatment, y)`` → self,
+    ``predict_uplift(X)`` → one column per treatment, ``treatments_``) available to
+    :func:`make_learner` under ``name``."""
+    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
+        LEARNERS[name] = factory
+        return factory
+    return deco
+
+
+def unregister_learner(name: str) -> None:
+    """Forget the learner registered as ``name`` (tests that register their own)."""
+    LEARNERS.pop(name, None)
 
 
 def make_learner(name: str, **kwargs) -> _UpliftBase:

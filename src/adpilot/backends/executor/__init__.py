@@ -16,6 +16,7 @@ from adpilot.backends.executor.base import (
     get_executor,
     read_parquet_parts,
     register_executor,
+    unregister_executor,
 )
 from adpilot.backends.executor.local import LocalExecutor
 
@@ -30,4 +31,4 @@ def _ray_factory(**kwargs) -> Executor:
 register_executor("ray")(_ray_factory)
 
 __all__ = ["Executor", "LocalExecutor", "Stage", "available_executors", "get_executor",
-           "read_parquet_parts", "register_executor"]
+           "read_parquet_parts", "register_executor", "unregister_executor"]

@@ -85,11 +85,17 @@ class Executor(ABC):
 _EXECUTORS: dict[str, Callable[..., Executor]] = {}
 
 
-def register_executor(name: str):
-    def deco(factory):
+def register_executor(name: str) -> Callable[[Callable[..., Executor]], Callable[..., Executor]]:
+    """Class decorator: make an executor available to :func:`get_executor` under ``name``."""
+    def deco(factory: Callable[..., Executor]) -> Callable[..., Executor]:
         _EXECUTORS[name] = factory
         return factory
     return deco
+
+
+def unregister_executor(name: str) -> None:
+    """Forget the executor registered as ``name`` (tests that register their own)."""
+    _EXECUTORS.pop(name, None)
 
 
 def available_executors() -> list[str]:
