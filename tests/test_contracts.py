@@ -7,6 +7,7 @@ The parametrisation reads the registries when this file is imported, so a compon
 a module of the package is covered with no line added here. ``test_a_new_*`` show it: each
 registers one small real component through the registry's public function, checks that the
 listing the parametrisation reads now names it, runs the same check on it and unregisters it
+(the components are in contract_components.py)
 (the guardrail registry is global: a test guardrail left in it would run inside every copy check).
 
 Heavy components are checked cheaply: the GGUF backends and the OpenAI-compatible one only as far
@@ -16,16 +17,26 @@ test_llm_backends.py), Ray only under ``-m slow``.
 
 from __future__ import annotations
 
-import hashlib
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
+from contract_components import (  # tests/ is on sys.path, as for delivery_servers
+    CharHashEmbedder,
+    DifferenceOfMeans,
+    EchoBackend,
+    EpsilonGreedy,
+    ListChannel,
+    SerialExecutor,
+    Tripler,
+    email_message,
+    shouting,
+    sms_message,
+)
 from sklearn.ensemble import HistGradientBoostingRegressor
 
 from adpilot.backends.executor import (
@@ -49,7 +60,6 @@ from adpilot.backends.llm import (
     register_backend,
     unregister_backend,
 )
-from adpilot.delivery import Message as Outgoing
 from adpilot.delivery.base import (
     Receipt,
     available_channels,
@@ -139,16 +149,6 @@ def test_llm_backend_contract(name, tmp_path):
 
 # --- executors ---------------------------------------------------------------------------------
 
-class Tripler:
-    """A batch-invariant stage: each row's output depends on the row only."""
-
-    def __init__(self, factor: int = 3) -> None:
-        self.factor = factor
-
-    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
-        return pd.DataFrame({"id": batch["id"].to_numpy(), "y": batch["x"].to_numpy() * self.factor})
-
-
 EXECUTOR_OPTIONS = {"ray": {"num_cpus": 1, "num_actors": 1, "object_store_memory": 256 << 20,
                             "show_progress": False}}
 
@@ -160,6 +160,11 @@ def check_executor(name: str, tmp_path: Path) -> None:
         executor = get_executor(name, **EXECUTOR_OPTIONS.get(name, {}))
     except MissingDependencyError as exc:
         pytest.skip(f"{name}: {exc}")
+    if name == "ray":  # Ray's workers cannot import tests/: send the stage class by value
+        import contract_components
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(contract_components)
     with executor:
         assert isinstance(executor, Executor) and executor.name == name
         out = executor.map_batches(stage, frame)
@@ -290,23 +295,12 @@ def test_policy_contract(kind):
 
 # --- delivery channels -------------------------------------------------------------------------
 
-def _email(i: int) -> Outgoing:
-    return Outgoing(campaign="contract", variant="A", user_id=f"u{i}", channel="email",
-                    to=f"user{i}@example.test", subject=f"Hello {i}", text=f"Offer {i}",
-                    html=f"<p>Offer <b>{i}</b></p>", approved=True)
-
-
-def _sms(i: int) -> Outgoing:
-    return Outgoing(campaign="contract", user_id=f"u{i}", channel="sms", to=f"+8613800{i:06d}",
-                    text=f"优惠 {i}", lang="zh", approved=True)
-
-
 @contextmanager
 def channel_setup(name: str, tmp_path: Path) -> Iterator[tuple[dict, Callable, Callable | None]]:
     """(options, message maker, count of messages the far side holds) for ``name``; the file
     channel gets a temp outbox, smtp and webhook real servers on 127.0.0.1."""
     if name == "file":
-        yield {"outbox": tmp_path}, _email, lambda: len(list(tmp_path.glob("*.eml")))
+        yield {"outbox": tmp_path}, email_message, lambda: len(list(tmp_path.glob("*.eml")))
     elif name in ("smtp", "webhook"):
         pytest.importorskip("aiosmtpd")
         from delivery_servers import GatewayServer, SMTPServer
@@ -317,15 +311,15 @@ def channel_setup(name: str, tmp_path: Path) -> Iterator[tuple[dict, Callable, C
             sender = Sender(from_addr="Acme <news@acme.example>", postal_address="1 Market St",
                             public_url="https://acme.example", link_secret="contract-secret")
             with SMTPServer() as server:
-                yield ({"url": server.url, "sender": sender}, _email,
+                yield ({"url": server.url, "sender": sender}, email_message,
                        lambda: len(server.handler.received))
         else:
             with GatewayServer("gateway-secret") as server:
-                yield ({"url": server.url, "secret": "gateway-secret"}, _sms,
+                yield ({"url": server.url, "secret": "gateway-secret"}, sms_message,
                        lambda: len(server.gateway.delivered))
     else:  # a channel this file does not know: built without options, sent an e-mail
         with nullcontext():
-            yield {}, _email, None
+            yield {}, email_message, None
 
 
 def check_channel(name: str, tmp_path: Path) -> None:
@@ -350,6 +344,7 @@ def test_channel_contract(name, tmp_path):
 
 # --- a new component of each kind is covered as soon as it is registered -----------------------
 
+
 @contextmanager
 def registered(add, remove, name: str, component):
     add(component)
@@ -359,40 +354,10 @@ def registered(add, remove, name: str, component):
         remove(name)
 
 
-class EchoBackend(LLMBackend):
-    """Replies with the last user message: deterministic, no model."""
-
-    name = "test-echo"
-
-    def complete(self, messages, params):
-        text = messages[-1].content[: params.max_tokens * 4]
-        return Completion(text, Usage(sum(len(m.content.split()) for m in messages),
-                                      len(text.split())), model=self.name)
-
-
 def test_a_new_llm_backend_is_covered(tmp_path):
     with registered(register_backend("test-echo"), unregister_backend, "test-echo", EchoBackend):
         assert "test-echo" in available_backends()
         check_llm_backend("test-echo", tmp_path)
-
-
-class SerialExecutor(Executor):
-    """One batch at a time, in this process, with no streaming of Parquet: the smallest executor."""
-
-    name = "test-serial"
-
-    def iter_batches(self, stage, data):
-        frame = data if isinstance(data, pd.DataFrame) else read_parquet_parts(data)
-        fn = stage.build()
-        for start in range(0, len(frame), stage.batch_size):
-            yield fn(frame.iloc[start:start + stage.batch_size].reset_index(drop=True))
-
-    def to_parquet(self, stage, data, out_dir):
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        for i, batch in enumerate(self.iter_batches(stage, data)):
-            batch.to_parquet(out / f"part-{i:05d}.parquet", index=False)
-        return out
 
 
 def test_a_new_executor_is_covered(tmp_path):
@@ -400,12 +365,6 @@ def test_a_new_executor_is_covered(tmp_path):
                     SerialExecutor):
         assert "test-serial" in available_executors()
         check_executor("test-serial", tmp_path)
-
-
-def shouting(fields, ctx) -> list[str]:
-    """No word of five or more capital letters (SHOUTING reads as spam)."""
-    words = [w for text in fields.values() for w in text.split() if len(w) >= 5 and w.isupper()]
-    return [f"{w!r} is shouted: write it in lower case" for w in words]
 
 
 def test_a_new_guardrail_is_covered():
@@ -417,44 +376,11 @@ def test_a_new_guardrail_is_covered():
     assert "test-shouting" not in GUARDRAILS
 
 
-class CharHashEmbedder:
-    """Character bigrams hashed into 32 buckets, L2-normalised: any language, no fitting."""
-
-    name = "test-charhash"
-    dim = 32
-
-    def encode(self, texts):
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for a, b in zip(text, text[1:], strict=False):
-                out[row, hashlib.md5((a + b).encode()).digest()[0] % self.dim] += 1
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-
-
 def test_a_new_embedder_is_covered():
     with registered(register_embedder("test-charhash"), unregister_embedder, "test-charhash",
                     CharHashEmbedder):
         assert "test-charhash" in EMBEDDERS
         check_embedder("test-charhash")
-
-
-class DifferenceOfMeans:
-    """Uplift = the arm's mean outcome minus the control's, the same for everyone."""
-
-    def __init__(self, control="ctl", seed: int = 0) -> None:
-        self.control, self.seed, self.treatments_ = control, seed, []
-
-    def fit(self, x, treatment, y):
-        treatment, y = np.asarray(treatment), np.asarray(y, float)
-        self.treatments_ = sorted(set(treatment.tolist()) - {self.control})
-        base = y[treatment == self.control].mean()
-        self.effects_ = np.array([y[treatment == a].mean() - base for a in self.treatments_])
-        return self
-
-    def predict_uplift(self, x):
-        if not self.treatments_:
-            raise NotFittedError("DifferenceOfMeans is not fitted yet; call fit first.")
-        return np.tile(self.effects_, (len(x), 1))
 
 
 def test_a_new_uplift_learner_is_covered():
@@ -464,57 +390,11 @@ def test_a_new_uplift_learner_is_covered():
         check_uplift_learner("test-dom")
 
 
-class EpsilonGreedy(Policy):
-    """The arm with the best observed rate gets 1 - ε, the others share ε."""
-
-    kind = "test_epsilon_greedy"
-
-    def __init__(self, arms, epsilon: float = 0.1, wins=None, plays=None) -> None:
-        super().__init__(arms)
-        self.epsilon = epsilon
-        self.wins = list(wins or [0.0] * len(arms))
-        self.plays = list(plays or [0.0] * len(arms))
-
-    def probabilities(self, context=None):
-        rates = np.divide(self.wins, np.maximum(self.plays, 1))
-        p = np.full(len(self.arms), self.epsilon / len(self.arms))
-        p[int(np.argmax(rates))] += 1 - self.epsilon
-        return p
-
-    def update(self, arm, reward, context=None):
-        i = self.arms.index(arm)
-        self.wins[i] += reward
-        self.plays[i] += 1
-
-    def add_arm(self, arm):
-        super().add_arm(arm)
-        self.wins.append(0.0)
-        self.plays.append(0.0)
-
-    def state(self):
-        return {**super().state(), "epsilon": self.epsilon, "wins": self.wins, "plays": self.plays}
-
-
 def test_a_new_policy_is_covered():
-    with registered(lambda cls: register_policy(cls), unregister_policy, "test_epsilon_greedy",
+    with registered(register_policy, unregister_policy, "test_epsilon_greedy",
                     EpsilonGreedy):
         assert "test_epsilon_greedy" in POLICIES
         check_policy("test_epsilon_greedy")
-
-
-class ListChannel:
-    """Appends every message to a list: the smallest channel."""
-
-    name = "test-list"
-    idempotent = True  # a resend of the same id replaces, never adds
-    sent: ClassVar[dict[str, Outgoing]] = {}
-
-    def deliver(self, message):
-        self.sent[message.message_id] = message
-        return Receipt(message_id=message.message_id, status="sent", provider_id=message.message_id)
-
-    def close(self) -> None:
-        pass
 
 
 def test_a_new_channel_is_covered(tmp_path):
