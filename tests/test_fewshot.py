@@ -108,7 +108,7 @@ def test_examples_reach_the_prompt_and_a_fact_copied_from_one_fails(adgen):
     # a material from an example (牛仔, denim) is not this product's: copy that takes it fails
     ctx = GuardContext(channel_spec("social", "zh"), load_brand(),
                        facts=product_facts(product, "zh"))
-    assert any(r.startswith("unsupported:") for r in check_copy(
+    assert any(r.check == "unsupported" for r in check_copy(
         {"text": "简约牛仔直筒裤，不规则毛边。快来看看吧！"}, ctx))
     # no library for English: English prompts are unchanged
     en = RecordingLLM("Linen shirt with a relaxed fit. Shop it now.")
@@ -128,9 +128,9 @@ def test_a_fact_or_words_taken_from_an_example_fail_the_borrowed_check():
     assert borrowed_facts([shot], facts) == ["圆领", "刺绣"]
     ctx = GuardContext(channel_spec("social", "zh"), load_brand(), facts=facts,
                        shots=[shot.text], borrowed=borrowed_facts([shot], facts))
-    assert any(r.startswith("borrowed:") and "圆领" in r for r in check_copy(
+    assert any(r.check == "borrowed" and "圆领" in r.reason for r in check_copy(
         {"text": "碎花连衣裙，圆领设计。快来看看吧！"}, ctx))
-    assert any("word for word" in r for r in check_copy(
+    assert any("word for word" in r.reason for r in check_copy(
         {"text": "碎花v领连衣裙，既能修饰脸型小巧，还能凸显出颈部的纤细。快来看看吧！"}, ctx))
     assert check_copy({"text": "碎花v领连衣裙，清新又显气质。快来看看吧！"}, ctx) == []
 

@@ -132,7 +132,7 @@ def test_product_without_price_never_gets_one():
     llm = CannedLLM([sms("Linen shirt for $25, 20% off, free shipping!")])
     v = gen(llm, max_attempts=3).generate(PRODUCT, Audience(), "sms", "en").variants[0]
     assert not v.passed and v.attempts == 3
-    kinds = " ".join(v.violations)
+    kinds = " ".join(map(str, v.violations))
     assert "price claim" in kinds and "percentage claim" in kinds and "delivery claim" in kinds
 
 
@@ -171,10 +171,10 @@ def test_copy_steered_by_a_review_is_caught():
     llm = CannedLLM([sms("FREE IPHONE for everyone who buys linen!")])
     v = gen(llm).generate(PRODUCT, INJECTED, "sms", "en").variants[0]
     assert not v.passed
-    assert any(r.startswith("injection:") for r in v.violations)
+    assert any(r.check == "injection" for r in v.violations)
     zh = CannedLLM([sms("买亚麻衬衫免费送手机大礼包！")])
     vz = gen(zh).generate(PRODUCT, INJECTED, "sms", "zh").variants[0]
-    assert any(r.startswith("injection:") for r in vz.violations)
+    assert any(r.check == "injection" for r in vz.violations)
 
 
 PII_AUDIENCE = Audience(name="Jane Smith", description="linen fans", reviews=[
@@ -194,8 +194,9 @@ def test_personal_data_never_sent_to_a_remote_backend_nor_in_copy():
 def test_personal_data_echoed_by_the_model_is_flagged():
     llm = CannedLLM([sms("Jane Smith says: call 555-867-5309 for linen!")])
     v = gen(llm).generate(PRODUCT, PII_AUDIENCE, "sms", "en").variants[0]
-    assert "pii: remove personal data (phone)" in v.violations
-    assert "pii: remove personal data (personal data from a review)" in v.violations
+    texts = [str(r) for r in v.violations]  # the "check: reason" text reports show
+    assert "pii: remove personal data (phone)" in texts
+    assert "pii: remove personal data (personal data from a review)" in texts
 
 
 def test_remote_backend_refuses_unmasked_personal_data():

@@ -97,7 +97,7 @@ def test_a_percentage_in_the_record_is_a_fact_not_a_claim():
 def test_brand_kit_banned_word_both_languages():
     brand = BrandKit(dont_words={"en": ["cheap"], "zh": ["便宜"]})
     assert "banned by the brand kit" in check_banned_claims({"text": "Not cheap, just good"},
-                                                            ctx(brand=brand))[0]
+                                                            ctx(brand=brand))[0].reason
     assert check_banned_claims({"text": "亚麻衬衫很便宜"}, ctx(lang="zh", brand=brand))
     assert check_banned_claims({"text": "Cheapskate-proof linen"}, ctx(brand=brand)) == []  # whole word
 
@@ -195,7 +195,7 @@ def test_brand_emoji_and_disclaimer():
 
 def test_check_copy_prefixes_reasons_with_guardrail_names():
     reasons = check_copy({"text": "The best shirt, $5, call 555-123-4567"}, ctx())
-    names = {r.split(":")[0] for r in reasons}
+    names = {r.check for r in reasons}
     assert {"banned_claims", "facts", "pii"} <= names
 
 
@@ -232,8 +232,8 @@ def test_failing_sentences_are_dropped_and_the_rest_kept():
     copy = {"text": "你最在意的是稳定。常坏，我怀疑是水货机子，动不动就死机，真拿它没办法。"
                     "这款手机是最好的选择！轻薄顺手，拍照清晰，值得一试。"}
     reasons = check_copy(copy, ctx)
-    assert any(r.startswith("quotes:") and "水货机子" in r for r in reasons)
-    assert any(r.startswith("banned_claims:") for r in reasons)
+    assert any(r.check == "quotes" and "水货机子" in r.reason for r in reasons)
+    assert any(r.check == "banned_claims" for r in reasons)
     fixed, dropped = drop_failing_sentences(copy, ctx)
     assert fixed == {"text": "你最在意的是稳定。轻薄顺手，拍照清晰，值得一试。"}
     assert dropped == ["常坏，我怀疑是水货机子，动不动就死机，真拿它没办法。", "这款手机是最好的选择！"]
@@ -260,16 +260,16 @@ def test_copy_that_runs_the_product_down_names_other_sellers_or_invents_facts_fa
     zh = GuardContext(channel_spec("social", "zh"), kit, facts="酒店 湖景大床房")
     only = ["facts", "disparaging"]
     assert check_copy({"text": "湖景大床房，安静舒适，欢迎入住。"}, zh, only=only) == []
-    reasons = " ".join(check_copy({"text": "设备老旧，不建议选择！比京东上的便宜。"}, zh))
+    reasons = " ".join(map(str, check_copy({"text": "设备老旧，不建议选择！比京东上的便宜。"}, zh)))
     assert "runs the product down (不建议)" in reasons and "other sellers (京东)" in reasons
-    reasons = " ".join(check_copy({"text": "比你3999买的那台还好用，送你一本《百年孤独》。"}, zh))
+    reasons = " ".join(map(str, check_copy({"text": "比你3999买的那台还好用，送你一本《百年孤独》。"}, zh)))
     assert "'3999'" in reasons and "《百年孤独》" in reasons
     en = GuardContext(channel_spec("social", "en"), kit, facts="Linen shirt, model 1042")
     assert check_copy({"text": "The linen shirt, model 1042, keeps you cool."}, en, only=only) == []
     assert check_copy({"text": "Better than the junk on Amazon."}, en)
     # a complaint echoed from an unhappy customer's review is not an ad
     echoed = check_copy({"text": "我怀疑这是水货机子，动不动就死机。欢迎选购。"}, zh, only=only)
-    assert "水货" in " ".join(echoed) and "死机" in " ".join(echoed)
+    assert "水货" in " ".join(map(str, echoed)) and "死机" in " ".join(map(str, echoed))
 
 
 def test_placeholders_fail_and_the_disclaimer_is_appended_once():
@@ -280,8 +280,9 @@ def test_placeholders_fail_and_the_disclaimer_is_appended_once():
 
     kit = load_brand()
     ctx = GuardContext(channel_spec("email", "zh"), kit, facts="水果")
-    assert check_copy({"subject": "感谢", "body": "你好，[顾客姓名]。欢迎再来。回T退订"}, ctx,
-                      only=["placeholder"]) == ["placeholder: fill in or remove the placeholder '[顾客姓名]'"]
+    slot = {"subject": "感谢", "body": "你好，[顾客姓名]。欢迎再来。回T退订"}
+    assert [str(v) for v in check_copy(slot, ctx, only=["placeholder"])] == [
+        "placeholder: fill in or remove the placeholder '[顾客姓名]'"]
     assert check_copy({"subject": "【新品】苹果", "body": "新鲜脆甜。回T退订"}, ctx,
                       only=["placeholder"]) == []
     spec = channel_spec("sms", "zh")
@@ -299,14 +300,14 @@ def test_a_list_like_sentence_loses_only_its_failing_items():
     ctx = GuardContext(channel_spec("search_ad", "zh"), load_brand(), facts="手机")
     copy = {"headline": "大屏幕手机，轻薄顺手",
             "description": "大屏幕，清晰照片，130万像素，手感好，2000元以下。"}
-    assert any(r.startswith("facts:") for r in check_copy(copy, ctx))
+    assert any(r.check == "facts" for r in check_copy(copy, ctx))
     whole, _ = drop_failing_sentences(copy, ctx)
     assert whole["description"] == ""  # the default edit cannot save a one-sentence field
     fixed, dropped = drop_failing_sentences(copy, ctx, clauses=True)
     assert fixed["description"] == "大屏幕，清晰照片，手感好。"
     assert dropped == ["130万像素", "2000元以下"]
     assert fixed["headline"] == copy["headline"]
-    assert not any(r.startswith("facts:") for r in check_copy(fixed, ctx))
+    assert not any(r.check == "facts" for r in check_copy(fixed, ctx))
     # two items are not a list: nothing to keep, the sentence goes
     fixed, _ = drop_failing_sentences({"headline": "轻薄，仅售2000元"}, ctx, clauses=True)
     assert fixed["headline"] == ""
@@ -323,7 +324,7 @@ def test_the_minimum_length_counts_the_copy_not_the_disclaimer():
     tail = kit.disclaimer_for("sms", "zh")
     assert tail and len("快来关注我。" + tail) >= 10
     reasons = check_copy({"text": f"快来关注我。{tail}"}, ctx, only=["length"])
-    assert reasons and "6 characters of copy" in reasons[0]
+    assert reasons and "6 characters of copy" in reasons[0].reason
     assert check_copy({"text": f"热水器上新，即开即热，洗澡不用等。{tail}"}, ctx, only=["length"]) == []
 
 
@@ -338,7 +339,7 @@ def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
     zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍")
     bad = check_copy({"text": "这是一本简单的故事，但封面折痕严重。后来决定不买了。"}, zh,
                      only=["complaint"])
-    assert len(bad) == 2 and "决定不买了" in bad[1]
+    assert len(bad) == 2 and "决定不买了" in bad[1].reason
     assert check_copy({"text": "你还在等什么？好书上新，装帧精美，快来挑一本。"}, zh,
                       only=["complaint"]) == []
     en = GuardContext(channel_spec("social", "en"), kit, facts="dress")
@@ -346,3 +347,58 @@ def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
                       only=["complaint"])
     assert check_copy({"text": "Soft linen that keeps you cool all summer. Tired of dresses "
                                "that gape at the buttons?"}, en, only=["complaint"]) == []
+
+
+# --- violations as objects ------------------------------------------------------------------------
+
+def test_a_banned_word_is_located_in_its_field_en_and_zh():
+    from adpilot.generation import Violation
+
+    en = {"subject": "Linen for summer", "body": "Our linen shirt is simply the best. Shop now."}
+    law = next(v for v in check_copy(en, ctx("email")) if v.check == "banned_claims")
+    start, end = law.span
+    assert law.field == "body" and en["body"][start:end].lower() == "the best"
+    assert str(law) == "banned_claims: remove the absolute claims ['the best'] (advertising law)"
+    assert law == Violation("banned_claims", law.reason, (start, end), "body")
+    # 最近 is an ordinary word: the span is that of 绝对, not of the 最 before it
+    zh = {"text": "最近上新的亚麻衬衫，绝对透气。快来看看。"}
+    hit = next(v for v in check_copy(zh, ctx(lang="zh", facts=FACTS_ZH)) if v.check == "banned_claims")
+    assert zh["text"][slice(*hit.span)] == "绝对" and hit.field == "text"
+    brand = BrandKit(dont_words={"en": ["cheap"], "zh": ["便宜"]})
+    word = check_banned_claims({"text": "亚麻衬衫很便宜"}, ctx(lang="zh", facts=FACTS_ZH, brand=brand))[0]
+    assert "亚麻衬衫很便宜"[slice(*word.span)] == "便宜"
+
+
+def test_violations_read_as_today_s_text_and_round_trip_a_csv_cell():
+    from adpilot.generation.guardrails import join_violations, parse_violations
+
+    reasons = check_copy({"text": "The best shirt, $5, call 555-123-4567"}, ctx())
+    assert all(str(r) == f"{r.check}: {r.reason}" for r in reasons)
+    cell = join_violations(reasons)
+    assert cell.count("; ") == len(reasons) - 1
+    back = parse_violations(cell)
+    assert [(v.check, v.reason) for v in back] == [(v.check, v.reason) for v in reasons]
+    assert parse_violations("") == [] and parse_violations(float("nan")) == []
+    with pytest.raises(AttributeError):  # frozen: a result is not edited after the check
+        reasons[0].check = "other"
+
+
+def test_a_registered_guardrail_is_run_by_check_copy_and_can_be_removed():
+    from adpilot.generation import GUARDRAILS, register_guardrail
+
+    @register_guardrail("test-exclaim")
+    def check_exclaim(fields, c):
+        """At most one exclamation mark (Chinese or Latin) in the copy."""
+        n = sum(v.count("!") + v.count("！") for v in fields.values())
+        return [f"{n} exclamation marks, use at most one"] if n > 1 else []
+
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            register_guardrail("test-exclaim")(lambda fields, c: [])
+        loud = check_copy({"text": "Cool linen! Shop now!"}, ctx(), only=["test-exclaim"])
+        assert [str(v) for v in loud] == ["test-exclaim: 2 exclamation marks, use at most one"]
+        assert check_copy({"text": "亚麻衬衫，清爽一夏！"}, ctx(lang="zh"), only=["test-exclaim"]) == []
+        assert "test-exclaim" in {v.check for v in check_copy({"text": "好！好！"}, ctx(lang="zh"))}
+    finally:
+        GUARDRAILS.pop("test-exclaim")
+    assert "test-exclaim" not in {v.check for v in check_copy({"text": "好！好！"}, ctx(lang="zh"))}

@@ -222,15 +222,16 @@ def step_copy(ctx: RunContext) -> None:
 
 def score_plan(plan: pd.DataFrame) -> pd.DataFrame:
     """The scorecard of each distinct copy in a campaign plan (compliance from its guardrails)."""
+    from adpilot.generation.violation import parse_violations
     from adpilot.scoring.attractiveness import load_default_model
     from adpilot.scoring.scorecard import Scorecard
 
     distinct = plan.drop_duplicates("text").head(16)
     violations = dict(zip(distinct["text"], distinct["violations"], strict=True))
     attract = load_default_model()  # None: a stated fallback
-    card = Scorecard(attractiveness=attract,
-                     guardrails=[lambda t: [v for v in str(violations.get(t) or "").split("; ")
-                                            if v]]).score(distinct["text"].tolist())
+    card = Scorecard(attractiveness=attract,  # the plan's guardrail results, read back
+                     guardrails=[lambda t: [str(v) for v in parse_violations(violations.get(t))]]
+                     ).score(distinct["text"].tolist())
     cols = ["copy", "overall", "attractiveness", "fluency", "readability", "diversity", "tone",
             "why_attractiveness", "why_compliance"]
     return card[cols].round(3)

@@ -26,6 +26,8 @@ def plan_variants(plan: pd.DataFrame) -> dict[str, dict]:
     (the opener is about one customer). The plan's ``text`` joins the copy fields with line
     breaks in field order, and an e-mail subject is a single line, so it splits back.
     """
+    from adpilot.generation.violation import parse_violations  # the plan's "; "-joined cell
+
     out: dict[str, dict] = {}
     order = plan.assign(_own=plan["personalised"].astype(bool)).sort_values("_own", kind="stable")
     for (lang, segment, product, channel), rows in order.groupby(
@@ -34,7 +36,7 @@ def plan_variants(plan: pd.DataFrame) -> dict[str, dict]:
         text = str(row["text"])
         copy: dict = {"lang": lang, "segment": str(segment), "product_id": str(product),
                       "passed": bool(row["passed"]),
-                      "violations": [v for v in str(row.get("violations") or "").split("; ") if v],
+                      "violations": [str(v) for v in parse_violations(row.get("violations"))],
                       "source": RUN_CAMPAIGN}
         if channel in ("email", "push"):
             head, _, body = text.partition("\n")

@@ -6,9 +6,16 @@ from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import CHANNELS, LANGUAGES, LIMITS, channel_spec
 from adpilot.generation.generator import CopyGenerator, CopyVariant, GenerationResult
-from adpilot.generation.guardrails import GUARDRAILS, GuardContext, check_copy
+from adpilot.generation.guardrails import (
+    GUARDRAILS,
+    GuardContext,
+    Violation,
+    check_copy,
+    register_guardrail,
+)
 from adpilot.generation.personalize import Personaliser, UserTarget
 
 __all__ = ["CHANNELS", "GUARDRAILS", "LANGUAGES", "LIMITS", "Audience", "BrandKit", "CopyGenerator",
            "CopyVariant", "GenerationResult", "GuardContext", "Personaliser", "PromptCache",
-           "UserTarget", "channel_spec", "check_copy", "load_brand", "product_facts"]
+           "UserTarget", "Violation", "channel_spec", "check_copy", "load_brand", "product_facts",
+           "register_guardrail"]

@@ -17,6 +17,7 @@ from adpilot.data import columns as C
 from adpilot.data.records import Product
 from adpilot.generation.audience import Audience
 from adpilot.generation.generator import CopyGenerator
+from adpilot.generation.guardrails import join_violations
 from adpilot.generation.personalize import Mode, Personaliser, UserTarget, top_aspect
 
 PLAN_COLUMNS = ["user_id", "segment", "product_id", "channel", "lang", "text", "passed",
@@ -139,6 +140,6 @@ def plan_campaign(profiles: pd.DataFrame, segments: pd.DataFrame, products: pd.D
                 rows.append({"user_id": m.user_id, "segment": segment_of[m.user_id],
                              "product_id": m.product_id, "channel": channel, "lang": lang,
                              "text": d["text"], "passed": m.passed,
-                             "violations": "; ".join(m.violations), "personalised": m.personalised,
+                             "violations": join_violations(m.violations), "personalised": m.personalised,
                              "mode": m.mode})
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)

@@ -39,6 +39,7 @@ from adpilot.generation.fewshot import ShotLibrary, borrowed_facts
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
     GuardContext,
+    Violation,
     check_copy,
     drop_failing_sentences,
 )
@@ -51,7 +52,7 @@ class CopyVariant:
     """One piece of copy. ``text`` joins the fields; ``passed`` means no guardrail objected."""
 
     fields: dict[str, str]
-    violations: list[str]
+    violations: list[Violation]
     attempts: int
     usage: Usage
     seconds: float
@@ -69,7 +70,7 @@ class CopyVariant:
         return "\n".join(self.fields.values())
 
     def as_dict(self) -> dict[str, Any]:
-        return {"text": self.text, "fields": self.fields, "violations": self.violations,
+        return {"text": self.text, "fields": self.fields, "violations": [str(v) for v in self.violations],
                 "passed": self.passed, "attempts": self.attempts, "tokens": self.usage.as_dict(),
                 "seconds": round(self.seconds, 3), "cached": self.cached, "closed": self.closed,
                 "dropped": self.dropped, **({"scores": self.scores} if self.scores else {})}
@@ -97,7 +98,7 @@ class GenerationResult:
         if self.best is not None:
             return f"{sum(v.passed for v in self.variants)} of {len(self.variants)} variants " \
                    "passed the guardrails; the best is variants[0]"
-        reasons = dict.fromkeys(r.split(":")[0] for v in self.variants for r in v.violations)
+        reasons = dict.fromkeys(r.check for v in self.variants for r in v.violations)
         return (f"none of the {len(self.variants)} variants passed the guardrails "
                 f"({', '.join(list(reasons)[:5])}): no copy to use; ask again, or change the "
                 "product record, audience or brand kit")
@@ -286,7 +287,7 @@ class CopyGenerator:
         card = self._scorecard.score([v.text for v in variants], lang=lang,
                                      product=product.model_dump(mode="json"),
                                      audience=audience.model_dump(mode="json"),
-                                     violations=[v.violations for v in variants])
+                                     violations=[[str(r) for r in v.violations] for v in variants])
         for v, (_, row) in zip(variants, card.iterrows(), strict=True):
             v.scores = {k: round(float(row[k]), 4) for k in ("overall", "compliance", *WEIGHTS)
                         if k in row and row[k] == row[k]}  # skip NaN
@@ -311,7 +312,7 @@ class CopyGenerator:
         review, one more round runs without showing it the reviews (the audience description
         still steers the copy)."""
         out = self._one_variant(product, audience, spec, index)
-        if audience.reviews and any(v.startswith("quotes:") for v in out.violations):
+        if audience.reviews and any(v.check == "quotes" for v in out.violations):
             retry = self._one_variant(product, audience.model_copy(update={"reviews": []}),
                                       spec, index)
             retry.attempts += out.attempts
@@ -340,7 +341,7 @@ class CopyGenerator:
         params = GenerationParams(max_tokens=min(self.max_tokens, max_tokens_for(spec, self.brand)),
                                   temperature=self.temperature,
                                   seed=self.seed + index, json_schema=output_schema(spec, self.brand))
-        def edited(value: BaseModel) -> tuple[dict[str, str], list[str], list[str]]:
+        def edited(value: BaseModel) -> tuple[dict[str, str], list[Violation], list[str]]:
             """Finalised fields; if they fail, the copy without its failing sentences when
             that passes every guardrail (one edit instead of another model call); copy with
             no call to action gets the channel's own."""
@@ -355,7 +356,7 @@ class CopyGenerator:
 
         result = structured(
             lambda convo: self._call(convo, params, prompt.sensitive), prompt.messages, schema,
-            max_attempts=self.max_attempts, check=lambda value: edited(value)[1],
+            max_attempts=self.max_attempts, check=lambda value: [str(r) for r in edited(value)[1]],
             reask=lambda err: reask_message(err, spec, self.brand))
         fields, violations, dropped = edited(result.value)
         out = CopyVariant(fields, violations, len(result.attempts), result.usage,

@@ -1,20 +1,36 @@
-"""Output guardrails. Each is a small function ``(fields, ctx) -> list of reasons`` registered in
-:data:`GUARDRAILS`; :func:`check_copy` runs them all. An empty list means the copy passed.
+"""Output guardrails, and the place to add one.
 
-The reasons go back to the model in the re-ask loop, so they say what to change.
+A guardrail is a small function ``(fields, ctx) -> list of reasons`` registered under a name with
+:func:`register_guardrail`::
+
+    @register_guardrail("shouting")
+    def check_shouting(fields: Fields, ctx: GuardContext) -> list[str]:
+        # no word in capitals
+        loud = [w for w in " ".join(fields.values()).split() if len(w) > 1 and w.isupper()]
+        return [f"write {loud[0]!r} in lower case"] if loud else []
+
+A reason is a string, or a :class:`Violation` when the check can say where it is (a banned
+word's offsets). :func:`check_copy` runs every registered guardrail (the contract tests too) and
+returns :class:`Violation` objects; none means the copy passed. Reasons go back to the model in the
+re-ask loop, so they say what to change; reports, CSV cells and API responses carry
+``str(violation)`` (``"check: reason"``, ``"; "``-joined: :func:`join_violations`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
 from adpilot.generation.safety import INSTRUCTION_PATTERNS, contains_value, find_pii
+from adpilot.generation.violation import Violation, join_violations, parse_violations
 
 Fields = dict[str, str]
+__all__ = ["GUARDRAILS", "GuardContext", "Violation", "check_copy", "join_violations",
+           "parse_violations", "register_guardrail"]
 
 
 @dataclass
@@ -36,24 +52,36 @@ class GuardContext:
         return self.spec.lang
 
 
-Guardrail = Callable[[Fields, GuardContext], list[str]]
+Guardrail = Callable[[Fields, GuardContext], Sequence[str | Violation]]
 GUARDRAILS: dict[str, Guardrail] = {}
 
 
-def guardrail(name: str) -> Callable[[Guardrail], Guardrail]:
+def register_guardrail(name: str) -> Callable[[Guardrail], Guardrail]:
+    """Decorator: add ``fn`` to :data:`GUARDRAILS` under ``name`` (see the module docstring).
+    A name already taken by another function is an error, so a check never silently replaces
+    one; re-importing the same module is not."""
     def deco(fn: Guardrail) -> Guardrail:
+        old = GUARDRAILS.get(name)
+        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
+            raise ValueError(f"guardrail {name!r} is already registered by "
+                             f"{old.__module__}.{old.__qualname__}; choose another name")
         GUARDRAILS[name] = fn
         return fn
     return deco
 
 
-def check_copy(fields: Fields, ctx: GuardContext, *, only: list[str] | None = None) -> list[str]:
-    """Every reason the copy fails, each prefixed by the guardrail's name."""
-    reasons = []
+guardrail = register_guardrail  # the name the built-in checks use
+
+
+def check_copy(fields: Fields, ctx: GuardContext, *,
+               only: list[str] | None = None) -> list[Violation]:
+    """Every reason the copy fails, as :class:`Violation` objects named by their guardrail."""
+    out = []
     for name, fn in GUARDRAILS.items():
         if only is None or name in only:
-            reasons += [f"{name}: {r}" for r in fn(fields, ctx)]
-    return reasons
+            out += [dataclasses.replace(r, check=name) if isinstance(r, Violation)
+                    else Violation(name, r) for r in fn(fields, ctx)]
+    return out
 
 
 def _all_text(fields: Fields) -> str:
@@ -148,8 +176,22 @@ def _contains_word(low_text: str, word: str) -> bool:
     return re.search(pattern, low_text) is not None
 
 
+def _first_span(fields: Fields, words: list[str]) -> tuple[str, tuple[int, int]] | tuple[None, None]:
+    """The field and character offsets of the earliest of ``words`` in the first field holding
+    one (Chinese words inside an allowed word such as 最近 do not count)."""
+    for name, value in fields.items():
+        low = value.lower()
+        for ok in ZH_ALLOWED:  # same-length mask, so offsets stay those of the field text
+            low = low.replace(ok, " " * len(ok))
+        starts = [(m.start(), m.end()) for w in words for m in re.finditer(
+            rf"(?<![\w#]){re.escape(w.lower())}(?!\w)" if w.isascii() else re.escape(w), low)]
+        if starts:
+            return name, min(starts)
+    return None, None
+
+
 @guardrail("banned_claims")
-def check_banned_claims(fields: Fields, ctx: GuardContext) -> list[str]:
+def check_banned_claims(fields: Fields, ctx: GuardContext) -> list[str | Violation]:
     """Absolute or unprovable claims (advertising law) and the brand kit's banned words."""
     text = _all_text(fields)
     facts = ctx.facts.lower()
@@ -163,11 +205,12 @@ def check_banned_claims(fields: Fields, ctx: GuardContext) -> list[str]:
                                                                and h.lower() in facts)]
     words = ctx.brand.banned("en") + ctx.brand.banned("zh")  # a banned word is banned in any copy
     brand = [w for w in words if _contains_word(text.lower(), w)]
-    out = []
-    if law:
-        out.append(f"remove the absolute claims {sorted(set(law))} (advertising law)")
-    if brand:
-        out.append(f"remove the words {sorted(set(brand))} (banned by the brand kit)")
+    out: list[str | Violation] = []
+    for hits, reason in ((law, f"remove the absolute claims {sorted(set(law))} (advertising law)"),
+                         (brand, f"remove the words {sorted(set(brand))} (banned by the brand kit)")):
+        if hits:
+            where, span = _first_span(fields, hits)
+            out.append(Violation("banned_claims", reason, span, where))
     return out
 
 

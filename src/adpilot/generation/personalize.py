@@ -22,7 +22,7 @@ from adpilot.errors import ConfigError
 from adpilot.generation.audience import Audience
 from adpilot.generation.channels import channel_spec
 from adpilot.generation.generator import CopyGenerator, CopyVariant
-from adpilot.generation.guardrails import GuardContext, check_copy
+from adpilot.generation.guardrails import GuardContext, Violation, check_copy
 from adpilot.generation.prompts import prompt_config
 from adpilot.profiling.aspects import aspect_labels
 
@@ -47,7 +47,7 @@ class PersonalMessage:
     product_id: str
     channel: str
     fields: dict[str, str]
-    violations: list[str]
+    violations: list[Violation]
     mode: str
     personalised: bool
 
@@ -58,7 +58,7 @@ class PersonalMessage:
     def as_dict(self) -> dict[str, Any]:
         return {"user_id": self.user_id, "product_id": self.product_id, "channel": self.channel,
                 "text": "\n".join(self.fields.values()), "fields": self.fields,
-                "violations": self.violations, "passed": self.passed, "mode": self.mode,
+                "violations": [str(v) for v in self.violations], "passed": self.passed, "mode": self.mode,
                 "personalised": self.personalised}
 
 

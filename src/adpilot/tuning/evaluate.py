@@ -63,7 +63,7 @@ def generate_copies(model_dir: str | Path, rows: list[dict[str, Any]], *, max_at
             try:
                 v = gen.generate(brief.product, brief.audience, brief.channel, brief.lang).variants[0]
                 out.append({"id": brief.id, "valid": True, "text": v.text, "passed": v.passed,
-                            "violations": v.violations, "attempts": v.attempts,
+                            "violations": [str(r) for r in v.violations], "attempts": v.attempts,
                             "tokens": v.usage.total_tokens,
                             "seconds": round(time.perf_counter() - started, 2)})
             except StructuredOutputError as exc:
