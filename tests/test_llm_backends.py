@@ -58,7 +58,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
 
 def test_registry_names_and_unknown_backend():
     assert {"llamacpp", "openai", "transformers"} <= set(available_backends())
-    with pytest.raises(ConfigError, match="unknown LLM backend 'nope'; available: .*llamacpp"):
+    with pytest.raises(ConfigError, match="unknown LLM backend 'nope'; expected one of .*llamacpp"):
         get_backend("nope")
 
 

@@ -17,8 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from adpilot.errors import ConfigError
 from adpilot.errors import DeliveryError as DeliveryError  # re-exported: defined in adpilot.errors
+from adpilot.registry import Registry
 
 ChannelKind = Literal["email", "sms", "push"]
 ReceiptStatus = Literal["sent", "failed", "unknown"]
@@ -143,19 +143,6 @@ def verify_token(token: str, secret: str) -> str | None:
 # --- registry --------------------------------------------------------------------------------
 
 ChannelFactory = Callable[..., Channel]
-_CHANNELS: dict[str, ChannelFactory] = {}
-
-
-def register_channel(name: str) -> Callable[[ChannelFactory], ChannelFactory]:
-    """Class decorator: make a channel available to :func:`get_channel` under ``name``."""
-    def deco(factory: ChannelFactory) -> ChannelFactory:
-        _CHANNELS[name] = factory
-        return factory
-    return deco
-
-
-def unregister_channel(name: str) -> None:
-    _CHANNELS.pop(name, None)
 
 
 def _load_builtin() -> None:
@@ -163,14 +150,12 @@ def _load_builtin() -> None:
     from adpilot.delivery.channels import file, smtp, webhook  # noqa: F401
 
 
-def available_channels() -> list[str]:
-    _load_builtin()
-    return sorted(_CHANNELS)
+_CHANNELS: Registry[ChannelFactory] = Registry("delivery channel", load=_load_builtin)
+register_channel = _CHANNELS.register      # class decorator: available to get_channel by name
+unregister_channel = _CHANNELS.unregister
+available_channels = _CHANNELS.names
 
 
 def get_channel(name: str, **options: Any) -> Channel:
     """Build the channel registered as ``name`` with its constructor ``options``."""
-    _load_builtin()
-    if name not in _CHANNELS:
-        raise ConfigError(f"unknown delivery channel {name!r}; available: {', '.join(sorted(_CHANNELS))}")
-    return _CHANNELS[name](**options)
+    return _CHANNELS.build(name, **options)

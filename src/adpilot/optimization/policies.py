@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adpilot.errors import ConfigError
+from adpilot.registry import Registry
 
 _MC_DRAWS = 2000  # Monte Carlo draws for Thompson propensities (cached until the state changes)
 
@@ -207,8 +208,8 @@ class LinearThompson(Policy):
                 "b": [v.tolist() for v in self.b]}
 
 
-POLICIES: dict[str, type[Policy]] = {p.kind: p for p in (FixedSplit, ThompsonSampling,
-                                                          LinearThompson)}
+POLICIES: Registry[type[Policy]] = Registry(
+    "policy kind", {p.kind: p for p in (FixedSplit, ThompsonSampling, LinearThompson)})
 
 
 def register_policy(cls: type[Policy]) -> type[Policy]:
@@ -222,13 +223,11 @@ def register_policy(cls: type[Policy]) -> type[Policy]:
 
 def unregister_policy(kind: str) -> None:
     """Forget the policy registered as ``kind`` (tests that register their own)."""
-    POLICIES.pop(kind, None)
+    POLICIES.unregister(kind)
 
 
 def policy_from_state(state: dict[str, Any]) -> Policy:
     """Rebuild a policy from :meth:`Policy.state` (what the store keeps)."""
     state = dict(state)
     kind = state.pop("kind", None)
-    if kind not in POLICIES:
-        raise ConfigError(f"unknown policy kind {kind!r}; expected one of {', '.join(POLICIES)}")
-    return POLICIES[kind](**state)
+    return POLICIES.build(str(kind), **state)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from adpilot.deps import require
-from adpilot.errors import ConfigError
+from adpilot.registry import Registry
 
 
 class TextEmbedder(Protocol):
@@ -92,26 +92,12 @@ class LsaEmbedder:
         return vecs / np.where(norms == 0, 1, norms)
 
 
-EMBEDDERS: dict[str, Callable[..., TextEmbedder]] = {"minilm": MiniLMEmbedder, "lsa": LsaEmbedder}
-
-
-def register_embedder(name: str) -> Callable[[Callable[..., TextEmbedder]], Callable[..., TextEmbedder]]:
-    """Class decorator: make an embedder available to :func:`get_embedder` under ``name``."""
-    def deco(factory: Callable[..., TextEmbedder]) -> Callable[..., TextEmbedder]:
-        EMBEDDERS[name] = factory
-        return factory
-    return deco
-
-
-def unregister_embedder(name: str) -> None:
-    """Forget the embedder registered as ``name`` (tests that register their own)."""
-    EMBEDDERS.pop(name, None)
+EMBEDDERS: Registry[Callable[..., TextEmbedder]] = Registry(
+    "embedder", {"minilm": MiniLMEmbedder, "lsa": LsaEmbedder})
+register_embedder = EMBEDDERS.register      # class decorator: available to get_embedder by name
+unregister_embedder = EMBEDDERS.unregister
 
 
 def get_embedder(name: str, **kwargs) -> TextEmbedder:
     """An embedder by registered name."""
-    try:
-        return EMBEDDERS[name](**kwargs)
-    except KeyError:
-        raise ConfigError(f"unknown embedder {name!r}; expected one of {', '.join(EMBEDDERS)}"
-                          ) from None
+    return EMBEDDERS.build(name, **kwargs)

@@ -22,6 +22,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from sklearn.model_selection import KFold
 
 from adpilot.errors import ConfigError, NotFittedError
+from adpilot.registry import Registry
 
 
 def _default_classifier(seed: int) -> BaseEstimator:
@@ -163,28 +164,14 @@ class DRLearner(_UpliftBase):
         return np.column_stack([self.effect_models_[a].predict(x) for a in self.treatments_])
 
 
-LEARNERS: dict[str, Callable[..., Any]] = {"t": TLearner, "x": XLearner, "dr": DRLearner}
-
-
-def register_learner(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Class decorator: make an uplift learner (``fit(X, treatment, y)`` → self,
-    ``predict_uplift(X)`` → one column per treatment, ``treatments_``) available to
-    :func:`make_learner` under ``name``."""
-    def deco(factory: Callable[..., Any]) -> Callable[..., Any]:
-        LEARNERS[name] = factory
-        return factory
-    return deco
-
-
-def unregister_learner(name: str) -> None:
-    """Forget the learner registered as ``name`` (tests that register their own)."""
-    LEARNERS.pop(name, None)
+# an uplift learner: fit(X, treatment, y) -> self, predict_uplift(X) -> one column per treatment,
+# treatments_ (the contract tests/test_contracts.py checks)
+LEARNERS: Registry[Callable[..., Any]] = Registry(
+    "uplift learner", {"t": TLearner, "x": XLearner, "dr": DRLearner})
+register_learner = LEARNERS.register      # class decorator: available to make_learner by name
+unregister_learner = LEARNERS.unregister
 
 
 def make_learner(name: str, **kwargs) -> _UpliftBase:
     """An uplift learner by name: ``t``, ``x`` or ``dr``."""
-    try:
-        return LEARNERS[name](**kwargs)
-    except KeyError:
-        raise ConfigError(f"unknown uplift learner {name!r}; expected one of "
-                          f"{', '.join(LEARNERS)}") from None
+    return LEARNERS.build(name, **kwargs)

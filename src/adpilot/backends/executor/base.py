@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from adpilot.errors import ConfigError
+from adpilot.registry import Registry
 
 # progress(stage name, rows done, rows total or 0 when unknown)
 Progress = Callable[[str, int, int], None]
@@ -82,32 +83,15 @@ class Executor(ABC):
         self.close()
 
 
-_EXECUTORS: dict[str, Callable[..., Executor]] = {}
-
-
-def register_executor(name: str) -> Callable[[Callable[..., Executor]], Callable[..., Executor]]:
-    """Class decorator: make an executor available to :func:`get_executor` under ``name``."""
-    def deco(factory: Callable[..., Executor]) -> Callable[..., Executor]:
-        _EXECUTORS[name] = factory
-        return factory
-    return deco
-
-
-def unregister_executor(name: str) -> None:
-    """Forget the executor registered as ``name`` (tests that register their own)."""
-    _EXECUTORS.pop(name, None)
-
-
-def available_executors() -> list[str]:
-    return sorted(_EXECUTORS)
+_EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
+register_executor = _EXECUTORS.register      # class decorator: available to get_executor by name
+unregister_executor = _EXECUTORS.unregister
+available_executors = _EXECUTORS.names
 
 
 def get_executor(name: str = "local", **kwargs) -> Executor:
     """An executor by registered name: ``local`` (default) or ``ray``."""
-    if name not in _EXECUTORS:
-        raise ConfigError(f"unknown executor {name!r}; expected one of "
-                          f"{', '.join(available_executors())}")
-    return _EXECUTORS[name](**kwargs)
+    return _EXECUTORS.build(name, **kwargs)
 
 
 def read_parquet_parts(path: str | Path, columns: list[str] | None = None) -> pd.DataFrame:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from adpilot.errors import ConfigError, StructuredOutputError
 from adpilot.errors import LLMError as LLMError  # re-exported: defined in adpilot.errors
+from adpilot.registry import Registry
 
 Role = Literal["system", "user", "assistant"]
 
@@ -119,24 +120,6 @@ class LLMBackend(ABC):
 # --- registry ---------------------------------------------------------------------------------
 
 BackendFactory = Callable[..., LLMBackend]
-_BACKENDS: dict[str, BackendFactory] = {}
-
-
-def register_backend(name: str) -> Callable[[BackendFactory], BackendFactory]:
-    """Class decorator: make a backend available to :func:`get_backend` under ``name``."""
-    def deco(factory: BackendFactory) -> BackendFactory:
-        _BACKENDS[name] = factory
-        return factory
-    return deco
-
-
-def unregister_backend(name: str) -> None:
-    _BACKENDS.pop(name, None)
-
-
-def available_backends() -> list[str]:
-    _load_builtin()
-    return sorted(_BACKENDS)
 
 
 def _load_builtin() -> None:
@@ -144,12 +127,15 @@ def _load_builtin() -> None:
     from adpilot.backends.llm import hf, llamacpp, llamacpp_python, openai_compat  # noqa: F401
 
 
+_BACKENDS: Registry[BackendFactory] = Registry("LLM backend", load=_load_builtin)
+register_backend = _BACKENDS.register      # class decorator: available to get_backend by name
+unregister_backend = _BACKENDS.unregister
+available_backends = _BACKENDS.names
+
+
 def get_backend(name: str, **options: Any) -> LLMBackend:
     """Build the backend registered as ``name`` with its constructor ``options``."""
-    _load_builtin()
-    if name not in _BACKENDS:
-        raise ConfigError(f"unknown LLM backend {name!r}; available: {', '.join(sorted(_BACKENDS))}")
-    return _BACKENDS[name](**options)
+    return _BACKENDS.build(name, **options)
 
 
 # --- structured output ------------------------------------------------------------------------
