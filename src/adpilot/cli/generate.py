@@ -52,6 +52,6 @@ def generate(
         return
     table = Table("#", "copy", "passed", "violations", title=f"{channel} · {lang} · {llm.model_id}")
     for i, v in enumerate(result.variants, 1):
-        table.add_row(str(i), v.text, "yes" if v.passed else "no", "\n".join(v.violations))
+        table.add_row(str(i), v.text, "yes" if v.passed else "no", "\n".join(map(str, v.violations)))
     console.print(table)
     console.print(f"{payload['tokens']['total']} tokens, {payload['seconds']} s")

@@ -96,7 +96,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
         return error_response(501, "copy scoring is not available in this installation: the "
                                    "adpilot.scoring stage is not installed", code="not_available")
     from adpilot.api.services import jsonable
-    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
+    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
     from adpilot.scoring.scorecard import Scorecard
 
     product = state.data.product(body.product_id) if body.product_id else None
@@ -108,7 +108,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
             raise ConfigError(f"unknown segment {body.segment!r}")
         audience = match.iloc[0].to_dict()
     folder = default_model_dir()
-    attract = AttractivenessModel.load(folder) if (folder / "adpilot.json").exists() else None
+    attract = AttractivenessModel.load(folder) if is_saved(folder) else None
     card = Scorecard(attractiveness=attract).score(
         body.texts, product=product if isinstance(product, dict) else _as_dict(product),
         audience=audience, lang=body.lang)
