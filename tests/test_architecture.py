@@ -21,11 +21,7 @@ STAGES = ("profiling", "generation", "scoring", "targeting", "optimization", "tu
 
 # Known violations, each to be removed by the issue named; a new one fails the test, and so
 # does an entry here that no longer occurs (delete it then).
-ALLOWED = {
-    # issue 19 (3): the transformers backend asks the tuning registry for the promoted
-    # generator when no model_dir is given; the caller should pass the folder in.
-    ("adpilot.backends.llm.hf", "adpilot.tuning.registry"),
-}
+ALLOWED: set[tuple[str, str]] = set()
 
 
 def module_name(path: Path, src: Path) -> str:

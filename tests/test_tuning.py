@@ -231,15 +231,15 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
     assert report["registry"] == "copy-sft:1"
     assert ModelRegistry().get("copy-sft:1").metrics["eval"]["perplexity_tuned"] == s["perplexity_tuned"]
 
-    # promote the SFT model: the transformers backend without a model directory serves it (the
+    # promote the SFT model: the transformers backend asked for without a model serves it (the
     # path `adpilot generate --backend transformers` takes); greedy, so the memorised reply comes
     # back exactly (the CLI samples at 0.7, too loose for this tiny model)
-    from adpilot.backends.llm import get_backend
     from adpilot.generation import CopyGenerator
+    from adpilot.usecases.llm import build_backend
 
     assert main(["models", "promote", "copy-sft:1"]) == 0
     capsys.readouterr()
-    backend = get_backend("transformers")
+    backend = build_backend("transformers")
     assert backend.model_id == f"transformers:{sft_dir.resolve()}"
     brief, brand = td.brief_of(one[0])
     gen = CopyGenerator(backend, brand=brand, cache=False, max_attempts=1, temperature=0,

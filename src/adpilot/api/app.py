@@ -36,7 +36,7 @@ def default_backend_factory(settings: ApiSettings) -> Callable[[], object]:
     """Build the configured LLM backend on first use (loading a model takes a while)."""
 
     def build():
-        from adpilot.backends.llm.options import build_backend
+        from adpilot.usecases.llm import build_backend
 
         return build_backend(settings.llm_backend, settings.llm_model, settings.llm_base_url)
 

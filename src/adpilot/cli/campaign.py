@@ -148,9 +148,9 @@ def refresh(
     camps = _campaigns(db)
     generator = prod = aud = None
     if product is not None or audience is not None:
-        from adpilot.backends.llm.options import build_backend
         from adpilot.errors import ConfigError
         from adpilot.generation import CopyGenerator, load_brand
+        from adpilot.usecases.llm import build_backend
         from adpilot.usecases.studio import read_audience, read_product
 
         if product is None or audience is None:

@@ -31,8 +31,8 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
-    from adpilot.backends.llm.options import build_backend
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
+    from adpilot.usecases.llm import build_backend
     from adpilot.usecases.studio import read_audience, read_product, write_copy
 
     channel_spec(channel, lang)  # fail on a bad channel before loading a model

@@ -21,17 +21,14 @@ from adpilot.deps import require
 
 @register_backend("transformers")
 class TransformersBackend(LLMBackend):
-    """``model_dir`` holds ``config.json``, weights and a tokenizer; without one, the generator
-    promoted in the model registry (``adpilot models promote``). The tokenizer's chat template
-    formats the conversation when it has one; otherwise ``role: content`` lines."""
+    """``model_dir`` holds ``config.json``, weights and a tokenizer (the shells pass the generator
+    promoted in the model registry when the user names none: ``adpilot.usecases.llm``). The
+    tokenizer's chat template formats the conversation when it has one; otherwise
+    ``role: content`` lines."""
 
     name = "transformers"
 
-    def __init__(self, model_dir: str | Path | None = None, *, device: str = "cpu") -> None:
-        if model_dir is None:
-            from adpilot.tuning.registry import promoted_generator_dir
-
-            model_dir = promoted_generator_dir()
+    def __init__(self, model_dir: str | Path, *, device: str = "cpu") -> None:
         self.model_dir = Path(model_dir)
         if not (self.model_dir / "config.json").is_file():
             raise LLMError(f"{self.model_dir} is not a Hugging Face model directory (no config.json)")

@@ -1,5 +1,7 @@
-"""One mapping from the user-facing LLM settings (backend name, model, server URL), as the
-CLI options and the API settings give them, to a backend's constructor options."""
+"""The LLM backend a user asked for: one mapping from the user-facing settings (backend name,
+model, server URL), as the CLI options and the API settings give them, to a backend's
+constructor options. The ``transformers`` backend without a model uses the generator promoted
+in the model registry (resolved here, so the backend itself knows nothing of tuning)."""
 
 from __future__ import annotations
 
@@ -13,7 +15,12 @@ def backend_options(backend: str, model: str | None = None,
     options = {"llamacpp": {"model": model},
                "openai": {"base_url": base_url, "model": model},
                "transformers": {"model_dir": model}}.get(backend, {})
-    return {k: v for k, v in options.items() if v}
+    options = {k: v for k, v in options.items() if v}
+    if backend == "transformers" and "model_dir" not in options:
+        from adpilot.tuning.registry import promoted_generator_dir
+
+        options["model_dir"] = str(promoted_generator_dir())
+    return options
 
 
 def build_backend(backend: str, model: str | None = None,
