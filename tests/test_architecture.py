@@ -244,3 +244,77 @@ def test_the_settings_walk_sees_both_call_forms(tmp_path):
                                          "get_settings()\n")
     (root / "config.py").write_text("def get_settings():\n    return get_settings()\n")
     assert settings_readers(tmp_path) == {"adpilot.lib", "adpilot.other"}
+
+
+# --- 4. no import circles -------------------------------------------------------------------
+# Module-level imports only: an import inside a function runs after every module is loaded, so it
+# cannot close a circle at import time (the lazy imports of heavy libraries are such imports).
+
+def module_level_imports(path: Path, src: Path, modules: set[str]) -> set[str]:
+    """The adpilot modules ``path`` imports when it is imported (``from a import b`` reads the
+    submodule ``a.b`` when there is one, else the package ``a``)."""
+    module = module_name(path, src)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            continue
+        for stmt in (node.body if isinstance(node, ast.Try) else [node]):
+            if isinstance(stmt, ast.Import):
+                found.update(alias.name for alias in stmt.names)
+            elif isinstance(stmt, ast.ImportFrom):
+                base = stmt.module or ""
+                if stmt.level:
+                    anchor = package.split(".")[:len(package.split(".")) - (stmt.level - 1)]
+                    base = ".".join([*anchor, *([stmt.module] if stmt.module else [])])
+                subs = {f"{base}.{a.name}" for a in stmt.names} & modules
+                found.update(subs or {base})
+    return (found & modules) - {module}
+
+
+def import_circles(src: Path) -> list[list[str]]:
+    """Every set of modules that import each other in a circle (strongly connected, Tarjan)."""
+    paths = {module_name(p, src): p for p in (src / "adpilot").rglob("*.py")}
+    graph = {m: module_level_imports(p, src, set(paths)) for m, p in paths.items()}
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    circles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            part = []
+            while (w := stack.pop()) != v:
+                part.append(w)
+            if part:
+                circles.append(sorted([v, *part]))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return circles
+
+
+def test_no_import_circles():
+    assert not import_circles(SRC), "modules that import each other in a circle"
+
+
+def test_the_circle_walk_finds_a_planted_circle(tmp_path):
+    pkg = tmp_path / "adpilot" / "stage"
+    pkg.mkdir(parents=True)
+    (tmp_path / "adpilot" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("from adpilot.stage import b\n")
+    (pkg / "b.py").write_text("from .c import x\n")
+    (pkg / "c.py").write_text("import adpilot.stage.a\nx = 1\n")
+    (pkg / "d.py").write_text("def f():\n    from adpilot.stage import a\n")  # lazy: no circle
+    assert import_circles(tmp_path) == [["adpilot.stage.a", "adpilot.stage.b", "adpilot.stage.c"]]

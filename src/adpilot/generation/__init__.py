@@ -15,6 +15,10 @@ from adpilot.generation.guardrails import (
 )
 from adpilot.generation.personalize import Personaliser, UserTarget
 
+# the guardrails of issue 18 (audience, voice, unsupported facts, CTA …), then the openers,
+# out-of-place opt-outs and few-shot borrowing that use them, register after the basic ones
+from adpilot.generation import copy_checks, copy_tidy  # noqa: E402,F401  isort: skip
+
 __all__ = ["CHANNELS", "GUARDRAILS", "LANGUAGES", "LIMITS", "Audience", "BrandKit", "CopyGenerator",
            "CopyVariant", "GenerationResult", "GuardContext", "Personaliser", "PromptCache",
            "UserTarget", "Violation", "channel_spec", "check_copy", "load_brand", "product_facts",

@@ -340,7 +340,3 @@ def with_cta(fields: Fields, spec: ChannelSpec, brand: BrandKit) -> Fields:
     if not body or len(new) > spec.limits[main][1]:
         return fields
     return {**fields, main: new}
-
-
-# openers, opt-outs out of place and few-shot borrowing register after these (they use them)
-from adpilot.generation import copy_tidy  # noqa: E402,F401

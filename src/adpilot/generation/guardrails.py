@@ -493,7 +493,3 @@ def check_brand(fields: Fields, ctx: GuardContext) -> list[str]:
     if disclaimer and not fields.get(ctx.spec.main_field, "").rstrip().endswith(disclaimer):
         out.append(f"the {ctx.spec.main_field} must end with the disclaimer {disclaimer!r}")
     return out
-
-
-# the checks issue 18 added (audience, voice, unsupported facts, CTA …) register themselves
-from adpilot.generation import copy_checks  # noqa: E402,F401
