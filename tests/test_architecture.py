@@ -318,3 +318,12 @@ def test_the_circle_walk_finds_a_planted_circle(tmp_path):
     (pkg / "c.py").write_text("import adpilot.stage.a\nx = 1\n")
     (pkg / "d.py").write_text("def f():\n    from adpilot.stage import a\n")  # lazy: no circle
     assert import_circles(tmp_path) == [["adpilot.stage.a", "adpilot.stage.b", "adpilot.stage.c"]]
+
+
+# --- 5. no god-modules ----------------------------------------------------------------------
+
+def test_no_source_file_over_500_lines():
+    sizes = {str(p.relative_to(SRC)): len(p.read_text(encoding="utf-8").splitlines())
+             for p in (SRC / "adpilot").rglob("*.py")}
+    assert len(sizes) > 150
+    assert not {k: n for k, n in sizes.items() if n > 500}, "split these by responsibility"
