@@ -92,6 +92,8 @@ def test_old_artifacts_load_and_are_migrated(tmp_path, sentiment_model, caplog):
     lm, _ = packaged_reference_lm("zh")
     lm.save(tmp_path / "charlm-zh-20000.pkl")  # the old format: a bare pickle
     d = sentiment_model.save(store.path("sentiment", "polarity-en-quick"))
+    assert (d / METADATA_FILE).is_file()  # a model saved now carries its document
+    (d / METADATA_FILE).unlink()  # the old format: a folder without it
     assert store.list() == []
     with caplog.at_level(logging.INFO, logger="adpilot"):
         migrated = load_reference_lm("zh", 20000, store)

@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -25,6 +25,9 @@ from adpilot.report import Report
 from adpilot.report.html import Section
 from adpilot.report.roi import step_roi
 from adpilot.store import Store
+
+if TYPE_CHECKING:  # profiling imports pandas-heavy modules; the run loads it in its step
+    from adpilot.profiling.build import ProfileRun
 
 SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
     "customers": "customers.csv",
@@ -57,7 +60,7 @@ class RunContext:
     executor: str | None = None  # heavy profiling stages on "local" | "ray" (None: in one go)
     ray_address: str | None = None  # join this Ray cluster instead of starting Ray locally
     progress: Callable[[str, int, int], None] | None = None  # long sub-tasks report here
-    profiles: Any = None  # ProfileRun, once the profiles step ran
+    profiles: ProfileRun | None = None  # once the profiles step ran
     plan: pd.DataFrame | None = None  # per-customer delivery plan, once targeting ran
     copy_plan: pd.DataFrame | None = None  # per-customer copy, once the copy step ran
     approve: bool = False  # approve the variants that passed every guardrail

@@ -357,6 +357,7 @@ class SentimentModel:
                 "metrics": self.metrics_, "fit_seconds": self.fit_seconds_,
                 "saved_at": pd.Timestamp.now(tz="UTC").isoformat()}
         (d / "meta.json").write_text(json.dumps(meta, indent=2))
+        artifact.write_document(d, meta, config)  # the one metadata document every model carries
         return d
 
     @classmethod
