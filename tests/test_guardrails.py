@@ -109,7 +109,7 @@ def test_brand_kit_banned_word_both_languages():
     ("en", "Free shipping on the linen shirt"), ("en", "Get a FREE IPHONE"),
     ("en", "Next-day delivery on linen tops"),
     ("zh", "亚麻衬衫只要99元"), ("zh", "全场8折"), ("zh", "限时特价"), ("zh", "包邮，次日达"),
-    ("zh", "24小时发货"),
+    ("zh", "24小时发货"), ("zh", "下单就送你一个精美小礼物"), ("en", "A free gift with every shirt"),
 ])
 def test_facts_not_in_record(lang, bad):
     reasons = check_facts({"text": bad}, ctx(lang=lang, facts=FACTS_EN if lang == "en" else FACTS_ZH))

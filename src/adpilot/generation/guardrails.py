@@ -224,8 +224,9 @@ FACT_PATTERNS: dict[str, re.Pattern[str]] = {
                              rf"|{_NUM}\s?折|[一二三四五六七八九]折"),
     "discount": re.compile(r"\b(?:sale|on sale|discount(?:ed)?|\d+\s?% off|half[- ]price|coupon|promo "
                            r"code|clearance|bogo|buy one,? get one|(?<!-)free(?!-)|deal of the day"
-                           r"|price drop)\b"
-                           r"|优惠|折扣|打折|特价|促销|满减|立减|秒杀|免费|赠品|赠送|买一送一|清仓|半价|限时|降价|红包",
+                           r"|price drop|free gift|gift with purchase|complimentary)\b"
+                           r"|优惠|折扣|打折|特价|促销|满减|立减|秒杀|免费|赠品|赠送|买一送一|清仓|半价|限时|降价|红包"
+                           r"|送你|送您|附送|加送|赠你|赠您|小礼物|礼品",  # an invented gift is a claim too
                            re.I),
     "delivery": re.compile(r"\b(?:free shipping|free delivery|next[- ]day|same[- ]day|overnight|"
                            r"express (?:shipping|delivery)|ships? (?:in|within|today)|"
