@@ -29,6 +29,14 @@ def module_name(path: Path, src: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+def imported_from(node: ast.ImportFrom, package: str) -> str:
+    """The absolute module of ``from <module> import …`` written in ``package`` (relative resolved)."""
+    if not node.level:
+        return node.module or ""
+    anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+    return ".".join([*anchor, *([node.module] if node.module else [])])
+
+
 def imports_of(path: Path, src: Path) -> set[str]:
     """Every module ``path`` imports, relative imports resolved; ``from a import b`` gives
     ``a`` and ``a.b`` (``b`` may be a submodule)."""
@@ -39,10 +47,7 @@ def imports_of(path: Path, src: Path) -> set[str]:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
-                base = ".".join([*anchor, *([node.module] if node.module else [])])
+            base = imported_from(node, package)
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names)
     return found
@@ -264,10 +269,7 @@ def module_level_imports(path: Path, src: Path, modules: set[str]) -> set[str]:
             if isinstance(stmt, ast.Import):
                 found.update(alias.name for alias in stmt.names)
             elif isinstance(stmt, ast.ImportFrom):
-                base = stmt.module or ""
-                if stmt.level:
-                    anchor = package.split(".")[:len(package.split(".")) - (stmt.level - 1)]
-                    base = ".".join([*anchor, *([stmt.module] if stmt.module else [])])
+                base = imported_from(stmt, package)
                 subs = {f"{base}.{a.name}" for a in stmt.names} & modules
                 found.update(subs or {base})
     return (found & modules) - {module}

@@ -30,7 +30,7 @@ from adpilot.delivery.base import Channel, Message, message_id
 from adpilot.delivery.ledger import Ledger, _naive_utc
 from adpilot.delivery.pacing import Clock, RetryPolicy, SystemClock, TokenBucket
 from adpilot.delivery.rules import Rules
-from adpilot.delivery.send import SEND, SendResult, plan, send
+from adpilot.delivery.send import SEND, SendResult, plan, send, tally
 from adpilot.errors import ConfigError, InputError
 from adpilot.optimization.campaigns import DECISIONS, Campaigns
 from adpilot.store.sql import Store
@@ -279,7 +279,7 @@ def send_campaign(store: Store, campaign_id: str, channel: Channel | None, *,
     if dry_run:
         decided = plan(messages, ledger, rules=rules, clock=clock,
                        idempotent=bool(channel and channel.idempotent))
-        result = _counts(decided)
+        result = tally(decided)[0]  # due messages are neither sent nor anything else yet
         due = [m for m, outcome in decided if outcome == SEND]
         out = CampaignSendResult(campaign_id, kind, True, result, would_send=len(due),
                                  variants=dict(Counter(m.variant for m in due)))
@@ -299,26 +299,6 @@ def send_campaign(store: Store, campaign_id: str, channel: Channel | None, *,
         result.planned += unfit
         result.skipped = dict(sorted({**result.skipped, NO_VARIANT: unfit}.items()))
     return out
-
-
-def _counts(decided: list[tuple[Message, str]]) -> SendResult:
-    """A dry run's counts: due messages are neither sent nor anything else yet (``would_send``)."""
-    skipped: Counter[str] = Counter()
-    deferred: Counter[str] = Counter()
-    result = SendResult(planned=len(decided))
-    for m, outcome in decided:
-        if outcome == SEND:
-            continue
-        result.outcomes[m.message_id] = outcome
-        kind, _, reason = outcome.partition(":")
-        if kind == "skipped":
-            skipped[reason] += 1
-        elif kind == "deferred":
-            deferred[reason] += 1
-        else:
-            result.unknown += 1
-    result.skipped, result.deferred = dict(sorted(skipped.items())), dict(sorted(deferred.items()))
-    return result
 
 
 def _write_preview(outbox: Path, decided: list[tuple[Message, str]],

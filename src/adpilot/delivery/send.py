@@ -104,6 +104,31 @@ def plan(messages: Iterable[Message], ledger: Ledger, *, rules: Rules | None = N
     return out
 
 
+def tally(decided: list[tuple[Message, str]]) -> tuple[SendResult, list[Message], list[Message]]:
+    """What :func:`plan` decided, counted: the result with ``skipped``/``deferred``/``unknown``
+    filled in, the messages due, and the ones in flight from an earlier run (reported unknown)."""
+    result = SendResult(planned=len(decided))
+    skipped: Counter[str] = Counter()
+    deferred: Counter[str] = Counter()
+    due: list[Message] = []
+    unknown: list[Message] = []
+    for m, outcome in decided:
+        if outcome == SEND:
+            due.append(m)
+            continue
+        result.outcomes[m.message_id] = outcome
+        kind, _, reason = outcome.partition(":")
+        if kind == "skipped":
+            skipped[reason] += 1
+        elif kind == "deferred":
+            deferred[reason] += 1
+        else:
+            unknown.append(m)
+    result.unknown = len(unknown)
+    result.skipped, result.deferred = dict(sorted(skipped.items())), dict(sorted(deferred.items()))
+    return result, due, unknown
+
+
 def send(messages: Iterable[Message], channel: Channel, ledger: Ledger, *, rules: Rules | None = None,
          clock: Clock | None = None, retry: RetryPolicy | None = None,
          rate_limit: TokenBucket | None = None, workers: int = 1, provider: str | None = None,
@@ -123,27 +148,14 @@ def send(messages: Iterable[Message], channel: Channel, ledger: Ledger, *, rules
     retry = retry or RetryPolicy()
     provider = provider or channel.name
     decided = plan(messages, ledger, rules=rules, clock=clock, idempotent=channel.idempotent)
-    result = SendResult(planned=len(decided))
-    skipped: Counter[str] = Counter()
-    deferred: Counter[str] = Counter()
-    due: list[Message] = []
     # the control groups are recorded: incremental ROI compares against who was held out
     ledger.record_holdouts([(m, outcome.partition(":")[2]) for m, outcome in decided
                             if outcome in ("skipped:holdout", "skipped:campaign_holdout")], clock.now())
-    for m, outcome in decided:
-        if outcome == SEND:
-            due.append(m)
-            continue
-        result.outcomes[m.message_id] = outcome
-        kind, _, reason = outcome.partition(":")
-        if kind == "skipped":
-            skipped[reason] += 1
-        elif kind == "deferred":
-            deferred[reason] += 1
-        else:  # in flight when an earlier run died, on a channel that cannot deduplicate
-            result.unknown += 1
-            ledger.mark_unknown(m.message_id, "in flight when an earlier run stopped; not resent",
-                                clock.now())
+    result, due, unknown = tally(decided)
+    skipped, deferred = Counter(result.skipped), Counter(result.deferred)
+    for m in unknown:  # in flight when an earlier run died, on a channel that cannot deduplicate
+        ledger.mark_unknown(m.message_id, "in flight when an earlier run stopped; not resent",
+                            clock.now())
 
     def deliver_one(m: Message) -> tuple[Message, str, Receipt | None]:
         if not ledger.claim(m, provider, clock.now(), resend_in_flight=channel.idempotent):
