@@ -132,3 +132,17 @@ def test_events_quarantine_cli_is_escaped(tmp_path):
     assert_no_formula(quarantine)
     values = [row[3] for row in cells(quarantine)[1:]]  # row, line, column, value, reason
     assert values[0].startswith("'=cmd|' /C calc'!A0") and values[1] == "'=HYPERLINK(\"x\")"
+
+
+def test_ingest_runs_are_shown_without_server_paths():
+    """The API overview and the dashboard show ingest runs through one function: file names,
+    never the absolute path a CLI ingest logged (issue 17, item 9)."""
+    from adpilot.data.ingest import public_run
+
+    run = {"kind": "customers", "source": "/srv/exports/2026/customers.csv", "read": 3,
+           "details": {"quarantine_file": "/root/.adpilot/quarantine/customers-x.csv"}}
+    shown = public_run(run)
+    assert shown["source"] == "customers.csv"
+    assert shown["details"]["quarantine_file"] == "customers-x.csv"
+    assert run["source"].startswith("/srv")  # the stored run is not changed
+    assert public_run({"kind": "events", "source": None})["source"] == ""

@@ -24,6 +24,7 @@ from adpilot.dashboard.auth import (
     Sessions,
 )
 from adpilot.dashboard.i18n import LANGS, translate
+from adpilot.data.ingest import public_run
 from adpilot.errors import AdpilotError
 from adpilot.report import campaign_charts as charts
 from adpilot.report import charts as report_charts
@@ -151,7 +152,7 @@ def mount(app: FastAPI, state: AppState) -> None:
             return busy(request, session, wait)
         counts = state.data.counts()
         derived = {t: state.data.row_count(t) for t in ("profiles", "segments")}
-        runs = records(state.store.ingest_runs().tail(10).iloc[::-1])
+        runs = [public_run(r) for r in records(state.store.ingest_runs().tail(10).iloc[::-1])]
         figures = []
         if counts["reviews"]:
             figures.append(charts.locked(report_charts.rating_chart, state.store.read("reviews")))

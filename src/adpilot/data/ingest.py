@@ -140,3 +140,14 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
                          quarantined=result.quarantined, inserted=inserted or 0,
                          details={"encoding": raw.encoding, "quarantine_file": result.quarantine_file})
     return result
+
+
+def public_run(run: dict) -> dict:
+    """An ingest run as shown to API clients and dashboard users: no server paths, file names
+    only (the quarantine file's name is its id for ``/v1/quarantine/{id}``). Runs logged by
+    the CLI hold the absolute path the user typed."""
+    out = {**run, "source": Path(str(run.get("source") or "")).name}
+    details = run.get("details")
+    if isinstance(details, dict) and details.get("quarantine_file"):
+        out["details"] = {**details, "quarantine_file": Path(details["quarantine_file"]).name}
+    return out

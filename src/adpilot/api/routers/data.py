@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from adpilot.api.security import Admin, Costly, Read, State, Write
 from adpilot.api.services import records
+from adpilot.data.ingest import public_run
 from adpilot.data.schema import SCHEMAS
 from adpilot.errors import AdpilotError, ConfigError, InputError, NotFoundError
 
@@ -127,17 +128,7 @@ def overview(state: State) -> dict:
     runs = state.store.ingest_runs().tail(20) if state.store.has_table("ingest_runs") else None
     return {"counts": state.data.counts(),
             "derived": {t: state.data.row_count(t) for t in ("profiles", "segments")},
-            "ingest_runs": [_public_run(r) for r in records(runs)] if runs is not None else []}
-
-
-def _public_run(run: dict) -> dict:
-    """An ingest run without server paths: file names only (the quarantine file is its id
-    for ``/v1/quarantine/{id}``)."""
-    out = {**run, "source": Path(str(run.get("source") or "")).name}
-    details = run.get("details")
-    if isinstance(details, dict) and details.get("quarantine_file"):
-        out["details"] = {**details, "quarantine_file": Path(details["quarantine_file"]).name}
-    return out
+            "ingest_runs": [public_run(r) for r in records(runs)] if runs is not None else []}
 
 
 class ProfilingJob(BaseModel):
