@@ -45,14 +45,17 @@ def _unstorable(col: pd.Series) -> tuple[pd.Series, np.ndarray]:
     Lone surrogates are rare and cannot enter an Arrow string column at all, so they are looked
     for value by value only when the fast conversion refuses the column."""
     lone = np.zeros(len(col), dtype=bool)
+    text = None
     if col.dtype == object:
         try:
-            col.astype("string")
+            text = col.astype("string")  # converted once: the NUL search below reuses it
         except UnicodeEncodeError:
             lone = col.map(lambda v: isinstance(v, str) and bool(_SURROGATE.search(v))).to_numpy(bool)
             col = col.where(~lone, None)
-    if col.dtype == object or pd.api.types.is_string_dtype(col):
-        lone = lone | col.astype("string").str.contains("\x00", regex=False, na=False).to_numpy(bool)
+    if text is None and (col.dtype == object or pd.api.types.is_string_dtype(col)):
+        text = col.astype("string")
+    if text is not None:
+        lone = lone | text.str.contains("\x00", regex=False, na=False).to_numpy(bool)
     return col, lone
 
 
