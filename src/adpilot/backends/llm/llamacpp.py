@@ -18,15 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from adpilot.backends.llm.base import (
-    Completion,
-    GenerationParams,
-    LLMBackend,
-    LLMError,
-    Message,
-    Usage,
-    register_backend,
-)
+from adpilot.backends import llm
 from adpilot.backends.llm.models import DEFAULT_MODEL, MODELS, model_path
 from adpilot.deps import require
 
@@ -42,7 +34,7 @@ def resolve_model(model: str | Path) -> Path:
     """A registered model name (assembled and verified on first use) or a path to a GGUF file."""
     path = model_path(str(model)) if str(model) in MODELS else Path(model)
     if not path.is_file():
-        raise LLMError(f"GGUF model file {path} does not exist")
+        raise llm.LLMError(f"GGUF model file {path} does not exist")
     return path
 
 
@@ -100,13 +92,13 @@ def server_params(model: Path, *, n_ctx: int, n_threads: int, parallel: int = 1,
         p.use_jinja = "{%" in chat_template or "{{" in chat_template
     if lora_path is not None:
         if not lora_path.is_file():
-            raise LLMError(f"LoRA adapter file {lora_path} does not exist")
+            raise llm.LLMError(f"LoRA adapter file {lora_path} does not exist")
         p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(lora_path), float(lora_scale))]
     return p
 
 
-@register_backend("llamacpp")
-class LlamaCppBackend(LLMBackend):
+@llm.register_backend("llamacpp")
+class LlamaCppBackend(llm.LLMBackend):
     """A GGUF file run in-process. ``model`` is a registered model name (assembled and verified
     on first use) or a path to any GGUF file. JSON schemas become a sampling grammar, so replies
     are well-formed JSON by construction. ``lora_path`` applies a GGUF LoRA adapter at
@@ -120,8 +112,8 @@ class LlamaCppBackend(LLMBackend):
                  lora_path: str | Path | None = None, lora_scale: float = 1.0,
                  parallel: int = 1, chat_template: str | None = None) -> None:
         if parallel < 1:
-            raise LLMError(f"The 'parallel' parameter of LlamaCppBackend must be an int >= 1. "
-                           f"Got {parallel}.")
+            raise llm.LLMError(f"The 'parallel' parameter of LlamaCppBackend must be an int >= 1. "
+                               f"Got {parallel}.")
         self.model = str(model)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
@@ -153,7 +145,7 @@ class LlamaCppBackend(LLMBackend):
                 self._server = xlc.Server(params)
             return self._server
 
-    def request(self, messages: Sequence[Message], params: GenerationParams) -> dict[str, Any]:
+    def request(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> dict[str, Any]:
         """The OpenAI-style request body sent to llama.cpp's server."""
         body: dict[str, Any] = {"messages": [m.as_dict() for m in messages],
                                 "max_tokens": params.max_tokens, "temperature": params.temperature,
@@ -166,22 +158,21 @@ class LlamaCppBackend(LLMBackend):
             body["grammar"] = xlc.json_schema_to_grammar(grammar_schema(params.json_schema))
         return body
 
-    def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    def complete(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> llm.Completion:
         server = self._load()
         started = time.perf_counter()
         out = server.handle_chat_completions(self.request(messages, params))
         seconds = time.perf_counter() - started
         if "error" in out:
             err = out["error"]
-            raise LLMError(f"llama.cpp refused the request ({err.get('type', '?')}): "
-                           f"{err.get('message', err)}")
-        usage = out.get("usage") or {}
-        return Completion(text=out["choices"][0]["message"].get("content") or "",
-                          usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-                          seconds=seconds, model=self.model_id)
+            raise llm.LLMError(f"llama.cpp refused the request ({err.get('type', '?')}): "
+                               f"{err.get('message', err)}")
+        return llm.Completion(text=out["choices"][0]["message"].get("content") or "",
+                              usage=llm.Usage.from_openai(out.get("usage")),
+                              seconds=seconds, model=self.model_id)
 
-    def complete_many(self, batch: Sequence[Sequence[Message]],
-                      params: GenerationParams) -> list[Completion]:
+    def complete_many(self, batch: Sequence[Sequence[llm.Message]],
+                      params: llm.GenerationParams) -> list[llm.Completion]:
         if self.parallel == 1 or len(batch) < 2:
             return [self.complete(m, params) for m in batch]
         with ThreadPoolExecutor(max_workers=self.parallel) as pool:

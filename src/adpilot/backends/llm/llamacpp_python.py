@@ -13,22 +13,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from adpilot.backends.llm.base import (
-    Completion,
-    GenerationParams,
-    LLMBackend,
-    LLMError,
-    Message,
-    Usage,
-    register_backend,
-)
+from adpilot.backends import llm
 from adpilot.backends.llm.llamacpp import default_threads, resolve_model
 from adpilot.backends.llm.models import DEFAULT_MODEL
 from adpilot.deps import require
 
 
-@register_backend("llama-cpp-python")
-class LlamaCppPythonBackend(LLMBackend):
+@llm.register_backend("llama-cpp-python")
+class LlamaCppPythonBackend(llm.LLMBackend):
     """A GGUF file run in-process by llama-cpp-python; the options of the ``llamacpp`` backend.
     JSON schemas become a GBNF grammar (llama-cpp-python's own converter)."""
 
@@ -59,28 +51,27 @@ class LlamaCppPythonBackend(LLMBackend):
             extra = {}
             if self.lora_path is not None:
                 if not self.lora_path.is_file():
-                    raise LLMError(f"LoRA adapter file {self.lora_path} does not exist")
+                    raise llm.LLMError(f"LoRA adapter file {self.lora_path} does not exist")
                 extra = {"lora_path": str(self.lora_path), "lora_scale": self.lora_scale}
             self._llm = llama_cpp.Llama(model_path=str(path), n_ctx=self.n_ctx,
                                         n_threads=self.n_threads, seed=self.seed, verbose=False,
                                         **extra)
         return self._llm
 
-    def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    def complete(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> llm.Completion:
         with self._lock:
-            llm = self._load()
+            model = self._load()
             kwargs = {}
             if params.json_schema is not None and self.use_grammar:
                 kwargs["response_format"] = {"type": "json_object", "schema": params.json_schema}
             started = time.perf_counter()
-            out = llm.create_chat_completion(
+            out = model.create_chat_completion(
                 messages=[m.as_dict() for m in messages], max_tokens=params.max_tokens,
                 temperature=params.temperature, seed=params.seed, **kwargs)
             seconds = time.perf_counter() - started
-        usage = out.get("usage") or {}
-        return Completion(text=out["choices"][0]["message"]["content"] or "",
-                          usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)),
-                          seconds=seconds, model=self.model_id)
+        return llm.Completion(text=out["choices"][0]["message"]["content"] or "",
+                              usage=llm.Usage.from_openai(out.get("usage")),
+                              seconds=seconds, model=self.model_id)
 
     def close(self) -> None:
         if self._llm is not None:

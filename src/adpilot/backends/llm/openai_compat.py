@@ -13,15 +13,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from adpilot.backends.llm.base import (
-    Completion,
-    GenerationParams,
-    LLMBackend,
-    LLMError,
-    Message,
-    Usage,
-    register_backend,
-)
+from adpilot.backends import llm
 from adpilot.backends.llm.llamacpp import grammar_schema
 from adpilot.deps import require
 from adpilot.errors import ConfigError
@@ -40,8 +32,8 @@ RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
 }
 
 
-@register_backend("openai")
-class OpenAICompatBackend(LLMBackend):
+@llm.register_backend("openai")
+class OpenAICompatBackend(llm.LLMBackend):
     """Chat completions at ``{base_url}/chat/completions``.
 
     ``base_url`` / ``model`` default to ``ADPILOT_LLM_BASE_URL`` / ``ADPILOT_LLM_MODEL``; the key is
@@ -81,7 +73,7 @@ class OpenAICompatBackend(LLMBackend):
     def model_id(self) -> str:
         return f"openai:{self.base_url}:{self.model}"
 
-    def _payload(self, messages: Sequence[Message], params: GenerationParams) -> dict:
+    def _payload(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> dict:
         body = {"model": self.model, "messages": [m.as_dict() for m in messages],
                 "max_tokens": params.max_tokens, "temperature": params.temperature}
         if params.seed is not None:
@@ -92,7 +84,7 @@ class OpenAICompatBackend(LLMBackend):
             body["response_format"] = fmt
         return body
 
-    def complete(self, messages: Sequence[Message], params: GenerationParams) -> Completion:
+    def complete(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> llm.Completion:
         body = self._payload(messages, params)
         last: str = ""
         for attempt in range(self.max_retries + 1):
@@ -108,21 +100,19 @@ class OpenAICompatBackend(LLMBackend):
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
                 continue
             if resp.status_code >= 400:
-                raise LLMError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
+                raise llm.LLMError(f"{self.base_url} answered HTTP {resp.status_code}: {resp.text[:300]}")
             data = resp.json()
-            usage = data.get("usage") or {}
             try:
                 text = data["choices"][0]["message"]["content"] or ""
             except (KeyError, IndexError, TypeError) as exc:
-                raise LLMError(f"{self.base_url} sent a reply without choices[0].message: "
-                               f"{str(data)[:300]}") from exc
-            return Completion(text, Usage(usage.get("prompt_tokens", 0),
-                                          usage.get("completion_tokens", 0)),
+                raise llm.LLMError(f"{self.base_url} sent a reply without choices[0].message: "
+                                   f"{str(data)[:300]}") from exc
+            return llm.Completion(text, llm.Usage.from_openai(data.get("usage")),
                               time.perf_counter() - started, self.model_id)
-        raise LLMError(f"{self.base_url} failed after {self.max_retries + 1} tries: {last}")
+        raise llm.LLMError(f"{self.base_url} failed after {self.max_retries + 1} tries: {last}")
 
-    def complete_many(self, batch: Sequence[Sequence[Message]],
-                      params: GenerationParams) -> list[Completion]:
+    def complete_many(self, batch: Sequence[Sequence[llm.Message]],
+                      params: llm.GenerationParams) -> list[llm.Completion]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(lambda m: self.complete(m, params), batch))
 
