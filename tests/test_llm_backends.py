@@ -113,6 +113,13 @@ def test_structured_error_carries_attempts_and_usage():
     assert "2 attempt(s), 20 tokens" in str(err)
 
 
+def test_usage_reads_an_openai_usage_object_and_missing_counts_as_zero():
+    reply = {"prompt_tokens": 12, "completion_tokens": 5, "total_tokens": 17}
+    assert Usage.from_openai(reply) == Usage(12, 5)
+    assert Usage.from_openai({"prompt_tokens": 4}) == Usage(4, 0)
+    assert Usage.from_openai(None) == Usage.from_openai({}) == Usage(0, 0)
+
+
 # --- GGUF assembly ----------------------------------------------------------------------------
 
 def test_assemble_streams_parts_and_verifies(tmp_path):
