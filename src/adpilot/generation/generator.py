@@ -16,14 +16,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from adpilot.backends.llm import DEFAULT_BACKEND, get_backend
-from adpilot.backends.llm.base import (
+from adpilot.backends.llm import (
+    DEFAULT_BACKEND,
     Completion,
     GenerationParams,
     LLMBackend,
     LLMError,
     Message,
     Usage,
+    get_backend,
     structured,
 )
 from adpilot.data.records import Product
