@@ -22,3 +22,8 @@ def json_default(o: Any) -> Any:
 
 def dumps(value: Any, **kwargs: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=json_default, **kwargs)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON types: numpy scalars → Python, NaN → null, timestamps → ISO strings."""
+    return json.loads(dumps(value), parse_constant=lambda _: None)
