@@ -116,9 +116,6 @@ SHELL_ALLOWED = {
     # `adpilot serve` starts the server: composing the app is what the command is for.
     ("adpilot.cli.serve", "adpilot.api.app"),
     ("adpilot.cli.serve", "adpilot.api.settings"),
-    # issue 19 (4): API keys are created/listed/revoked by code in the API shell; move
-    # adpilot.api.keys' store functions to a library module the CLI and the API both call.
-    ("adpilot.cli.keys", "adpilot.api.keys"),
 }
 
 
@@ -200,13 +197,9 @@ NOT_LIBRARY = ("adpilot.cli", "adpilot.api", "adpilot.dashboard",
 SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
     "adpilot.backends.llm.models",  # models_dir for downloaded GGUF files
-    "adpilot.data.ingest",  # quarantine_dir when none is given
     "adpilot.datasets_fetch",  # data_dir, offline, datasets_mirror
-    "adpilot.generation.cache",  # the reply cache's folder
     "adpilot.generation.tone",  # models_dir of the complaint model
     "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
-    "adpilot.report.roi",  # prices per message when no settings are given
-    "adpilot.store.sql",  # open_store() without a URL
     "adpilot.tuning.base",  # models_dir for converted checkpoints
     "adpilot.tuning.registry",  # models_dir of the tuned generators
 }

@@ -12,7 +12,7 @@ app = typer.Typer(help="API keys (stored hashed; a key is shown once, when creat
 
 
 def _store(db: str | None):
-    from adpilot.store import open_store
+    from adpilot.cli._common import open_store
 
     return open_store(db)
 
@@ -25,7 +25,7 @@ def create(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Create a key and print it once; only its salted hash is stored."""
-    from adpilot.api.keys import create_key
+    from adpilot.store.keys import create_key
 
     key, info = create_key(_store(db), scope, name)
     if as_json:
@@ -41,7 +41,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List keys (never the secrets)."""
-    from adpilot.api.keys import list_keys
+    from adpilot.store.keys import list_keys
 
     rows = list_keys(_store(db))
     if as_json:
@@ -60,7 +60,7 @@ def revoke(
     db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
 ) -> None:
     """Revoke a key; it stops working within seconds."""
-    from adpilot.api.keys import revoke_key
+    from adpilot.store.keys import revoke_key
 
     revoke_key(_store(db), key_id)
     console.print(f"revoked {key_id}")

@@ -6,7 +6,8 @@ output and call use cases here or stages directly; a shell never imports another
 compositions are the exceptions, both because one process serves both shells: ``adpilot.api.app``
 mounts the dashboard, and the dashboard runs on the API's application state (``adpilot.api``'s
 ``security``, ``services``, ``jobs``, ``keys`` modules, never its ``routers``). ``adpilot serve``
-and ``adpilot keys`` start that server and manage its keys (named in the test's allow-list).
+starts that server (named in the test's allow-list); ``adpilot keys`` manages its keys through
+the library's key store, :mod:`adpilot.store.keys`.
 
 Use cases take what they need as arguments (services, a generator, values): they never read
 settings themselves.
