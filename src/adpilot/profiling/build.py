@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -35,6 +35,9 @@ from adpilot.profiling.polarity import Progress, SentimentScorer, resolve_sentim
 from adpilot.profiling.profiles import Profiles, build_profiles
 from adpilot.profiling.segments import SegmentModel
 from adpilot.profiling.steps import aspect_order, fit_sample, resolve_embedder, run_review_stages
+
+if TYPE_CHECKING:
+    from adpilot.store.sql import Store
 
 TABLES = ("reviews", "customers", "transactions", "products")  # what profiling reads
 
@@ -163,7 +166,7 @@ def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
                       timings, model.silhouettes_)
 
 
-def profile_store(store: Any, *, executor: Executor | None = None, **kwargs: Any) -> ProfileRun:
+def profile_store(store: Store, *, executor: Executor | None = None, **kwargs: Any) -> ProfileRun:
     """Profile everything in ``store`` (see :func:`profile_tables` for ``kwargs``) and write
     ``profiles``, ``segments`` and ``review_aspects`` tables back to it."""
     tables = {kind: store.read(kind) for kind in TABLES}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,13 +19,18 @@ from adpilot.profiling.polarity import resolve_sentiment
 from adpilot.profiling.segments import SegmentModel
 from adpilot.profiling.steps import resolve_embedder, run_review_stages
 
+if TYPE_CHECKING:
+    import pandas as pd
 
-def profile_tables_with(executor: Executor, reviews: Any, **kwargs: Any) -> ProfileRun:
+    from adpilot.store.sql import Store
+
+
+def profile_tables_with(executor: Executor, reviews: pd.DataFrame, **kwargs: Any) -> ProfileRun:
     """:func:`~adpilot.profiling.build.profile_tables` with the review steps on ``executor``."""
     return profile_tables(reviews, executor=executor, **kwargs)
 
 
-def profile_store_with(store: Any, executor: Executor, **kwargs: Any) -> ProfileRun:
+def profile_store_with(store: Store, executor: Executor, **kwargs: Any) -> ProfileRun:
     """:func:`~adpilot.profiling.build.profile_store` with the review steps on ``executor``."""
     return profile_store(store, executor=executor, **kwargs)
 
