@@ -125,4 +125,8 @@ def test_send_page_preview_dry_run_approve_and_send(tmp_path, db_url):
         again = counts(http.get(f"/campaigns/{cid}/send").text)
         assert again["skipped:already_sent"] == sent["sent"]
         assert http.get(f"/campaigns/{cid}/send/jobs/nope").status_code == 404
+        # the general job page shows the same job; an unknown job is a 404 there and in the studio
+        job_id = unquote(job_url).rsplit("/", 1)[-1]
+        assert 'id="job-status">succeeded<' in http.get(f"/jobs/{job_id}").text
+        assert http.get("/jobs/nope").status_code == http.get("/studio/jobs/nope").status_code == 404
     store.dispose()

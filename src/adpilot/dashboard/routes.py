@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
@@ -176,13 +177,18 @@ def mount(app: FastAPI, state: AppState) -> None:
             {"embedder": embedder, "sentiment": sentiment})
         return RedirectResponse(f"/jobs/{job}", status_code=303)
 
-    @router.get("/jobs/{job_id}")
-    def job_page(request: Request, job_id: str) -> HTMLResponse:
+    def job_view(request: Request, job_id: str, template: str,
+                 context: Callable[[], dict] = dict) -> HTMLResponse:
+        """``template`` showing the job and ``context()``; the error page for an unknown job."""
         session = sessions.require(request)
         job = state.jobs.get(job_id)
         if job is None:
             return page_error(request, session, NotFoundError(f"unknown job {job_id!r}"))
-        return render(request, "job.html", session, job=job)
+        return render(request, template, session, job=job, **context())
+
+    @router.get("/jobs/{job_id}")
+    def job_page(request: Request, job_id: str) -> HTMLResponse:
+        return job_view(request, job_id, "job.html")
 
     @router.get("/segments")
     def segments(request: Request) -> HTMLResponse:
@@ -247,11 +253,7 @@ def mount(app: FastAPI, state: AppState) -> None:
 
     @router.get("/studio/jobs/{job_id}")
     def studio_job(request: Request, job_id: str) -> HTMLResponse:
-        session = sessions.require(request)
-        job = state.jobs.get(job_id)
-        if job is None:
-            return page_error(request, session, NotFoundError(f"unknown job {job_id!r}"))
-        return render(request, "studio_job.html", session, job=job, **studio_context())
+        return job_view(request, job_id, "studio_job.html", studio_context)
 
     @router.post("/studio/approve")
     async def approve(request: Request) -> Response:
