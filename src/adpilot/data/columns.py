@@ -39,6 +39,9 @@ GRANTED = "granted"
 AT = "at"
 SOURCE = "source"
 
+# Derived tables (profiles, segments, plans).
+SEGMENT = "segment"
+
 # Quarantine report columns.
 Q_ROW = "row"
 Q_COLUMN = "column"

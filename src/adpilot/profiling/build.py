@@ -160,7 +160,7 @@ def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
                       transactions=transactions, products=products, sentiment=out.polarity,
                       aspects=out.aspects, review_embeddings=out.embeddings)
     model = SegmentModel(k=k, seed=seed)
-    profiles.table["segment"] = _timed(timings, "segments", model.fit_predict, profiles.table,
+    profiles.table[C.SEGMENT] = _timed(timings, "segments", model.fit_predict, profiles.table,
                                        profiles.embeddings).to_numpy()
     return ProfileRun(profiles, model.describe(), out.aspects, out.polarity, source, name,
                       timings, model.silhouettes_)

@@ -70,7 +70,7 @@ def review_stats(reviews: pd.DataFrame, sentiment: pd.Series | None) -> pd.DataF
             "mean_rating": rating_sum / n_rated,
             "sentiment_mean": senti_sum / n_senti,
             "negative_share": neg / n_senti,
-            "language": np.asarray(langs, dtype=object)[lang_counts.argmax(axis=1)],
+            C.LANGUAGE: np.asarray(langs, dtype=object)[lang_counts.argmax(axis=1)],
         }, index=pd.Index(users, name=C.USER_ID))
 
 
@@ -99,17 +99,17 @@ def interest_stats(transactions: pd.DataFrame | None, reviews: pd.DataFrame,
     if products is None or products.empty or C.CATEGORY not in products:
         return pd.DataFrame(index=pd.Index([], name=C.USER_ID)), []
     cats = products.drop_duplicates(C.ID).set_index(C.ID)[C.CATEGORY]
-    touch["category"] = cats.reindex(touch[C.PRODUCT_ID]).to_numpy()
-    touch = touch.dropna(subset=["category"])
-    counts = touch.groupby([C.USER_ID, "category"], sort=True)["w"].sum().rename("n").reset_index()
+    touch[C.CATEGORY] = cats.reindex(touch[C.PRODUCT_ID]).to_numpy()
+    touch = touch.dropna(subset=[C.CATEGORY])
+    counts = touch.groupby([C.USER_ID, C.CATEGORY], sort=True)["w"].sum().rename("n").reset_index()
     totals = counts.groupby(C.USER_ID)["n"].transform("sum")
     counts["share"] = counts["n"] / totals
-    top_overall = counts.groupby("category")["n"].sum().nlargest(TOP_CATEGORIES).index.tolist()
-    shares = counts[counts["category"].isin(top_overall)].pivot_table(
-        index=C.USER_ID, columns="category", values="share", aggfunc="sum").reindex(
+    top_overall = counts.groupby(C.CATEGORY)["n"].sum().nlargest(TOP_CATEGORIES).index.tolist()
+    shares = counts[counts[C.CATEGORY].isin(top_overall)].pivot_table(
+        index=C.USER_ID, columns=C.CATEGORY, values="share", aggfunc="sum").reindex(
         columns=top_overall).fillna(0.0)
     shares.columns = [f"cat_{c}" for c in shares.columns]
-    out = shares.join(_top_labels(counts, C.USER_ID, "category", "n", 3).rename("top_categories"),
+    out = shares.join(_top_labels(counts, C.USER_ID, C.CATEGORY, "n", 3).rename("top_categories"),
                       how="outer")
     return out, top_overall
 
@@ -260,10 +260,10 @@ def query_profiles(profiles: pd.DataFrame, *, age: tuple[int, int] | None = None
         needle = bought.lower()
         mask &= (profiles.get("top_categories", pd.Series("", index=mask.index)).fillna("")
                  .str.lower().str.contains(needle, regex=False))
-    if segment is not None and "segment" in profiles:
-        mask &= profiles["segment"] == segment
+    if segment is not None and C.SEGMENT in profiles:
+        mask &= profiles[C.SEGMENT] == segment
     if rfm_segment is not None and "rfm_segment" in profiles:
         mask &= profiles["rfm_segment"].str.lower() == rfm_segment.lower()
-    if language is not None and "language" in profiles:
-        mask &= profiles["language"] == language
+    if language is not None and C.LANGUAGE in profiles:
+        mask &= profiles[C.LANGUAGE] == language
     return profiles[mask.fillna(False)]

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from adpilot.backends.executor import Executor, LocalExecutor
+from adpilot.data import columns as C
 from adpilot.profiling.build import ProfileRun, profile_store, profile_tables
 from adpilot.profiling.constants import FIT_SAMPLE, embedding_columns
 from adpilot.profiling.polarity import resolve_sentiment
@@ -81,7 +82,7 @@ def profile_parquet(executor: Executor | None, reviews: str | Path, out_dir: str
     final = out / "profiles.parquet"
     writer, start = None, 0
     for rb in pq.ParquetFile(raw).iter_batches(batch_size=50_000):
-        rb = rb.append_column("segment", pa.array(labels[start:start + rb.num_rows]))
+        rb = rb.append_column(C.SEGMENT, pa.array(labels[start:start + rb.num_rows]))
         start += rb.num_rows
         writer = writer or pq.ParquetWriter(final, rb.schema)
         writer.write_batch(rb)

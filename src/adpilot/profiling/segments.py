@@ -116,7 +116,7 @@ class SegmentModel:
         first = pd.Series(np.arange(n_users)).groupby(labels).min()
         order = sorted(sizes.index, key=lambda c: (-sizes[c], first[c]))
         mapping = {c: f"S{i + 1}" for i, c in enumerate(order)}
-        self.labels_ = pd.Series([mapping[c] for c in labels], index=profiles.index, name="segment")
+        self.labels_ = pd.Series([mapping[c] for c in labels], index=profiles.index, name=C.SEGMENT)
         self._feats = feats
         return self.labels_
 
@@ -143,11 +143,11 @@ class SegmentModel:
                 hi = z[col] > 0
                 en.append((tpl[0] if hi else tpl[1]).format(v=mean[col], o=overall_mean[col]))
                 zh.append((tpl[2] if hi else tpl[3]).format(v=mean[col], o=overall_mean[col]))
-            rows.append({"segment": seg, "size": len(members),
+            rows.append({C.SEGMENT: seg, "size": len(members),
                          "share": len(members) / len(raw),
                          "name": en[0].split(" (")[0] if en else "typical customers",
                          "name_zh": zh[0].split("（")[0] if zh else "普通客户",
                          "description": "; ".join(en), "description_zh": "；".join(zh)})
         out = pd.DataFrame(rows)
-        return out.sort_values("segment", key=lambda s: s.str[1:].astype(int)).reset_index(
+        return out.sort_values(C.SEGMENT, key=lambda s: s.str[1:].astype(int)).reset_index(
             drop=True)
