@@ -129,4 +129,8 @@ def test_send_page_preview_dry_run_approve_and_send(tmp_path, db_url):
         job_id = unquote(job_url).rsplit("/", 1)[-1]
         assert 'id="job-status">succeeded<' in http.get(f"/jobs/{job_id}").text
         assert http.get("/jobs/nope").status_code == http.get("/studio/jobs/nope").status_code == 404
+        assert http.get("/campaigns/nope").status_code == 404
+        # nothing profiled yet: the segment and customer pages say so (409), never a 500
+        for path in ("/segments", "/segments/0", "/users/nope"):
+            assert http.get(path).status_code == 409, path
     store.dispose()

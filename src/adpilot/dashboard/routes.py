@@ -90,6 +90,16 @@ def mount(app: FastAPI, state: AppState) -> None:
                       title=translate("not_found" if status == 404 else "not_ready",
                                       _lang(request)), message=str(exc))
 
+    def show(request: Request, template: str, context: Callable[[], dict]) -> HTMLResponse:
+        """``template`` with what ``context()`` returns (read after the session is checked), or
+        the error page for the adpilot error it raises (unknown: 404, not built yet: 409)."""
+        session = sessions.require(request)
+        try:
+            values = context()
+        except AdpilotError as exc:
+            return page_error(request, session, exc)
+        return render(request, template, session, **values)
+
     # --- login ---------------------------------------------------------------------------------
     @router.get("/login")
     def login_page(request: Request, next: str = "/", error: str | None = None) -> HTMLResponse:
@@ -177,50 +187,37 @@ def mount(app: FastAPI, state: AppState) -> None:
             {"embedder": embedder, "sentiment": sentiment})
         return RedirectResponse(f"/jobs/{job}", status_code=303)
 
-    def job_view(request: Request, job_id: str, template: str,
-                 context: Callable[[], dict] = dict) -> HTMLResponse:
-        """``template`` showing the job and ``context()``; the error page for an unknown job."""
-        session = sessions.require(request)
+    def the_job(job_id: str) -> dict:
         job = state.jobs.get(job_id)
         if job is None:
-            return page_error(request, session, NotFoundError(f"unknown job {job_id!r}"))
-        return render(request, template, session, job=job, **context())
+            raise NotFoundError(f"unknown job {job_id!r}")
+        return {"job": job}
 
     @router.get("/jobs/{job_id}")
     def job_page(request: Request, job_id: str) -> HTMLResponse:
-        return job_view(request, job_id, "job.html")
+        return show(request, "job.html", lambda: the_job(job_id))
 
     @router.get("/segments")
     def segments(request: Request) -> HTMLResponse:
-        session = sessions.require(request)
-        try:
+        def context() -> dict:
             table = state.data.table("segments")
-        except NotReadyError as exc:
-            return page_error(request, session, exc)
-        figure = charts.locked(report_charts.segment_chart, table)
-        return render(request, "segments.html", session, segments=records(table), figure=figure)
+            return {"segments": records(table),
+                    "figure": charts.locked(report_charts.segment_chart, table)}
+        return show(request, "segments.html", context)
 
     @router.get("/segments/{segment_id}")
     def segment(request: Request, segment_id: str) -> HTMLResponse:
-        session = sessions.require(request)
         from adpilot.profiling.profiles import query_profiles
 
-        try:
+        def context() -> dict:
             seg = state.data.segment(segment_id)
             members = query_profiles(state.data.table("profiles"), segment=segment_id)
-        except AdpilotError as exc:
-            return page_error(request, session, exc)
-        return render(request, "segment.html", session, seg=seg, total=len(members),
-                      members=records(members.head(200)))
+            return {"seg": seg, "total": len(members), "members": records(members.head(200))}
+        return show(request, "segment.html", context)
 
     @router.get("/users/{user_id}")
     def user(request: Request, user_id: str) -> HTMLResponse:
-        session = sessions.require(request)
-        try:
-            profile = state.data.profile(user_id)
-        except AdpilotError as exc:
-            return page_error(request, session, exc)
-        return render(request, "user.html", session, profile=profile)
+        return show(request, "user.html", lambda: {"profile": state.data.profile(user_id)})
 
     # --- copy studio ---------------------------------------------------------------------------
     def studio_context() -> dict:
@@ -253,7 +250,7 @@ def mount(app: FastAPI, state: AppState) -> None:
 
     @router.get("/studio/jobs/{job_id}")
     def studio_job(request: Request, job_id: str) -> HTMLResponse:
-        return job_view(request, job_id, "studio_job.html", studio_context)
+        return show(request, "studio_job.html", lambda: {**the_job(job_id), **studio_context()})
 
     @router.post("/studio/approve")
     async def approve(request: Request) -> Response:
@@ -295,20 +292,18 @@ def mount(app: FastAPI, state: AppState) -> None:
 
     @router.get("/campaigns/{campaign_id}")
     def campaign(request: Request, campaign_id: str) -> HTMLResponse:
-        session = sessions.require(request)
-        try:
+        def context() -> dict:
             report = state.campaigns.report(campaign_id)
-        except AdpilotError as exc:
-            return page_error(request, session, exc)
-        camp = state.campaigns.exists(campaign_id)
-        variants = records(state.campaigns.variants(campaign_id))
-        for v in variants:
-            v["fields"] = json.loads(v.get("copy") or "{}")
-        events = state.campaigns.events(campaign_id)
-        figures = [f for f in (charts.allocation_chart(report),
-                               charts.rates_chart(events, camp["goal"])) if f]
-        return render(request, "campaign.html", session, report=report, camp=jsonable(camp),
-                      variants=variants, figures=figures)
+            camp = state.campaigns.exists(campaign_id)
+            variants = records(state.campaigns.variants(campaign_id))
+            for v in variants:
+                v["fields"] = json.loads(v.get("copy") or "{}")
+            events = state.campaigns.events(campaign_id)
+            figures = [f for f in (charts.allocation_chart(report),
+                                   charts.rates_chart(events, camp["goal"])) if f]
+            return {"report": report, "camp": jsonable(camp), "variants": variants,
+                    "figures": figures}
+        return show(request, "campaign.html", context)
 
     @router.post("/campaigns/{campaign_id}/status")
     async def campaign_status(request: Request, campaign_id: str) -> Response:
