@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from adpilot.backends.llm import StructuredOutputError, Usage, get_backend
+from adpilot.config import get_settings
 from adpilot.data.records import Product
 from adpilot.datasets import data_dir
 from adpilot.generation import CHANNELS, Audience, CopyGenerator, PromptCache, channel_spec
@@ -212,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             "openai": {"base_url": args.base_url, "model": args.model},
             "transformers": {"model_dir": args.model}}.get(args.backend, {})
     backend = get_backend(args.backend, **{k: v for k, v in opts.items() if v})
-    cache = PromptCache(args.cache_dir) if args.cache_dir else None
+    cache = PromptCache(args.cache_dir or get_settings().llm_cache_dir)
     gens = {"en": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,
                                 brand=load_brand(args.brand_en) if args.brand_en else None),
             "zh": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,

@@ -197,13 +197,9 @@ NOT_LIBRARY = ("adpilot.cli", "adpilot.api", "adpilot.dashboard",
 SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
     "adpilot.backends.llm.models",  # models_dir for downloaded GGUF files
-    "adpilot.data.ingest",  # quarantine_dir when none is given
     "adpilot.datasets_fetch",  # data_dir, offline, datasets_mirror
-    "adpilot.generation.cache",  # the reply cache's folder
     "adpilot.generation.tone",  # models_dir of the complaint model
     "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
-    "adpilot.report.roi",  # prices per message when no settings are given
-    "adpilot.store.sql",  # open_store() without a URL
     "adpilot.tuning.base",  # models_dir for converted checkpoints
     "adpilot.tuning.registry",  # models_dir of the tuned generators
 }

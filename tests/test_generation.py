@@ -230,13 +230,29 @@ def test_bad_brand_kit_names_the_problem(tmp_path):
 
 def test_cache_by_prompt_hash_on_disk(isolated_home):
     llm = CannedLLM([sms("Breathable linen, relaxed fit.")])
-    g = CopyGenerator(llm, cache=PromptCache())
+    g = CopyGenerator(llm, cache=PromptCache(isolated_home / "cache" / "llm"))
     first = g.generate(PRODUCT, Audience(), "sms", "en", n=2)
     assert len(llm.calls) == 2  # two variants, two angles, two keys
     again = g.generate(PRODUCT, Audience(), "sms", "en", n=2)
     assert len(llm.calls) == 2 and all(v.cached for v in again.variants)
     assert [v.text for v in again.variants] == [v.text for v in first.variants]
     assert len(list((isolated_home / "cache" / "llm").rglob("*.json"))) == 2
+
+
+def test_cache_is_a_folder_given_or_none(tmp_path, isolated_home):
+    """The generator reads no settings: a folder (the shells pass ``Settings.llm_cache_dir``)
+    caches there, None caches nowhere, True is refused rather than guessed."""
+    from adpilot.config import Settings
+
+    assert Settings(home=tmp_path).llm_cache_dir == tmp_path / "cache" / "llm"
+    llm = CannedLLM([sms("Breathable linen, relaxed fit.")])
+    CopyGenerator(llm, cache=str(tmp_path / "replies")).generate(PRODUCT, Audience(), "sms", "en")
+    assert len(list((tmp_path / "replies").rglob("*.json"))) == 1
+    assert CopyGenerator(llm).cache is None
+    CopyGenerator(llm).generate(PRODUCT, Audience(), "sms", "en")
+    assert not (isolated_home / "cache").exists()
+    with pytest.raises(ConfigError, match="'cache' parameter"):
+        CopyGenerator(llm, cache=True)
 
 
 # --- a real (tiny, random) model: junk output ends in the error with attempts and usage --------

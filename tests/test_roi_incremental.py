@@ -215,7 +215,7 @@ def test_report_section_plots_and_tabulates_both_kinds(tmp_path):
                            and not RULES.in_campaign_holdout("spring", u)})
     ingest_file("events", sample_dir() / "events.csv", store=store, quarantine_dir=tmp_path)
     report = Report("ROI")
-    section = roi_section(report, store, settings=Settings(home=tmp_path))
+    section = roi_section(report, store, prices=Prices.from_settings(Settings(home=tmp_path)))
     html = report.render()
     assert section.title == "ROI · 投资回报" and html.count("<svg") == 1
     assert "95% interval" in html and "attributed revenue (not incremental)" in html

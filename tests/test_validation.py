@@ -50,6 +50,19 @@ def test_duplicate_ids_keep_the_first_and_name_it(tmp_path):
     assert result.quarantine["row"].tolist() == [3, 4]
 
 
+def test_quarantine_is_written_only_where_the_caller_says(tmp_path, isolated_home):
+    """The library reads no settings: without a path or folder the quarantined rows stay in the
+    result and no file is written (the CLI passes ``Settings.quarantine_dir``)."""
+    path = _reviews(tmp_path, ["a,one,5,", "b,,4,"])
+    result = ingest_file("reviews", path)
+    assert result.quarantined == 1 and result.quarantine_file is None
+    assert result.quarantine["reason"].tolist() == ["empty text"]
+    assert not (isolated_home / "quarantine").exists()
+    named = ingest_file("reviews", path, quarantine_path=tmp_path / "bad.csv")
+    assert named.quarantine_file == str(tmp_path / "bad.csv")
+    assert pd.read_csv(named.quarantine_file)["reason"].tolist() == ["empty text"]
+
+
 def test_a_50mb_text_cell_is_quarantined_not_stored(tmp_path):
     path = tmp_path / "big.csv"
     with open(path, "w", encoding="utf-8") as fh:

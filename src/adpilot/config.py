@@ -78,6 +78,11 @@ class Settings(BaseSettings):
         return (self.cache_dir or self.home / "cache") / "models"
 
     @property
+    def llm_cache_dir(self) -> Path:
+        """The LLM reply cache (:class:`adpilot.generation.cache.PromptCache`)."""
+        return (self.cache_dir or self.home / "cache") / "llm"
+
+    @property
     def quarantine_dir(self) -> Path:
         return self.home / "quarantine"
 

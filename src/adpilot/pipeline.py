@@ -27,6 +27,7 @@ from adpilot.report.roi import step_roi
 from adpilot.store import Store
 
 if TYPE_CHECKING:  # profiling imports pandas-heavy modules; the run loads it in its step
+    from adpilot.config import Settings
     from adpilot.profiling.build import ProfileRun
 
 SAMPLE_FILES = {  # kind -> file in the built-in sample, in dependency order
@@ -65,6 +66,7 @@ class RunContext:
     copy_plan: pd.DataFrame | None = None  # per-customer copy, once the copy step ran
     approve: bool = False  # approve the variants that passed every guardrail
     delivery: dict | None = None  # the dry run's counts, once the delivery step ran
+    settings: Settings | None = None  # what the shell read (prices…); None: library defaults
 
     def table(self, kind: str) -> pd.DataFrame:
         return self.store.read(kind)
@@ -200,9 +202,11 @@ def step_copy(ctx: RunContext) -> None:
         from adpilot.generation import CopyGenerator
         from adpilot.generation.campaign import plan_campaign
 
+        cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None  # None: no cache
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
                              ctx.table("products"), ctx.table("reviews"),
-                             CopyGenerator(ctx.llm), channels=("email",), max_variants=4)
+                             CopyGenerator(ctx.llm, cache=cache), channels=("email",),
+                             max_variants=4)
     except MissingDependencyError as exc:
         sec.parts.append(Report.text(f"Skipped: {exc}", note=True))
         return
@@ -287,10 +291,12 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
         steps: list[tuple[str, Step]] | None = None, sentiment: str = "auto",
         llm: str = "llamacpp", executor: str | None = None, ray_address: str | None = None,
         approve: bool = False, on_step: Callable[[str], None] | None = None,
-        progress: Callable[[str, int, int], None] | None = None) -> RunResult:
+        progress: Callable[[str, int, int], None] | None = None,
+        settings: Settings | None = None) -> RunResult:
     """Run the main job on ``data_dir`` (default: the built-in sample) into ``out_dir``;
     ``approve``: approve the planned variants that passed every guardrail (still only a dry run
-    of their delivery: ``adpilot send`` sends)."""
+    of their delivery: ``adpilot send`` sends); ``settings``: what the shell read from the
+    environment (the ROI's prices), None for the library's defaults."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     db_url = db_url or f"sqlite:///{(out_dir / 'adpilot.db').resolve()}"
@@ -299,7 +305,7 @@ def run(out_dir: str | Path, *, db_url: str | None = None, data_dir: str | Path 
                      data_dir=Path(data_dir) if data_dir else sample_dir(),
                      report=Report("adpilot run", subtitle="Lumen & Loom · 麓织 sample"),
                      sentiment=sentiment, llm=llm, progress=progress, executor=executor,
-                     ray_address=ray_address, approve=approve)
+                     ray_address=ray_address, approve=approve, settings=settings)
     with fallbacks.recording() as used:
         for name, step in steps or STEPS:
             if on_step:

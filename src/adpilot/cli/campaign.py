@@ -18,8 +18,8 @@ ope_app = typer.Typer(help="Off-policy evaluation from logs with propensities.",
 
 
 def _campaigns(db: str | None):
+    from adpilot.cli._common import open_store
     from adpilot.optimization.campaigns import Campaigns
-    from adpilot.store import open_store
 
     return Campaigns(open_store(db))
 
@@ -148,6 +148,7 @@ def refresh(
     camps = _campaigns(db)
     generator = prod = aud = None
     if product is not None or audience is not None:
+        from adpilot.config import get_settings
         from adpilot.errors import ConfigError
         from adpilot.generation import CopyGenerator, load_brand
         from adpilot.usecases.llm import build_backend
@@ -157,7 +158,8 @@ def refresh(
             raise ConfigError("--product and --audience go together")
         prod, aud = read_product(product), read_audience(audience)
         generator = CopyGenerator(build_backend(backend, model, base_url),
-                                  brand=load_brand(brand), examples=ExampleBank(camps.store))
+                                  brand=load_brand(brand), examples=ExampleBank(camps.store),
+                                  cache=get_settings().llm_cache_dir)
     try:
         result = close_loop(camps, campaign, retire_below=retire_below,
                             min_impressions=min_impressions, keep=keep,

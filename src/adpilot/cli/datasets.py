@@ -95,7 +95,7 @@ def load(
         loaded = load_dataset(name, path)
         summary = loaded.summary()
         if store_it or db:
-            from adpilot.store import open_store
+            from adpilot.cli._common import open_store
 
             store = open_store(db)
             summary["inserted"] = {

@@ -31,6 +31,7 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
+    from adpilot.config import get_settings
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
     from adpilot.usecases.llm import build_backend
     from adpilot.usecases.studio import read_audience, read_product, write_copy
@@ -38,7 +39,8 @@ def generate(
     channel_spec(channel, lang)  # fail on a bad channel before loading a model
     prod, aud = read_product(product), read_audience(audience)
     llm = build_backend(backend, model, base_url)
-    gen = CopyGenerator(llm, brand=load_brand(brand), cache=False if no_cache else None,
+    gen = CopyGenerator(llm, brand=load_brand(brand),
+                        cache=False if no_cache else get_settings().llm_cache_dir,
                         max_attempts=max_attempts)
     try:
         with err_console.status(f"writing {max(n, best_of)} {channel} candidate(s) with "

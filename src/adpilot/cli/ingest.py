@@ -56,7 +56,8 @@ def _make_command(kind: str):
         dry_run: bool = typer.Option(False, "--dry-run", help="Validate only; store nothing."),
         as_json: bool = typer.Option(False, "--json", help="Print a JSON summary only."),
     ) -> None:
-        from adpilot.store import open_store
+        from adpilot.cli._common import open_store
+        from adpilot.config import get_settings
 
         time_key = {"reviews": C.CREATED_AT, "consents": C.AT}.get(kind, C.TIME)
         id_key = C.EVENT_ID if kind == "events" else C.ID
@@ -66,7 +67,8 @@ def _make_command(kind: str):
         store = None if dry_run else open_store(db)
         with err_console.status(f"ingesting {path} …", spinner="dots"):
             result = ingest_file(kind, path, mapping=mapping, encoding=encoding, fmt=fmt,
-                                 store=store, quarantine_path=quarantine)
+                                 store=store, quarantine_path=quarantine,
+                                 quarantine_dir=get_settings().quarantine_dir)
         if as_json:
             print_json(result.summary())
         else:

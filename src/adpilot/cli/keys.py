@@ -12,7 +12,7 @@ app = typer.Typer(help="API keys (stored hashed; a key is shown once, when creat
 
 
 def _store(db: str | None):
-    from adpilot.store import open_store
+    from adpilot.cli._common import open_store
 
     return open_store(db)
 

@@ -28,9 +28,9 @@ def build(
 ) -> None:
     """Build profiles and segments from everything in the store."""
     from adpilot.backends.executor import get_executor
+    from adpilot.cli._common import open_store
     from adpilot.profiling.build import export_profiles
     from adpilot.profiling.scaled import profile_store_with
-    from adpilot.store import open_store
 
     store = open_store(db)
     opts = {"address": ray_address} if executor == "ray" else {}
@@ -73,8 +73,8 @@ def query(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Find profiles, e.g. --age 25-34 --unhappy-with fit --bought dresses."""
+    from adpilot.cli._common import open_store
     from adpilot.profiling.profiles import query_profiles
-    from adpilot.store import open_store
 
     store = open_store(db)
     if not store.has_table("profiles"):
@@ -98,7 +98,7 @@ def export(
     db: str = typer.Option(None, "--db", envvar="ADPILOT_DB"),
 ) -> None:
     """Export the stored profiles."""
-    from adpilot.store import open_store
+    from adpilot.cli._common import open_store
 
     store = open_store(db)
     if not store.has_table("profiles"):

@@ -35,6 +35,7 @@ def run(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from adpilot.cli.progress import EtaColumn, LineProgress
+    from adpilot.config import get_settings
     from adpilot.pipeline import STEPS
     from adpilot.pipeline import run as run_pipeline
 
@@ -60,7 +61,8 @@ def run(
 
         result = run_pipeline(out, db_url=db, data_dir=data, on_step=on_step,
                               sentiment=sentiment, llm=llm, progress=on_progress,
-                              executor=executor, ray_address=ray_address, approve=approve)
+                              executor=executor, ray_address=ray_address, approve=approve,
+                              settings=get_settings())
         progress.update(task, completed=len(STEPS), description="adpilot run: done")
     if as_json:
         print_json(result.summary())
@@ -88,8 +90,8 @@ def status(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Row counts per table in the store."""
+    from adpilot.cli._common import open_store
     from adpilot.data.schema import SCHEMAS
-    from adpilot.store import open_store
 
     store = open_store(db)
     counts = {kind: store.count(kind) for kind in SCHEMAS}

@@ -30,11 +30,11 @@ def send(
 ) -> None:
     """Send a campaign's approved variants to its audience: consent, suppression, frequency caps,
     quiet hours and control groups applied; each message at most once (the send ledger)."""
+    from adpilot.cli._common import open_store
     from adpilot.config import get_settings
     from adpilot.delivery.campaign_send import send_campaign
     from adpilot.delivery.from_settings import channel_from, rules_from
     from adpilot.delivery.pacing import TokenBucket
-    from adpilot.store import open_store
 
     settings = get_settings()
     store = open_store(db)

@@ -60,7 +60,7 @@ def validate_raw(raw: RawTable, kind: str, mapping: ColumnMapping | None = None,
     resolved = mapping.resolve(schema, list(raw.frame.columns), path=str(raw.path))
     mapped = pd.DataFrame({canon: raw.frame[src] for canon, src in resolved.items()})
     extra = raw.frame.drop(columns=list(resolved.values()))
-    result = validate(mapped, schema, extra=extra)
+    result = validate(mapped, schema, extra=extra, row_numbers=raw.row_numbers)
     if len(raw.parse_errors):
         result.quarantine = pd.concat([raw.parse_errors, result.quarantine], ignore_index=True)
     return result, resolved
@@ -104,6 +104,9 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
                 source_name: str | None = None) -> IngestResult:
     """Read, validate and (if ``store`` is given) store one file of ``kind`` records.
 
+    Quarantined rows are always in the result's ``quarantine``; they are also written to
+    ``quarantine_path``, or to a file named after the source in ``quarantine_dir`` (a shell
+    passes ``Settings.quarantine_dir``), and to no file when neither is given.
     ``source_name`` is what the summary and the store's ingest log call the file (default: its
     path; an upload passes the client's file name, not the temporary folder's)."""
     started = time.perf_counter()
@@ -113,14 +116,9 @@ def ingest_file(kind: str, path: str | Path, *, mapping: ColumnMapping | None = 
                      delimiter=mapping.delimiter)
     validated, resolved = validate_raw(raw, kind, mapping)
     q_file: Path | None = None
-    if len(validated.quarantine):
-        if quarantine_path:
-            q_file = Path(quarantine_path)
-        else:
-            from adpilot.config import get_settings
-
-            folder = Path(quarantine_dir) if quarantine_dir else get_settings().quarantine_dir
-            q_file = default_quarantine_path(kind, path, folder)
+    if len(validated.quarantine) and (quarantine_path or quarantine_dir):
+        q_file = (Path(quarantine_path) if quarantine_path
+                  else default_quarantine_path(kind, path, Path(quarantine_dir)))
         write_quarantine(validated.quarantine, q_file)
     inserted = None
     if store is not None:

@@ -14,12 +14,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 from adpilot.backends.llm.base import Completion, GenerationParams, LLMBackend, Message, Usage
-from adpilot.config import get_settings
-
-
-def default_cache_dir() -> Path:
-    s = get_settings()
-    return (s.cache_dir or s.home / "cache") / "llm"
 
 
 def prompt_hash(model_id: str, messages: Sequence[Message], params: GenerationParams) -> str:
@@ -30,10 +24,11 @@ def prompt_hash(model_id: str, messages: Sequence[Message], params: GenerationPa
 
 
 class PromptCache:
-    """``get``/``put`` by key; :meth:`complete` is a cached ``backend.complete``."""
+    """``get``/``put`` by key; :meth:`complete` is a cached ``backend.complete``. The folder
+    is given: a shell passes ``Settings.llm_cache_dir`` (``<cache>/llm``)."""
 
-    def __init__(self, directory: str | Path | None = None) -> None:
-        self.directory = Path(directory) if directory else default_cache_dir()
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
         self.hits = self.misses = 0
 
     def _path(self, key: str) -> Path:

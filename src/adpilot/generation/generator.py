@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -205,17 +206,18 @@ def max_tokens_for(spec: ChannelSpec, brand: BrandKit) -> int:
 class CopyGenerator:
     """Generate copy with any registered backend.
 
-    ``backend`` is a backend object or a registered name; ``cache=None`` uses the default disk
-    cache, ``cache=False`` disables it. ``on_message(variant)`` is called after each variant
-    (logging, cost accounting). With ``examples`` (an :class:`ExampleBank`), the best
-    ``n_examples`` winning copies of the same channel and language go into the prompt.
+    ``backend`` is a backend object or a registered name; ``cache`` is a :class:`PromptCache`
+    or its folder (a shell passes ``Settings.llm_cache_dir``); None or False: no cache.
+    ``on_message(variant)`` is called after each variant (logging, cost accounting). With
+    ``examples`` (an :class:`ExampleBank`), the best ``n_examples`` winning copies of the same
+    channel and language go into the prompt.
     With ``best_of`` > 1, that many candidates are written and the best kept (see :meth:`generate`).
     ``shots`` maps a language to a :class:`~adpilot.generation.fewshot.ShotLibrary`: the
     ``n_shots`` examples nearest to each product go into its prompt (retrieved few-shot).
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
-                 cache: PromptCache | None | bool = None, max_attempts: int = 3,
+                 cache: PromptCache | str | Path | bool | None = None, max_attempts: int = 3,
                  temperature: float = 0.7, max_tokens: int = 320, seed: int = 0,
                  on_message: Callable[[CopyVariant], None] | None = None,
                  examples: ExampleBank | None = None, n_examples: int = 3,
@@ -226,7 +228,10 @@ class CopyGenerator:
                               f"Got {max_attempts}.")
         self.backend = get_backend(backend) if isinstance(backend, str) else backend
         self.brand = brand or load_brand()
-        self.cache = PromptCache() if cache is None or cache is True else (cache or None)
+        if cache is True:
+            raise ConfigError("The 'cache' parameter of CopyGenerator must be a PromptCache, its "
+                              "folder, or None/False for no cache. Got True.")
+        self.cache = PromptCache(cache) if isinstance(cache, (str, Path)) else (cache or None)
         self.max_attempts, self.seed = max_attempts, seed
         GenerationParams(max_tokens=max_tokens, temperature=temperature)  # validates early
         self.temperature, self.max_tokens = temperature, max_tokens

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from adpilot.optimization.roi import Prices
 from adpilot.report.html import Report, Section, table_html
 
 _SHOWN = {"name": "campaign · 活动", "kind": "kind · 类型", "revenue": "revenue · 收入",
@@ -35,18 +36,14 @@ def roi_table_view(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def roi_section(report: Report, store, *, names: dict[str, str] | None = None,
-                settings=None) -> Section:
-    """Add "ROI · 投资回报" to ``report`` from ``store`` (prices from ``settings``, default the
-    environment's) and return it."""
-    from adpilot.optimization.roi import Prices
+                prices: Prices | None = None) -> Section:
+    """Add "ROI · 投资回报" to ``report`` from ``store`` and return it. ``prices``: what a
+    message costs (a shell builds them with :meth:`Prices.from_settings`); None: the defaults
+    of :class:`~adpilot.optimization.roi.Prices`."""
     from adpilot.optimization.roi_store import campaign_rois, roi_frame
     from adpilot.report.charts import roi_chart
 
-    if settings is None:
-        from adpilot.config import get_settings
-
-        settings = get_settings()
-    table = roi_frame(campaign_rois(store, names, prices=Prices.from_settings(settings)))
+    table = roi_frame(campaign_rois(store, names, prices=prices or Prices()))
     sec = report.section("ROI · 投资回报")
     if table.empty:
         sec.parts.append(Report.text("No campaign yet. 暂无营销活动。", note=True))
@@ -60,5 +57,7 @@ def roi_section(report: Report, store, *, names: dict[str, str] | None = None,
 
 
 def step_roi(ctx) -> None:
-    """Pipeline step (``adpilot run``): the ROI section of the run's report."""
-    roi_section(ctx.report, ctx.store)
+    """Pipeline step (``adpilot run``): the ROI section of the run's report, priced from the
+    run's settings (the defaults when the caller passed none)."""
+    prices = Prices.from_settings(ctx.settings) if ctx.settings is not None else None
+    roi_section(ctx.report, ctx.store, prices=prices)

@@ -264,8 +264,8 @@ def _column_values(frame: pd.DataFrame, *, as_text_dates: bool) -> np.ndarray:
     return out
 
 
-def open_store(url: str | None = None) -> Store:
-    """Open (and create if needed) the store at ``url`` or at the configured default."""
-    from adpilot.config import get_settings
-
-    return Store(url or get_settings().db_url).init()
+def open_store(url: str) -> Store:
+    """Open (and create if needed) the store at the SQLAlchemy ``url``. The library reads no
+    settings: a shell passes the configured URL in (``Settings.db_url``, see
+    :func:`adpilot.cli._common.open_store`)."""
+    return Store(url).init()
