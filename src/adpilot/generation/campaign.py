@@ -20,7 +20,7 @@ from adpilot.generation.generator import CopyGenerator
 from adpilot.generation.guardrails import join_violations
 from adpilot.generation.personalize import Mode, Personaliser, UserTarget, top_aspect
 
-PLAN_COLUMNS = ["user_id", "segment", "product_id", "channel", "lang", "text", "passed",
+PLAN_COLUMNS = [C.USER_ID, C.SEGMENT, C.PRODUCT_ID, C.CHANNEL, "lang", C.TEXT, "passed",
                 "violations", "personalised", "mode"]
 
 
@@ -47,7 +47,7 @@ def pick_products(profiles: pd.DataFrame, products: pd.DataFrame,
     any_product = cat.index[0]
     users = pd.DataFrame({
         C.USER_ID: profiles[C.USER_ID].to_numpy(),
-        "lang": (profiles["language"] if "language" in profiles
+        "lang": (profiles[C.LANGUAGE] if C.LANGUAGE in profiles
                  else pd.Series(None, index=profiles.index, dtype=object)).to_numpy(),
         C.CATEGORY: (profiles["top_categories"] if "top_categories" in profiles
                      else pd.Series("", index=profiles.index)).fillna("").astype(str)
@@ -72,21 +72,21 @@ def pick_products(profiles: pd.DataFrame, products: pd.DataFrame,
 
 
 def _bound_pairs(profiles: pd.DataFrame, picks: pd.Series, max_variants: int) -> pd.Series:
-    lang = profiles.get("language", pd.Series("en", index=profiles.index)).where(
+    lang = profiles.get(C.LANGUAGE, pd.Series("en", index=profiles.index)).where(
         lambda x: x.isin(["en", "zh"]), "en")
     pairs = pd.DataFrame({"user": profiles[C.USER_ID].to_numpy(), "lang": lang.to_numpy(),
-                          "segment": profiles["segment"].to_numpy()})
+                          C.SEGMENT: profiles[C.SEGMENT].to_numpy()})
     pairs["product"] = picks.reindex(pairs["user"]).to_numpy()
-    counts = pairs.groupby(["lang", "segment", "product"]).size().rename("n").reset_index()
+    counts = pairs.groupby(["lang", C.SEGMENT, "product"]).size().rename("n").reset_index()
     ranked = counts.sort_values(["n", "product"], ascending=[False, True])
-    best = ranked.drop_duplicates(["lang", "segment"])  # every segment keeps its top pair
+    best = ranked.drop_duplicates(["lang", C.SEGMENT])  # every segment keeps its top pair
     extra = ranked.drop(best.index).groupby("lang").head(max_variants)
     top = pd.concat([best, extra]).sort_values("n", ascending=False).groupby("lang").head(
         max(max_variants, best.groupby("lang").size().max()))
-    keep = set(zip(top["lang"], top["segment"], top["product"], strict=True))
-    best = best.rename(columns={"product": "best"})[["lang", "segment", "best"]]
-    kept = pd.MultiIndex.from_frame(pairs[["lang", "segment", "product"]]).isin(list(keep))
-    pairs = pairs.merge(best, on=["lang", "segment"], how="left")
+    keep = set(zip(top["lang"], top[C.SEGMENT], top["product"], strict=True))
+    best = best.rename(columns={"product": "best"})[["lang", C.SEGMENT, "best"]]
+    kept = pd.MultiIndex.from_frame(pairs[["lang", C.SEGMENT, "product"]]).isin(list(keep))
+    pairs = pairs.merge(best, on=["lang", C.SEGMENT], how="left")
     out = np.where(kept, pairs["product"], pairs["best"].fillna(pairs["product"]))
     return pd.Series(out, index=pairs["user"].to_numpy(), name=C.PRODUCT_ID)
 
@@ -97,12 +97,12 @@ def segment_audiences(segments: pd.DataFrame, profiles: pd.DataFrame, reviews: p
     ``lang``. None by default: they are about other products (a shampoo review put 头皮 into a
     charger's copy) and cost prompt time; the segment's aspects already steer the angle."""
     texts = reviews[reviews.get(C.LANGUAGE, lang) == lang] if C.LANGUAGE in reviews else reviews
-    members = profiles.set_index(C.USER_ID)["segment"]
-    texts = texts.assign(segment=members.reindex(texts[C.USER_ID]).to_numpy())
+    members = profiles.set_index(C.USER_ID)[C.SEGMENT]
+    texts = texts.assign(**{C.SEGMENT: members.reindex(texts[C.USER_ID]).to_numpy()})
     out = {}
     for row in segments.itertuples(index=False):
         desc = getattr(row, "description_zh" if lang == "zh" else "description", "") or ""
-        snippets = texts[texts["segment"] == row.segment][C.TEXT].head(per_segment).tolist()
+        snippets = texts[texts[C.SEGMENT] == row.segment][C.TEXT].head(per_segment).tolist()
         out[str(row.segment)] = Audience(description=f"{row.name}: {desc}" if desc else str(row.name),
                                          reviews=snippets)
     return out
@@ -126,20 +126,20 @@ def plan_campaign(profiles: pd.DataFrame, segments: pd.DataFrame, products: pd.D
     catalogue = {str(r[C.ID]): _product(r) for _, r in products.iterrows()}
     personaliser = Personaliser(generator)
     rows = []
-    profiles = profiles.assign(lang=profiles.get("language", "en").where(
-        profiles.get("language", "en").isin(["en", "zh"]), "en"))
+    profiles = profiles.assign(lang=profiles.get(C.LANGUAGE, "en").where(
+        profiles.get(C.LANGUAGE, "en").isin(["en", "zh"]), "en"))
     for lang, group in profiles.groupby("lang"):
         audiences = segment_audiences(segments, profiles, reviews, lang)
-        targets = [UserTarget(str(r[C.USER_ID]), str(r["segment"]), str(picks[r[C.USER_ID]]),
+        targets = [UserTarget(str(r[C.USER_ID]), str(r[C.SEGMENT]), str(picks[r[C.USER_ID]]),
                               top_aspect(r.to_dict())) for _, r in group.iterrows()]
         segment_of = {t.user_id: t.segment for t in targets}
         for channel in channels:
             run = personaliser.run(targets, catalogue, audiences, channel, lang, mode=mode)
             for m in run.messages:
                 d = m.as_dict()
-                rows.append({"user_id": m.user_id, "segment": segment_of[m.user_id],
-                             "product_id": m.product_id, "channel": channel, "lang": lang,
-                             "text": d["text"], "passed": m.passed,
+                rows.append({C.USER_ID: m.user_id, C.SEGMENT: segment_of[m.user_id],
+                             C.PRODUCT_ID: m.product_id, C.CHANNEL: channel, "lang": lang,
+                             C.TEXT: d["text"], "passed": m.passed,
                              "violations": join_violations(m.violations), "personalised": m.personalised,
                              "mode": m.mode})
     return pd.DataFrame(rows, columns=PLAN_COLUMNS)
