@@ -45,6 +45,8 @@ from adpilot.generation.guardrails import (
     check_copy,
     drop_failing_sentences,
 )
+from adpilot.generation.headlines import headline_examples, headline_runs, with_headline_examples
+from adpilot.generation.plan import make_plan
 from adpilot.generation.prompts import Prompt, build_prompt, reask_message, target
 from adpilot.generation.safety import contains_value, find_pii
 
@@ -214,6 +216,9 @@ class CopyGenerator:
     With ``best_of`` > 1, that many candidates are written and the best kept (see :meth:`generate`).
     ``shots`` maps a language to a :class:`~adpilot.generation.fewshot.ShotLibrary`: the
     ``n_shots`` examples nearest to each product go into its prompt (retrieved few-shot).
+    ``plan=True`` asks for a plan (facts, angle, call to action) before each copy
+    (:mod:`.plan`); ``headlines`` (:func:`~adpilot.generation.headlines.upworthy_library`)
+    adds winning headlines to English subject and headline prompts.
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
@@ -222,7 +227,8 @@ class CopyGenerator:
                  on_message: Callable[[CopyVariant], None] | None = None,
                  examples: ExampleBank | None = None, n_examples: int = 3,
                  best_of: int = 1, scorecard: Any = None,
-                 shots: dict[str, ShotLibrary] | None = None, n_shots: int = 2) -> None:
+                 shots: dict[str, ShotLibrary] | None = None, n_shots: int = 2,
+                 plan: bool = False, headlines: ShotLibrary | None = None) -> None:
         if max_attempts < 1:
             raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {max_attempts}.")
@@ -238,6 +244,7 @@ class CopyGenerator:
         self.on_message = on_message
         self.examples, self.n_examples = examples, n_examples
         self.shots, self.n_shots = shots or {}, n_shots
+        self.plan, self.headlines = plan, headlines
         if best_of < 1:
             raise ConfigError(f"The 'best_of' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {best_of}.")
@@ -339,10 +346,12 @@ class CopyGenerator:
         prompt: Prompt = build_prompt(product, audience, spec, self.brand, variant=index,
                                       examples=shots, shots=near)
         near = near if len(spec.fields) == 1 else []  # an example has one text (shot_turns)
+        heads = headline_examples(self.headlines, product, spec, self.brand, self.n_shots)
+        with_headline_examples(prompt, heads, spec)  # winning headlines (English subjects)
         ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
                            injected=prompt.injected, reviews=prompt.reviews,
-                           audience=prompt.audience, shots=[s.text for s in near],
-                           borrowed=borrowed_facts(near, prompt.facts))
+                           audience=prompt.audience, shots=[s.text for s in near] + heads,
+                           borrowed=borrowed_facts(near, prompt.facts) + headline_runs(heads))
         schema = spec.schema()
         params = GenerationParams(max_tokens=min(self.max_tokens, max_tokens_for(spec, self.brand)),
                                   temperature=self.temperature,
@@ -360,12 +369,18 @@ class CopyGenerator:
                     return fixed, [], dropped
             return fields, violations, []
 
+        planned = self.plan and make_plan(  # a plan turn first: facts, angle, call to action
+            lambda c, p: self._call(c, p, prompt.sensitive), prompt, product, spec, self.brand,
+            temperature=self.temperature, seed=self.seed + index)
         result = structured(
-            lambda convo: self._call(convo, params, prompt.sensitive), prompt.messages, schema,
+            lambda convo: self._call(convo, params, prompt.sensitive),
+            planned.messages if planned else prompt.messages, schema,
             max_attempts=self.max_attempts, check=lambda value: [str(r) for r in edited(value)[1]],
             reask=lambda err: reask_message(err, spec, self.brand))
         fields, violations, dropped = edited(result.value)
         out = CopyVariant(fields, violations, len(result.attempts), result.usage,
                           result.seconds, result.cached,
                           closed_fields(result.value, spec, self.brand), dropped)
+        if planned:  # the plan turn's cost is the variant's
+            out.usage, out.seconds = out.usage + planned.usage, out.seconds + planned.seconds
         return out
