@@ -13,7 +13,7 @@
 Filler openers, opt-outs out of place, few-shot borrowing and the repairs that need no model
 call are in :mod:`adpilot.generation.copy_tidy`.
 
-Importing :mod:`adpilot.generation.guardrails` registers them (it imports this module last).
+Importing :mod:`adpilot.generation` registers them, after the checks of :mod:`.guardrails`.
 """
 
 from __future__ import annotations

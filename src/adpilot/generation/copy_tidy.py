@@ -9,7 +9,7 @@ guardrail registry:
 
 :func:`tidy` repairs what needs no model call before the checks run: those openers, product
 names in ``<angle brackets>``, stray braces, an SMS opt-out in an e-mail, a doubled call to
-action. Importing :mod:`adpilot.generation.guardrails` registers the checks (through copy_checks).
+action. Importing :mod:`adpilot.generation` registers the checks (after those of copy_checks).
 """
 
 from __future__ import annotations

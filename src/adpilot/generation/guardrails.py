@@ -14,78 +14,34 @@ word's offsets). :func:`check_copy` runs every registered guardrail (the contrac
 returns :class:`Violation` objects; none means the copy passed. Reasons go back to the model in the
 re-ask loop, so they say what to change; reports, CSV cells and API responses carry
 ``str(violation)`` (``"check: reason"``, ``"; "``-joined: :func:`join_violations`).
+
+This module holds the built-in checks; the contract they register with (:class:`GuardContext`,
+the registry, :func:`check_copy`) is :mod:`.guardrail_base`, the repair that drops failing
+sentences :mod:`.repair`, and both are importable from here. More checks register from
+:mod:`.copy_checks` and :mod:`.copy_tidy` when :mod:`adpilot.generation` is imported.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-from adpilot.generation.brand import BrandKit
-from adpilot.generation.channels import ChannelSpec
+from adpilot.generation.guardrail_base import (
+    GUARDRAILS,
+    Fields,
+    GuardContext,
+    Guardrail,
+    all_text,
+    check_copy,
+    guardrail,
+    register_guardrail,
+)
+from adpilot.generation.repair import SENTENCE_BREAK, SENTENCE_LEVEL, drop_failing_sentences
 from adpilot.generation.safety import INSTRUCTION_PATTERNS, contains_value, find_pii
 from adpilot.generation.violation import Violation, join_violations, parse_violations
 
-Fields = dict[str, str]
-__all__ = ["GUARDRAILS", "GuardContext", "Violation", "check_copy", "join_violations",
-           "parse_violations", "register_guardrail"]
-
-
-@dataclass
-class GuardContext:
-    """What the copy is checked against."""
-
-    spec: ChannelSpec
-    brand: BrandKit
-    facts: str = ""                                     # the product record as text
-    sensitive: list[str] = field(default_factory=list)  # PII removed from the inputs
-    injected: list[str] = field(default_factory=list)   # instruction spans removed from reviews
-    reviews: list[str] = field(default_factory=list)    # review snippets shown to the model
-    audience: list[str] = field(default_factory=list)   # segment traits the copy must not restate
-    shots: list[str] = field(default_factory=list)      # few-shot example texts (never copied)
-    borrowed: list[str] = field(default_factory=list)   # examples' facts this record lacks
-
-    @property
-    def lang(self) -> str:
-        return self.spec.lang
-
-
-Guardrail = Callable[[Fields, GuardContext], Sequence[str | Violation]]
-GUARDRAILS: dict[str, Guardrail] = {}
-
-
-def register_guardrail(name: str) -> Callable[[Guardrail], Guardrail]:
-    """Decorator: add ``fn`` to :data:`GUARDRAILS` under ``name`` (see the module docstring).
-    A name already taken by another function is an error, so a check never silently replaces
-    one; re-importing the same module is not."""
-    def deco(fn: Guardrail) -> Guardrail:
-        old = GUARDRAILS.get(name)
-        if old is not None and (old.__module__, old.__qualname__) != (fn.__module__, fn.__qualname__):
-            raise ValueError(f"guardrail {name!r} is already registered by "
-                             f"{old.__module__}.{old.__qualname__}; choose another name")
-        GUARDRAILS[name] = fn
-        return fn
-    return deco
-
-
-guardrail = register_guardrail  # the name the built-in checks use
-
-
-def check_copy(fields: Fields, ctx: GuardContext, *,
-               only: list[str] | None = None) -> list[Violation]:
-    """Every reason the copy fails, as :class:`Violation` objects named by their guardrail."""
-    out = []
-    for name, fn in GUARDRAILS.items():
-        if only is None or name in only:
-            out += [dataclasses.replace(r, check=name) if isinstance(r, Violation)
-                    else Violation(name, r) for r in fn(fields, ctx)]
-    return out
-
-
-def _all_text(fields: Fields) -> str:
-    return "\n".join(fields.values())
+__all__ = ["GUARDRAILS", "SENTENCE_LEVEL", "Fields", "GuardContext", "Guardrail", "Violation",
+           "check_copy", "drop_failing_sentences", "join_violations", "parse_violations",
+           "register_guardrail"]
 
 
 # --- length and format -------------------------------------------------------------------------
@@ -127,7 +83,7 @@ _LATIN_CHAR = re.compile(r"[A-Za-z]")
 @guardrail("language")
 def check_language(fields: Fields, ctx: GuardContext) -> list[str]:
     """Chinese copy is mostly Chinese (brand names aside); English copy has no Chinese."""
-    text = _all_text(fields)
+    text = all_text(fields)
     cjk, latin = len(_CJK_CHAR.findall(text)), len(_LATIN_CHAR.findall(text))
     if ctx.lang == "zh" and cjk < 2 * latin / 3:  # ~ a Latin word (≈5 letters) per 3 characters
         return [f"the copy must be written in Chinese ({cjk} Chinese characters, {latin} Latin letters)"]
@@ -193,7 +149,7 @@ def _first_span(fields: Fields, words: list[str]) -> tuple[str, tuple[int, int]]
 @guardrail("banned_claims")
 def check_banned_claims(fields: Fields, ctx: GuardContext) -> list[str | Violation]:
     """Absolute or unprovable claims (advertising law) and the brand kit's banned words."""
-    text = _all_text(fields)
+    text = all_text(fields)
     facts = ctx.facts.lower()
     # "100% linen" in the product record is a composition fact, not an absolute claim; so is a
     # spec the record words with 最 (单口最高65W)
@@ -251,7 +207,7 @@ def _number_in(value: str, facts: str) -> bool:
 @guardrail("facts")
 def check_facts(fields: Fields, ctx: GuardContext) -> list[str]:
     """No price, percentage, discount or delivery promise the product record does not contain."""
-    text, facts = _all_text(fields), ctx.facts.lower()
+    text, facts = all_text(fields), ctx.facts.lower()
     out = []
     for kind, pattern in FACT_PATTERNS.items():
         for m in pattern.finditer(text):
@@ -291,7 +247,7 @@ OTHER_SELLERS = ["京东", "淘宝", "天猫", "拼多多", "苏宁", "当当", 
 def check_disparaging(fields: Fields, ctx: GuardContext) -> list[str]:
     """No verdict against the product (a complaint echoed from a review) and no other seller
     named; China's Advertising Law (art. 13) forbids running down others' goods."""
-    text = _all_text(fields)
+    text = all_text(fields)
     low, facts = text.lower(), ctx.facts.lower()
     hits = [w for w in DISPARAGING["zh"] if w in text]
     hits += [m.group(0) for p in DISPARAGING["en"] for m in re.finditer(rf"\b{p}\b", low)]
@@ -315,7 +271,7 @@ def check_complaint(fields: Fields, ctx: GuardContext) -> list[str]:
     small model tends to echo their complaints."""
     from adpilot.generation.tone import THRESHOLD, complaint_probability
 
-    sentences = [s.strip() for text in fields.values() for s in _SENTENCE_BREAK.split(text)
+    sentences = [s.strip() for text in fields.values() for s in SENTENCE_BREAK.split(text)
                  if len(s.strip()) >= _MIN_COMPLAINT.get(ctx.lang, 6)
                  and not s.strip().endswith(("？", "?"))
                  and s.strip().lower() not in ctx.facts.lower()]  # the product's own name
@@ -331,7 +287,7 @@ def check_complaint(fields: Fields, ctx: GuardContext) -> list[str]:
 @guardrail("pii")
 def check_pii(fields: Fields, ctx: GuardContext) -> list[str]:
     """No e-mail, phone or address in the copy, and none of the personal data seen in the inputs."""
-    text = _all_text(fields)
+    text = all_text(fields)
     # kinds only, never the values: reasons travel back to the model in re-asks
     kinds = sorted({h.split(":", 1)[0] for h in find_pii(text)})
     if any(contains_value(text, v) for v in ctx.sensitive):
@@ -362,7 +318,7 @@ def injected_markers(spans: list[str], facts: str) -> list[str]:
 @guardrail("injection")
 def check_injection(fields: Fields, ctx: GuardContext) -> list[str]:
     """The copy neither carries content of instructions hidden in reviews nor addresses a model."""
-    text = _all_text(fields)
+    text = all_text(fields)
     low = text.lower()
     out = []
     found = [m for m in injected_markers(ctx.injected, ctx.facts)
@@ -395,7 +351,7 @@ def _quoted(text: str, review: str) -> str:
 @guardrail("quotes")
 def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
     """Reviews inform the copy but are not pasted into it (nor their <review> tags)."""
-    text = _all_text(fields)
+    text = all_text(fields)
     if "<review" in text.lower() or "</review" in text.lower():
         return ["remove the <review> tags and the review text: write the copy in your own words"]
     for review in ctx.reviews:
@@ -403,66 +359,6 @@ def check_quotes(fields: Fields, ctx: GuardContext) -> list[str]:
             return [f"the copy repeats a customer review word for word ('{run}…'): "
                     "write it in your own words"]
     return []
-
-
-# --- automatic repair ---------------------------------------------------------------------------
-
-# guardrails a single sentence can fail on its own, so dropping that sentence fixes the copy
-SENTENCE_LEVEL = ("banned_claims", "facts", "quotes", "pii", "injection", "disparaging",
-                  "complaint", "placeholder", "audience", "voice", "unsupported", "mixed_language",
-                  "prompt_echo", "opener", "opt_out", "borrowed")
-_SENTENCE_BREAK = re.compile(r"(?<=[。！？!?\n])(?![。！？!?])|(?<=\.)(?=\s)")
-
-
-_CLAUSE_BREAK = re.compile(r"(?<=[，,；;、])")
-_CLAUSE_SEPS = "，,；;、 "
-_SENTENCE_TAIL = re.compile(r"[。！？!?.…]+\s*$")
-
-
-def _drop_failing_clauses(name: str, sentence: str, ctx: GuardContext) -> tuple[str, list[str]] | None:
-    """A list-like sentence (three or more comma-separated items, as in a search-ad
-    description) without the items that break a guardrail; None when that is not possible."""
-    parts = [p for p in _CLAUSE_BREAK.split(sentence) if p.strip()]
-    if len(parts) < 3:
-        return None
-    bad = [p for p in parts
-           if check_copy({name: p.strip().rstrip(_CLAUSE_SEPS)}, ctx, only=list(SENTENCE_LEVEL))]
-    if not bad or len(bad) == len(parts):
-        return None
-    text = "".join(p for p in parts if p not in bad).rstrip().rstrip(_CLAUSE_SEPS)
-    tail = _SENTENCE_TAIL.search(sentence)
-    if tail and not _SENTENCE_TAIL.search(text):
-        text += tail.group().strip()
-    return text + sentence[len(sentence.rstrip()):], [p.strip().rstrip(_CLAUSE_SEPS + "。！？!?.…")
-                                                      for p in bad]
-
-
-def drop_failing_sentences(fields: Fields, ctx: GuardContext, *,
-                           clauses: bool = False) -> tuple[Fields, list[str]]:
-    """What an editor does first: remove each sentence that breaks a sentence-level guardrail
-    (an absolute claim, an invented price, a copied review line …) and keep the rest. With
-    ``clauses``, a failing list-like sentence loses only its failing items (``大屏幕，130万像素，
-    手感好`` → ``大屏幕，手感好``): short fields such as search-ad lines are often one sentence.
-
-    Returns the edited fields and what was dropped; the caller re-checks the whole copy
-    (length, language, …), so an edit that leaves a field empty or too short does not pass.
-    """
-    out: Fields = {}
-    dropped: list[str] = []
-    for name, text in fields.items():
-        kept = []
-        for sentence in _SENTENCE_BREAK.split(text):
-            if not (sentence.strip() and check_copy({name: sentence}, ctx, only=list(SENTENCE_LEVEL))):
-                kept.append(sentence)
-                continue
-            partial = _drop_failing_clauses(name, sentence, ctx) if clauses else None
-            if partial:
-                kept.append(partial[0])
-                dropped.extend(partial[1])
-            else:
-                dropped.append(sentence.strip())
-        out[name] = "".join(kept).strip()
-    return out, dropped
 
 
 # --- brand rules -------------------------------------------------------------------------------
@@ -478,7 +374,7 @@ PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}|<[A-Za-z_ !.?]{2,3
 @guardrail("placeholder")
 def check_placeholder(fields: Fields, ctx: GuardContext) -> list[str]:
     """No unfilled template slot: the copy goes out as written."""
-    slots = PLACEHOLDER.findall(_all_text(fields))
+    slots = PLACEHOLDER.findall(all_text(fields))
     return [f"fill in or remove the placeholder {slots[0]!r}"] if slots else []
 
 
@@ -486,7 +382,7 @@ def check_placeholder(fields: Fields, ctx: GuardContext) -> list[str]:
 def check_brand(fields: Fields, ctx: GuardContext) -> list[str]:
     """Emoji policy and the required disclaimer at the end of the main field."""
     out = []
-    n_emoji = len(EMOJI.findall(_all_text(fields)))
+    n_emoji = len(EMOJI.findall(all_text(fields)))
     limit = ctx.brand.max_emoji
     if limit is not None and n_emoji > limit:
         out.append(f"{n_emoji} emoji, the brand allows {limit}")
