@@ -8,36 +8,27 @@ changes nothing and a restart loses nothing.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    Float,
-    Integer,
-    String,
-    Table,
-    Text,
-    inspect,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import select, update
 
 from adpilot.data import columns as C
-from adpilot.data.readers import quarantine_frame
-from adpilot.data.schema import EVENTS
-from adpilot.data.validation import validate
 from adpilot.errors import ConfigError, NotFoundError
+from adpilot.optimization.campaign_tables import (
+    CAMPAIGNS,
+    DECISIONS,
+    GOALS,
+    VARIANTS,
+    add_approval_columns,
+    now,
+)
+from adpilot.optimization.event_rows import EventIngest, store_events
 from adpilot.optimization.policies import (
     FixedSplit,
     Policy,
@@ -46,46 +37,8 @@ from adpilot.optimization.policies import (
 )
 from adpilot.store.sql import Store, metadata
 
-CAMPAIGNS = Table(
-    "campaigns", metadata,
-    Column("id", String(64), primary_key=True),
-    Column("name", String(256), nullable=False),
-    Column("goal", String(16), nullable=False),
-    Column("audience", Text, nullable=False, default="{}"),
-    Column("schedule", Text, nullable=False, default="{}"),
-    Column("status", String(16), nullable=False, default="active"),
-    Column("attribution_hours", Integer, nullable=False, default=72),
-    Column("policy_state", Text, nullable=False),
-    Column("created_at", DateTime, nullable=False),
-)
-VARIANTS = Table(
-    "campaign_variants", metadata,
-    Column("campaign_id", String(64), primary_key=True),
-    Column("variant", String(128), primary_key=True),
-    Column("channel", String(32), nullable=True),
-    Column("copy", Text, nullable=False, default="{}"),
-    Column("status", String(16), nullable=False, default="active"),
-    Column("created_at", DateTime, nullable=False),
-    # the approval gate of delivery: only approved variants are ever sent
-    Column("approved", Boolean, nullable=False, default=False, server_default="0"),
-    Column("approved_at", DateTime, nullable=True),
-)
-DECISIONS = Table(
-    "decisions", metadata,
-    Column("decision_id", String(64), primary_key=True),
-    Column("campaign_id", String(64), nullable=False, index=True),
-    Column("user_id", String(128), nullable=False),
-    Column("variant", String(128), nullable=False),
-    Column("channel", String(32), nullable=True),
-    Column("propensity", Float, nullable=False),
-    Column("time", DateTime, nullable=False),
-)
-
-GOALS = ("click", "conversion")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+# the tables and the event report are defined beside this module and importable from here
+__all__ = ["CAMPAIGNS", "DECISIONS", "GOALS", "VARIANTS", "Campaigns", "Decision", "EventIngest"]
 
 
 @dataclass
@@ -103,29 +56,13 @@ class Decision:
                                               "channel", "propensity")}
 
 
-@dataclass
-class EventIngest:
-    read: int
-    kept: int
-    quarantined: int
-    duplicates_in_store: int
-    quarantine: pd.DataFrame = field(repr=False)
-
-    def summary(self) -> dict:
-        return {"read": self.read, "kept": self.kept, "quarantined": self.quarantined,
-                "already_stored": self.duplicates_in_store,
-                "reasons": self.quarantine[C.Q_REASON].str.replace(
-                    r"\(first seen.*|'.*'", "", regex=True).str.strip().value_counts().to_dict()
-                if len(self.quarantine) else {}}
-
-
 class Campaigns:
     """Campaign operations over a :class:`~adpilot.store.Store`."""
 
     def __init__(self, store: Store, *, seed: int | None = None, log_batch: int = 500) -> None:
         self.store = store
         metadata.create_all(store.engine, tables=[CAMPAIGNS, VARIANTS, DECISIONS])
-        _add_approval_columns(store)
+        add_approval_columns(store)
         self._rng = np.random.default_rng(seed)
         self._policies: dict[str, Policy] = {}
         self._channels: dict[str, dict[str, str | None]] = {}
@@ -157,14 +94,14 @@ class Campaigns:
                 id=cid, name=name, goal=goal, audience=json.dumps(audience or {}),
                 schedule=json.dumps(schedule or {}), status="active",
                 attribution_hours=attribution_hours, policy_state=json.dumps(state),
-                created_at=_now()))
+                created_at=now()))
             for v in variants:
                 ok = approved if isinstance(approved, bool) else v in approved
                 conn.execute(VARIANTS.insert().values(
                     campaign_id=cid, variant=v, channel=channel,
                     copy=json.dumps((copies or {}).get(v, {}), ensure_ascii=False),
-                    status="active", created_at=_now(), approved=ok,
-                    approved_at=_now() if ok else None))
+                    status="active", created_at=now(), approved=ok,
+                    approved_at=now() if ok else None))
         return cid
 
     def add_variant(self, campaign_id: str, variant: str, *, channel: str | None = None,
@@ -176,7 +113,7 @@ class Campaigns:
             conn.execute(VARIANTS.insert().values(
                 campaign_id=campaign_id, variant=variant, channel=channel,
                 copy=json.dumps(copy or {}, ensure_ascii=False), status="active",
-                created_at=_now(), approved=approved, approved_at=_now() if approved else None))
+                created_at=now(), approved=approved, approved_at=now() if approved else None))
             conn.execute(update(CAMPAIGNS).where(CAMPAIGNS.c.id == campaign_id).values(
                 policy_state=json.dumps(policy.state())))
         self._channels.pop(campaign_id, None)
@@ -230,7 +167,7 @@ class Campaigns:
             with self.store.engine.begin() as conn:
                 conn.execute(update(VARIANTS).where(VARIANTS.c.campaign_id == campaign_id,
                                                     VARIANTS.c.variant.in_(todo))
-                             .values(approved=True, approved_at=_now()))
+                             .values(approved=True, approved_at=now()))
         return todo
 
     def invalidate(self, campaign_id: str) -> None:
@@ -279,7 +216,7 @@ class Campaigns:
         arm, p = policy.choose(self._rng)
         d = Decision(uuid.uuid4().hex, campaign_id, str(user_id), arm,
                      self._channels[campaign_id].get(arm), p)
-        self._pending.append({**d.as_dict(), "time": _now()})
+        self._pending.append({**d.as_dict(), "time": now()})
         if len(self._pending) >= self.log_batch:
             self.flush()
         d.seconds = time.perf_counter() - started
@@ -332,64 +269,10 @@ class Campaigns:
         within its batch; a row whose id an earlier batch stored counts as already stored; a
         row whose id an earlier batch only quarantined is judged on its own. Quarantine row
         numbers count within each batch."""
-        from adpilot.optimization.event_rows import rejections, unstorable
-        from adpilot.store.sql import TABLES
-
         self.flush()
-        frame = frame.reset_index(drop=True)
-        read = len(frame)
-        group = np.zeros(read, dtype=int) if batch is None else np.asarray(batch, dtype=int)
-        local = np.arange(read) - np.searchsorted(group, group, side="left") + 1
-        outcome = np.full(read, "quarantined", dtype=object)
-        for spec in EVENTS.fields:  # a batch without a required field: every row says so
-            if spec.required and spec.name not in frame.columns:
-                frame[spec.name] = None
-        limits = {c.name: c.type.length for c in TABLES["events"].columns
-                  if getattr(c.type, "length", None)}
-        check = unstorable(frame, EVENTS.names, limits)
-        sub = frame.drop(columns=check.drop).loc[~check.bad]
-        ok = np.flatnonzero(~check.bad)
-        v = validate(sub[[c for c in sub.columns if c in EVENTS.names]], EVENTS,
-                     extra=sub[[c for c in sub.columns if c not in EVENTS.names]],
-                     row_numbers=local[ok], groups=group[ok])
-        kept = v.kept
-        positions = ok[v.kept_positions]
-        failed = np.ones(len(sub), dtype=bool)
-        failed[v.kept_positions] = False
-        parts = [(v.quarantine, ok[failed])]
-        if check.bad.any():
-            pre = quarantine_frame([]).reindex(range(int(check.bad.sum())))
-            pre[C.Q_ROW] = pd.array(local[check.bad], dtype="Int64")
-            pre[C.Q_COLUMN] = check.column[check.bad]
-            pre[C.Q_VALUE] = check.value[check.bad]
-            pre[C.Q_REASON] = check.reason[check.bad]
-            parts.append((pre, np.flatnonzero(check.bad)))
-        reject = rejections(self.store, kept)
-        bad = (reject != "").to_numpy()
-        if bad.any():
-            extra = quarantine_frame([]).reindex(range(int(bad.sum())))
-            extra[C.Q_ROW] = pd.array(local[positions[bad]], dtype="Int64")
-            extra[C.Q_COLUMN] = C.CAMPAIGN
-            extra[C.Q_VALUE] = (kept.loc[bad, C.CAMPAIGN] + "/" + kept.loc[bad, C.VARIANT]).to_numpy()
-            extra[C.Q_REASON] = reject[bad].to_numpy()
-            parts.append((extra, positions[bad]))
-            kept = kept.loc[~bad].reset_index(drop=True)
-            positions = positions[~bad]
-        # an id kept in two batches: the first stores it, the later ones find it stored
-        later = kept[C.EVENT_ID].duplicated(keep="first").to_numpy()
-        first = kept.loc[~later]
-        new_ids = self.store.insert_new("events", first) if len(first) else []
-        # numpy, not Series.isin: pandas' Arrow strings build a scalar per looked-up value
-        is_new = np.isin(first[C.EVENT_ID].to_numpy(dtype=str), np.asarray(new_ids, dtype=str))
-        outcome[positions[~later]] = np.where(is_new, "new", "stored")
-        outcome[positions[later]] = "stored"
-        self._add_to_policies(first[is_new])
-        q_pos = np.concatenate([p for _, p in parts]).astype(int)
-        order = np.argsort(q_pos, kind="stable")
-        quarantine = pd.concat([q for q, _ in parts if len(q)] or [quarantine_frame([])],
-                               ignore_index=True).iloc[order].reset_index(drop=True)
-        return (EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
-                            quarantine), outcome, q_pos[order])
+        report, outcome, rows, new = store_events(self.store, frame, batch)
+        self._add_to_policies(new)
+        return report, outcome, rows
 
     def _add_to_policies(self, new: pd.DataFrame) -> None:
         """Add the newly stored events' counts to each Thompson policy (O(batch), not a
@@ -472,13 +355,3 @@ class Campaigns:
                     "records"),
                 "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
                 "allocation_by_day": {str(k.date()): v for k, v in daily.to_dict("index").items()}}
-
-
-def _add_approval_columns(store: Store) -> None:
-    """Variant tables made before the approval gate get its columns (unapproved: the safe side;
-    several processes may try at once)."""
-    have = {c["name"] for c in inspect(store.engine).get_columns(VARIANTS.name)}
-    for name, ddl in (("approved", "BOOLEAN NOT NULL DEFAULT FALSE"), ("approved_at", "TIMESTAMP")):
-        if name not in have:
-            with contextlib.suppress(Exception), store.engine.begin() as conn:
-                conn.execute(text(f"ALTER TABLE {VARIANTS.name} ADD COLUMN {name} {ddl}"))

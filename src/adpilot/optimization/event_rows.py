@@ -1,5 +1,6 @@
 """Feedback-event rows on their way to the store: the values no database column can hold, and
-several inbox batches merged into one frame and split back into one report per batch.
+several inbox batches merged into one frame and split back into one report per batch, and
+:func:`store_events`, which validates, deduplicates and stores them.
 
 A value the store cannot hold (a NUL byte, a lone surrogate such as ``"x\\ud800"``, an object or
 a list where a name belongs, more characters than its column has) would fail the whole insert;
@@ -19,8 +20,11 @@ from pandas.api.types import infer_dtype
 from sqlalchemy import select
 
 from adpilot.data import columns as C
-from adpilot.optimization.campaigns import CAMPAIGNS, DECISIONS, VARIANTS
-from adpilot.store.sql import Store
+from adpilot.data.readers import quarantine_frame
+from adpilot.data.schema import EVENTS
+from adpilot.data.validation import validate
+from adpilot.optimization.campaign_tables import CAMPAIGNS, DECISIONS, VARIANTS
+from adpilot.store.sql import TABLES, Store
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # after json.loads every surrogate is a lone one
 _NOT_A_NAME = {dict: "an object", list: "a list", tuple: "a list", set: "a set",
@@ -262,3 +266,83 @@ def split_outcomes(batches: list[PendingBatch], outcome: np.ndarray, quarantine:
                          "reasons": reason_counts(qi),
                          "rejected": qi.head(100).to_dict(orient="records")}
     return results
+
+
+@dataclass
+class EventIngest:
+    """What one call storing feedback events did: rows read, kept, quarantined (``quarantine``
+    says why), and kept rows whose id the store already had."""
+
+    read: int
+    kept: int
+    quarantined: int
+    duplicates_in_store: int
+    quarantine: pd.DataFrame = field(repr=False)
+
+    def summary(self) -> dict:
+        return {"read": self.read, "kept": self.kept, "quarantined": self.quarantined,
+                "already_stored": self.duplicates_in_store,
+                "reasons": self.quarantine[C.Q_REASON].str.replace(
+                    r"\(first seen.*|'.*'", "", regex=True).str.strip().value_counts().to_dict()
+                if len(self.quarantine) else {}}
+
+
+def store_events(store: Store, frame: pd.DataFrame, batch: np.ndarray | None = None
+                 ) -> tuple[EventIngest, np.ndarray, np.ndarray, pd.DataFrame]:
+    """Validate, deduplicate and store feedback events (see
+    :meth:`adpilot.optimization.campaigns.Campaigns.ingest_events_rows`): the report, each
+    input row's outcome, the input row of each quarantine entry, and the newly stored events
+    (for the caller's policies)."""
+    frame = frame.reset_index(drop=True)
+    read = len(frame)
+    group = np.zeros(read, dtype=int) if batch is None else np.asarray(batch, dtype=int)
+    local = np.arange(read) - np.searchsorted(group, group, side="left") + 1
+    outcome = np.full(read, "quarantined", dtype=object)
+    for spec in EVENTS.fields:  # a batch without a required field: every row says so
+        if spec.required and spec.name not in frame.columns:
+            frame[spec.name] = None
+    limits = {c.name: c.type.length for c in TABLES["events"].columns
+              if getattr(c.type, "length", None)}
+    check = unstorable(frame, EVENTS.names, limits)
+    sub = frame.drop(columns=check.drop).loc[~check.bad]
+    ok = np.flatnonzero(~check.bad)
+    v = validate(sub[[c for c in sub.columns if c in EVENTS.names]], EVENTS,
+                 extra=sub[[c for c in sub.columns if c not in EVENTS.names]],
+                 row_numbers=local[ok], groups=group[ok])
+    kept = v.kept
+    positions = ok[v.kept_positions]
+    failed = np.ones(len(sub), dtype=bool)
+    failed[v.kept_positions] = False
+    parts = [(v.quarantine, ok[failed])]
+    if check.bad.any():
+        pre = quarantine_frame([]).reindex(range(int(check.bad.sum())))
+        pre[C.Q_ROW] = pd.array(local[check.bad], dtype="Int64")
+        pre[C.Q_COLUMN] = check.column[check.bad]
+        pre[C.Q_VALUE] = check.value[check.bad]
+        pre[C.Q_REASON] = check.reason[check.bad]
+        parts.append((pre, np.flatnonzero(check.bad)))
+    reject = rejections(store, kept)
+    bad = (reject != "").to_numpy()
+    if bad.any():
+        extra = quarantine_frame([]).reindex(range(int(bad.sum())))
+        extra[C.Q_ROW] = pd.array(local[positions[bad]], dtype="Int64")
+        extra[C.Q_COLUMN] = C.CAMPAIGN
+        extra[C.Q_VALUE] = (kept.loc[bad, C.CAMPAIGN] + "/" + kept.loc[bad, C.VARIANT]).to_numpy()
+        extra[C.Q_REASON] = reject[bad].to_numpy()
+        parts.append((extra, positions[bad]))
+        kept = kept.loc[~bad].reset_index(drop=True)
+        positions = positions[~bad]
+    # an id kept in two batches: the first stores it, the later ones find it stored
+    later = kept[C.EVENT_ID].duplicated(keep="first").to_numpy()
+    first = kept.loc[~later]
+    new_ids = store.insert_new("events", first) if len(first) else []
+    # numpy, not Series.isin: pandas' Arrow strings build a scalar per looked-up value
+    is_new = np.isin(first[C.EVENT_ID].to_numpy(dtype=str), np.asarray(new_ids, dtype=str))
+    outcome[positions[~later]] = np.where(is_new, "new", "stored")
+    outcome[positions[later]] = "stored"
+    q_pos = np.concatenate([p for _, p in parts]).astype(int)
+    order = np.argsort(q_pos, kind="stable")
+    quarantine = pd.concat([q for q, _ in parts if len(q)] or [quarantine_frame([])],
+                           ignore_index=True).iloc[order].reset_index(drop=True)
+    return (EventIngest(read, len(kept), len(quarantine), len(kept) - len(new_ids),
+                        quarantine), outcome, q_pos[order], first[is_new])
