@@ -198,10 +198,7 @@ SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
     "adpilot.backends.llm.models",  # models_dir for downloaded GGUF files
     "adpilot.datasets_fetch",  # data_dir, offline, datasets_mirror
-    "adpilot.generation.tone",  # models_dir of the complaint model
     "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
-    "adpilot.tuning.base",  # models_dir for converted checkpoints
-    "adpilot.tuning.registry",  # models_dir of the tuned generators
 }
 
 

@@ -114,7 +114,6 @@ def test_old_artifacts_load_and_are_migrated(tmp_path, sentiment_model, caplog):
 
 # Code outside adpilot.artifacts that may still join a folder onto the models folder, and why.
 PATH_EXCEPTIONS = {
-    "generation/tone.py": "complaint model; generation/ is migrated by its owner",
     "tuning/base.py": "converted base models (hf/), not trained artifacts",
     "backends/llm/models.py": "downloaded base GGUF files, not trained artifacts",
 }

@@ -65,8 +65,9 @@ def data(shared_data):
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory, shared_data, data):
     """A model cache with tiny fine-tuned polarity models (EN, ZH) and the character LMs."""
+    from adpilot.artifacts import ModelStore
     from adpilot.profiling.sentiment import SentimentModel
-    from adpilot.scoring.fluency import reference_lm
+    from adpilot.scoring.fluency import ensure_reference_lms
 
     root = tmp_path_factory.mktemp("cache")
     models = root / "models"
@@ -81,9 +82,7 @@ def cache(tmp_path_factory, shared_data, data):
         models / "sentiment-polarity-en")
     SentimentModel(lang="zh", **common).fit(zh["review"], zh["label"]).save(
         models / "sentiment-polarity-zh")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("ADPILOT_CACHE_DIR", str(root))
-        reference_lm("en")
+    ensure_reference_lms(ModelStore(models), ["en"])
     return root
 
 

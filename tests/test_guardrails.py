@@ -331,10 +331,13 @@ def test_the_minimum_length_counts_the_copy_not_the_disclaimer():
 def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
     """A lexical model trained on the real review files judges each statement; questions and
     ordinary ad lines pass."""
+    from adpilot.artifacts import ModelStore
     from adpilot.generation.brand import load_brand
     from adpilot.generation.channels import channel_spec
     from adpilot.generation.guardrails import GuardContext, check_copy
+    from adpilot.generation.tone import ensure_complaint_models
 
+    ensure_complaint_models(ModelStore.from_settings())  # the explicit training step
     kit = load_brand()
     zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍")
     bad = check_copy({"text": "这是一本简单的故事，但封面折痕严重。后来决定不买了。"}, zh,

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 METADATA_FILE = "adpilot-artifact.json"
 # Modules that know an old (pre-document) format and can write its document.
 LEGACY_FORMATS = ("adpilot.profiling.sentiment.artifact", "adpilot.scoring.attractiveness",
-                  "adpilot.scoring.fluency")
+                  "adpilot.scoring.fluency", "adpilot.generation.tone", "adpilot.tuning.train")
 
 
 def config_hash(config: dict[str, Any]) -> str:

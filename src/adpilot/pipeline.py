@@ -184,6 +184,15 @@ def step_targeting(ctx: RunContext) -> None:
     sec.parts.append(table_html(plan.head(12)))
 
 
+def _ensure_copy_models(ctx: RunContext) -> None:
+    """The explicit training step before copy: the complaint guardrail's classifiers and the
+    scorecard's fluency references, built where missing (a stated fallback without data)."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings(ctx.settings), progress=ctx.progress)
+
+
 def step_copy(ctx: RunContext) -> None:
     """Campaign copy / 营销文案: per user the product, channel and copy (LLM + guardrails),
     and the scorecard of each distinct copy."""
@@ -203,9 +212,11 @@ def step_copy(ctx: RunContext) -> None:
         from adpilot.generation.campaign import plan_campaign
 
         cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None  # None: no cache
+        generator = CopyGenerator(ctx.llm, cache=cache)
+        _ensure_copy_models(ctx)
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
                              ctx.table("products"), ctx.table("reviews"),
-                             CopyGenerator(ctx.llm, cache=cache), channels=("email",),
+                             generator, channels=("email",),
                              max_variants=4)
     except MissingDependencyError as exc:
         sec.parts.append(Report.text(f"Skipped: {exc}", note=True))

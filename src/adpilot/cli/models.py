@@ -15,9 +15,10 @@ app = typer.Typer(help="Registered models (tuned generators, sentiment, attracti
 
 
 def _registry():
+    from adpilot.artifacts import ModelStore
     from adpilot.tuning.registry import ModelRegistry
 
-    reg = ModelRegistry()
+    reg = ModelRegistry(ModelStore.from_settings())
     reg.discover()  # the sentiment and attractiveness models in the cache
     return reg
 
@@ -80,6 +81,7 @@ def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fl
     from rich.markup import escape
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from adpilot.artifacts import ModelStore
     from adpilot.cli._common import err_console
     from adpilot.cli.datasets import download_progress
     from adpilot.cli.progress import EtaColumn
@@ -97,6 +99,7 @@ def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fl
 
     with downloads, bars:
         results = fetch_models(parts or None, progress=on_progress, download_progress=on_download,
+                               store=ModelStore.from_settings(),
                                log=lambda msg: bars.console.print(f"[dim]{msg}[/]"))
     if as_json:
         print_json(results)

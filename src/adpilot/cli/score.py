@@ -143,6 +143,10 @@ def score(
         pass
     refs = ([r.strip() for r in references.read_text(encoding="utf-8").splitlines() if r.strip()]
             if references else None)
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings(), parts=("fluency",))  # missing references
     card = Scorecard(attractiveness=attract, guardrails=guards).score(
         copies, product=_load_json(product), audience=_load_json(audience), references=refs)
     if as_json:

@@ -114,10 +114,15 @@ def copy(
         if not as_json:
             err_console.print(f"step {step}/{total} loss {loss:.4f}", highlight=False)
 
-    result = tune(rows, base, out, config, progress=progress)
+    from adpilot.artifacts import ModelStore
+    from adpilot.tuning.registry import ModelRegistry
+
+    store = ModelStore.from_settings()
+    result = tune(rows, base, out, config, progress=progress, store=store)
     payload = {"out": str(result.out_dir), **result.meta}
     if register:
-        payload["registry"] = register_tuned(result.out_dir, name=name).ref
+        payload["registry"] = register_tuned(result.out_dir, name=name,
+                                             registry=ModelRegistry(store)).ref
     if as_json:
         print_json(payload)
         return
@@ -147,17 +152,22 @@ def evaluate(
 ) -> None:
     """Held-out perplexity, BLEU/ROUGE-L, guardrail pass rate and the attractiveness model's
     win-rate of the tuned model over its base, on the same briefs."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
     from adpilot.tuning.evaluate import evaluate_models
     from adpilot.tuning.registry import ModelRegistry
     from adpilot.tuning.train import load_meta
 
     base_ref = base or load_meta(model)["base"]
+    store = ModelStore.from_settings()
+    with err_console.status("building the complaint guardrail's models where missing …"):
+        ensure_copy_models(store, parts=("complaint",))  # the guardrail pass rate uses them
     with err_console.status("evaluating (perplexity, generation, judging) …"):
         report = evaluate_models(model, base_ref, briefs, n=n, ppl_n=ppl_n,
                                  max_attempts=max_attempts, max_tokens=max_tokens,
-                                 temperature=temperature, seed=seed, device=device)
+                                 temperature=temperature, seed=seed, device=device, store=store)
     if register:
-        reg = ModelRegistry()
+        reg = ModelRegistry(store)
         try:
             report["registry"] = reg.update_metrics(str(model), {"eval": report["summary"]}).ref
         except ConfigError:

@@ -11,6 +11,7 @@ import hashlib
 import logging
 import math
 import pickle
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -106,25 +107,60 @@ class CharNgramLM:
         return cls.load(folder / MODEL_FILE)
 
 
-def reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
-    """The reference model for ``lang``: trained once on the public sets (reviews, and
-    Upworthy headlines for English) and cached. Where they cannot be had it falls back to a
-    small reference from the package's own sample texts, and says so (not cached: the real
-    reference is built as soon as the data can be had)."""
-    from adpilot.datasets_fetch import DatasetUnavailableError
+FIX = "run `adpilot models fetch fluency` (trains it from the public data sets)"
+_UNAVAILABLE: dict[str, BaseException] = {}  # folder -> why ensure could not build it
+_CHECKED: set[str] = set()  # folders ensured in this process: not loaded again to check
 
-    try:
-        return build_reference_lm(lang, max_texts=max_texts, seed=seed)
-    except DatasetUnavailableError as exc:
-        from adpilot import fallbacks
 
-        model, n = packaged_reference_lm(lang)
-        fallbacks.note(f"fluency ({lang})",
-                       f"a small reference LM from the {n} built-in sample texts (perplexities "
-                       "are rougher than with the public corpus)",
-                       fallbacks.unavailable_reason(exc),
-                       "run `adpilot models fetch` or set ADPILOT_DATA_DIR")
+def reference_lm(lang: str, *, max_texts: int = 20000,
+                 store: artifacts.ModelStore | None = None) -> CharNgramLM:
+    """The reference model for ``lang`` from the model store (built by
+    :func:`ensure_reference_lms`); never trains. Without it, a small reference from the
+    package's own sample texts, a stated fallback (the real reference is used as soon as it is
+    built)."""
+    model = load_reference_lm(lang, max_texts, store)
+    if model is not None:
         return model
+    from adpilot import fallbacks
+
+    folder = reference_dir(lang, max_texts, store)
+    exc = _UNAVAILABLE.get(str(folder))
+    fallback, n = packaged_reference_lm(lang)
+    fallbacks.note(f"fluency ({lang})",
+                   f"a small reference LM from the {n} built-in sample texts (perplexities "
+                   "are rougher than with the public corpus)",
+                   fallbacks.unavailable_reason(exc) if exc is not None
+                   else f"no reference LM in {folder.parent}", FIX + " or set ADPILOT_DATA_DIR")
+    return fallback
+
+
+def ensure_reference_lms(store: artifacts.ModelStore, langs: Sequence[str] = ("en", "zh"), *,
+                         max_texts: int = 20000, seed: int = 0,
+                         progress: Callable[[str, int, int], None] | None = None
+                         ) -> dict[str, Path]:
+    """Train the reference models of ``langs`` that are not in ``store`` yet (seconds each;
+    each training is logged); return their folders. Raises
+    :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data (scorecards then
+    use the stated fallback of :func:`reference_lm`)."""
+    from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
+
+    out = {}
+    for i, lang in enumerate(langs):
+        folder = reference_dir(lang, max_texts, store)
+        if str(folder) in _CHECKED and (folder / MODEL_FILE).is_file():
+            out[lang] = folder
+            continue
+        try:
+            build_reference_lm(lang, max_texts=max_texts, seed=seed, store=store)
+        except (DatasetUnavailableError, ChecksumError) as exc:
+            _UNAVAILABLE[str(folder)] = exc
+            raise
+        _UNAVAILABLE.pop(str(folder), None)
+        _CHECKED.add(str(folder))
+        if progress:
+            progress("fluency references", i + 1, len(langs))
+        out[lang] = folder
+    return out
 
 
 def reference_dir(lang: str, max_texts: int = 20000,
@@ -168,6 +204,8 @@ def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0,
     cached = load_reference_lm(lang, max_texts, store)
     if cached is not None:
         return cached
+    log.info("training the fluency reference LM (%s) for the scorecard's fluency score: up to "
+             "%d texts (no model in the store)", lang, max_texts)
     if lang == "zh":
         texts = load_dataset("online_shopping_zh").tables["reviews"]["text"]
     else:

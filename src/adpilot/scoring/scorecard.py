@@ -60,18 +60,21 @@ def _product_text(product: dict | None) -> str:
 
 @dataclass
 class Scorecard:
-    """Scores copies; pass an :class:`AttractivenessModel` and guardrails when available."""
+    """Scores copies; pass an :class:`AttractivenessModel` and guardrails when available.
+    Fluency uses the reference LMs built by :func:`~adpilot.scoring.fluency.ensure_reference_lms`
+    (a stated fallback without them)."""
 
     attractiveness: object | None = None
     guardrails: list[Guardrail] = field(default_factory=list)
     embedder: str = "minilm"
+    store: object | None = None  # the ModelStore of the reference LMs (from settings when None)
     _lms: dict = field(default_factory=dict, init=False, repr=False)
 
     def _lm(self, lang: str):
         if lang not in self._lms:
             from adpilot.scoring.fluency import reference_lm
 
-            self._lms[lang] = reference_lm(lang)
+            self._lms[lang] = reference_lm(lang, store=self.store)
         return self._lms[lang]
 
     def score(self, copies: list[str], *, product: dict | None = None,

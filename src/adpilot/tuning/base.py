@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from adpilot.config import get_settings
+from adpilot.artifacts import ModelStore
 from adpilot.deps import require
 from adpilot.devices import resolve_device  # noqa: F401 (tuning.train/evaluate import it here)
 from adpilot.errors import ConfigError, InputError
@@ -91,11 +91,11 @@ def is_hf_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
 
 
-def _gguf_source(base: str) -> Path | None:
+def _gguf_source(base: str, models_dir: Path) -> Path | None:
     from adpilot.backends.llm.models import MODELS, model_path
 
     if base in MODELS:
-        return model_path(base)
+        return model_path(base, cache_dir=models_dir)
     p = Path(base)
     if p.suffix == ".gguf":
         if not p.is_file():
@@ -104,19 +104,22 @@ def _gguf_source(base: str) -> Path | None:
     return None
 
 
-def resolve_base(base: str | Path, *, cache_dir: Path | None = None) -> Path:
+def resolve_base(base: str | Path, *, cache_dir: Path | None = None,
+                 store: ModelStore | None = None) -> Path:
     """A HF directory for ``base``: itself when it is one, else the GGUF dequantised once into
-    ``<models_dir>/hf/<name>`` (with a chat template and stop tokens set)."""
+    ``<models folder>/hf/<name>`` (with a chat template and stop tokens set); the models folder
+    is ``cache_dir``, else ``store``'s root (the settings' store when both are None)."""
     p = Path(base)
     if p.is_dir():
         if not is_hf_dir(p):
             raise InputError("not a Hugging Face model directory (no config.json)", path=str(p))
         return p
-    gguf_path = _gguf_source(str(base))
+    root = Path(cache_dir) if cache_dir else (store or ModelStore.from_settings()).root
+    gguf_path = _gguf_source(str(base), root)
     if gguf_path is None:
         raise InputError(f"unknown base model {str(base)!r}: give a HF directory, a .gguf file, "
                          "or a name from adpilot.backends.llm.models.MODELS")
-    target = Path(cache_dir or get_settings().models_dir) / "hf" / gguf_path.stem
+    target = root / "hf" / gguf_path.stem
     if (target / PROVENANCE).is_file():
         return target
     return gguf_to_hf(gguf_path, target)

@@ -153,12 +153,14 @@ def load_judge(folder: str | Path | None = None):
 def evaluate_models(model: str | Path, base: str | Path, briefs: str | Path, *, n: int = 50,
                     ppl_n: int = 100, max_attempts: int = 2, max_tokens: int = 96,
                     temperature: float = 0.7, seed: int = 0, device: str = "auto",
-                    judge_dir: str | Path | None = None) -> dict[str, Any]:
-    """Everything in the module docstring for ``model`` (tuned) against ``base``."""
+                    judge_dir: str | Path | None = None,
+                    store: Any = None) -> dict[str, Any]:
+    """Everything in the module docstring for ``model`` (tuned) against ``base``; ``store``:
+    the :class:`~adpilot.artifacts.ModelStore` holding the converted base (settings' if None)."""
     from adpilot.tuning.base import resolve_base
     from adpilot.tuning.train import perplexity
 
-    base_dir = resolve_base(base)
+    base_dir = resolve_base(base, store=store)
     rows = load_briefs(briefs, max(n, ppl_n), seed=seed)
     ppl_in = perplexity_rows(rows[:ppl_n])
     ppl = {"base": perplexity(base_dir, ppl_in, device=device),

@@ -23,10 +23,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from adpilot.config import get_settings
+from adpilot.artifacts import ModelStore
 from adpilot.errors import ConfigError, NotFoundError
 
-KINDS = ("generator", "sentiment", "attractiveness", "fluency")
+KINDS = ("generator", "sentiment", "attractiveness", "fluency", "complaint")
 
 
 @dataclass
@@ -52,10 +52,14 @@ class ModelEntry:
 
 
 class ModelRegistry:
-    """Registry over ``<folder>/registry.json`` (default folder: the model cache)."""
+    """Registry over ``<folder>/registry.json``: ``folder`` a models folder or a
+    :class:`~adpilot.artifacts.ModelStore` (the shell builds it from settings; None: the
+    settings' store)."""
 
-    def __init__(self, folder: str | Path | None = None) -> None:
-        self.folder = Path(folder or get_settings().models_dir)
+    def __init__(self, folder: str | Path | ModelStore | None = None) -> None:
+        if not isinstance(folder, ModelStore):
+            folder = ModelStore(folder) if folder is not None else ModelStore.from_settings()
+        self.folder = folder.root
         self.path = self.folder / "registry.json"
 
     # --- storage -------------------------------------------------------------------------------
@@ -158,14 +162,16 @@ class ModelRegistry:
         """Register every artifact in the model store (found by its ``adpilot-artifact.json``,
         whatever its format; each once per data hash); return the entries added or refreshed.
         Folders saved before the document existed get one first."""
-        from adpilot.artifacts import ModelStore
-
         store = ModelStore(self.folder)
         store.migrate_legacy()
         found = []
+        known = self._read()
         for meta in store.list():
             if meta.kind not in KINDS:
                 continue
+            path = str(meta.path.resolve())
+            if any(e.path == path and e.name != meta.path.name for e in known):
+                continue  # registered under its own name already (e.g. by register_tuned)
             extra = meta.extra
             config = {k: extra[k] for k in ("task", "lang", "n_train") if k in extra}
             counts = {"n_pairs": extra["n_pairs"]} if "n_pairs" in extra else {}

@@ -14,8 +14,11 @@ SFT minimises the completion's negative log-likelihood. DPO (Rafailov et al., 20
 with the adapter switched off (the base, or the SFT model when DPO starts from one).
 
 The output directory is a plain Hugging Face model (LoRA merged into the weights, servable by the
-``transformers`` backend), the adapter alone in ``adapter/``, and ``adpilot.json`` with the
-base, data hash, config and training metrics.
+``transformers`` backend), the adapter alone in ``adapter/``, ``adpilot.json`` with the
+base, data hash, config and training metrics, and the same as the artifact document every
+saved model carries (``adpilot-artifact.json``, kind ``generator``, :mod:`adpilot.artifacts`),
+so the model store discovers it. Folders from before the document still load (format
+version 0: ``adpilot.json`` alone).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 import adpilot
+from adpilot import artifacts
 from adpilot.deps import require
 from adpilot.errors import ArtifactMismatchError, ConfigError
 from adpilot.tuning.base import (
@@ -48,7 +52,9 @@ from adpilot.tuning.base import (
 )
 from adpilot.tuning.data import data_hash, kind_of
 
-ARTIFACT = "copy-generator"
+ARTIFACT = "copy-generator"  # the "artifact" key of adpilot.json
+KIND = "generator"  # the kind in adpilot-artifact.json
+FORMAT_VERSION = 1  # 0: adpilot.json alone
 Method = Literal["sft", "dpo"]
 
 
@@ -182,9 +188,11 @@ def load_for_training(base_dir: Path, device: str):
 
 def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
          config: TuneConfig | None = None, *,
-         progress: Callable[[int, int, float], None] | None = None) -> TuneResult:
+         progress: Callable[[int, int, float], None] | None = None,
+         store: artifacts.ModelStore | None = None) -> TuneResult:
     """Fit a LoRA adapter on ``rows`` (SFT or DPO examples, see :mod:`adpilot.tuning.data`)
-    over ``base`` and save the merged model to ``out_dir``. ``progress(step, steps, loss)``."""
+    over ``base`` and save the merged model to ``out_dir``. ``progress(step, steps, loss)``;
+    ``store``: where a GGUF base is converted once (the settings' store when None)."""
     config = config or TuneConfig()
     kind = kind_of(rows)
     if kind != config.method:
@@ -194,7 +202,7 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
     peft = require("peft", feature="fine-tuning")
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
     device = resolve_device(config.device)
-    base_dir = resolve_base(base)
+    base_dir = resolve_base(base, store=store)
     model, tok, stops = load_for_training(base_dir, device)
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else 0
     torch.manual_seed(config.seed)
@@ -285,6 +293,7 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
             "metrics": {"train": metrics},
             "created_at": datetime.now(UTC).isoformat(timespec="seconds")}
     (tmp / "adpilot.json").write_text(json.dumps(meta, indent=2))
+    write_document(tmp, meta)
     (tmp / "losses.json").write_text(json.dumps([round(x, 5) for x in losses]))
     if out.exists():
         shutil.rmtree(out)
@@ -292,8 +301,19 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
     return TuneResult(out, meta, losses)
 
 
+def write_document(model_dir: str | Path, meta: dict[str, Any]) -> artifacts.ArtifactMeta:
+    """Write the artifact document of a tuned model from its ``adpilot.json`` content."""
+    return artifacts.save_metadata(
+        model_dir, KIND, FORMAT_VERSION, data_hash=meta.get("data_hash"),
+        config={**meta.get("config", {}), "method": meta.get("method"), "base": meta.get("base")},
+        metrics=meta.get("metrics", {}), created_at=meta.get("created_at"),
+        extra={"base_model": meta.get("base"), "method": meta.get("method"),
+               "n_examples": meta.get("n_examples"), "base_info": meta.get("base_info")})
+
+
 def load_meta(model_dir: str | Path) -> dict[str, Any]:
-    """``adpilot.json`` of a tuned model; :class:`ArtifactMismatchError` if it is not one."""
+    """``adpilot.json`` of a tuned model, its artifact document checked when it has one;
+    :class:`ArtifactMismatchError` if it is not one."""
     f = Path(model_dir) / "adpilot.json"
     if not f.is_file():
         raise ArtifactMismatchError(f"{model_dir} is not a tuned adpilot model (no adpilot.json)")
@@ -301,7 +321,25 @@ def load_meta(model_dir: str | Path) -> dict[str, Any]:
     if meta.get("artifact") != ARTIFACT:
         raise ArtifactMismatchError(f"{model_dir} holds a {meta.get('artifact')!r} artifact, "
                                     f"not {ARTIFACT!r}")
+    artifacts.check(model_dir, KIND, FORMAT_VERSION)  # a folder without it: format version 0
     return meta
+
+
+def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
+    """Write the document of every tuned model in ``store`` saved with ``adpilot.json`` alone."""
+    done = []
+    for f in sorted(store.root.glob("*/adpilot.json")):
+        folder = f.parent
+        if (folder / artifacts.METADATA_FILE).is_file():
+            continue
+        try:
+            meta = json.loads(f.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            continue
+        if meta.get("artifact") == ARTIFACT:
+            write_document(folder, meta)
+            done.append(folder)
+    return done
 
 
 def perplexity(model_dir: str | Path, rows: list[dict[str, Any]], *, device: str = "auto",

@@ -54,6 +54,23 @@ def scoring_available() -> bool:
     return importlib.util.find_spec("adpilot.scoring") is not None
 
 
+def ensure_copy_models(store: Any, langs: list[str], *,
+                       parts: tuple[str, ...] = ("complaint", "fluency"),
+                       progress: Progress | None = None) -> None:
+    """The explicit training step before copy is written or scored: of ``parts``, the complaint
+    guardrail's classifier and the scorecard's fluency reference of ``langs``, built where
+    ``store`` (a :class:`~adpilot.artifacts.ModelStore`; the settings' when None) lacks them;
+    without their data the stages run their stated fallbacks."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models as ensure
+
+    def tick(name: str, done: int, total: int) -> None:
+        if progress:
+            progress(0.0, f"{name}: {done} of {total} ready")
+
+    ensure(store or ModelStore.from_settings(), langs, parts=parts, progress=tick)
+
+
 def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
                best_of: int | None = None, rank: bool = False,
                progress: Progress | None = None) -> StudioResult:
@@ -63,6 +80,8 @@ def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
 
     channel_spec(channel, lang)
     with fallbacks.recording() as used:  # stages that ran without their default model
+        ensure_copy_models(None, [lang], parts=("complaint", "fluency") if rank
+                           else ("complaint",), progress=progress)
         result = generator.generate(product, audience, channel, lang, n=n, best_of=best_of)
         if rank:
             if progress:

@@ -12,7 +12,14 @@ from pydantic import BaseModel, Field
 from adpilot.api.errors import error_response
 from adpilot.api.security import AppState, Read, State, Write
 from adpilot.errors import ConfigError
-from adpilot.usecases.studio import Channel, GenerateRequest, Lang, generate_copy, scoring_available
+from adpilot.usecases.studio import (
+    Channel,
+    GenerateRequest,
+    Lang,
+    ensure_copy_models,
+    generate_copy,
+    scoring_available,
+)
 
 router = APIRouter(prefix="/v1", tags=["copy"])
 
@@ -68,6 +75,7 @@ def generate_for_audience(body: AudienceRequest, state: State, request: Request)
             state.data.segment(body.segment)
             profiles = profiles[profiles["segment"].astype(str) == body.segment]
         progress(0.05, f"{len(profiles)} users")
+        ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the complaint classifiers
         with state.copy.lock:
             plan = plan_campaign(profiles, state.data.table("segments"),
                                  state.store.read("products"), state.store.read("reviews"),
@@ -109,6 +117,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
         audience = match.iloc[0].to_dict()
     folder = default_model_dir()
     attract = AttractivenessModel.load(folder) if is_saved(folder) else None
+    ensure_copy_models(None, [body.lang] if body.lang else ["en", "zh"], parts=("fluency",))
     card = Scorecard(attractiveness=attract).score(
         body.texts, product=product if isinstance(product, dict) else _as_dict(product),
         audience=audience, lang=body.lang)
