@@ -119,6 +119,10 @@ def main() -> None:
     ap.add_argument("--sample-users", type=int, default=2)
     ap.add_argument("--skip-personalise", action="store_true")
     args = ap.parse_args()
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
 
     # llama-cpp-python's Llama API (create_completion, token_eos) is what this script drives;
     # benchmarks/llm_bindings.py measures the default xllamacpp binding beside it

@@ -29,6 +29,10 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
     tests = next(iter(load_dataset("upworthy").tables.values()))
     col = "headline" if "headline" in tests else [c for c in tests if "headline" in c.lower()][0]
     copies = tests[col].dropna().astype(str).drop_duplicates().head(args.n).tolist()

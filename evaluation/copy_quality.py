@@ -286,6 +286,13 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="start llama.cpp's server for the default GGUF on 127.0.0.1 for openai")
     args = ap.parse_args()
+    try:  # the explicit training step of the models the guardrails and scorecard load
+        from adpilot.artifacts import ModelStore
+        from adpilot.models_fetch import ensure_copy_models
+    except ImportError:  # an older checkout (--src) trains them on first use
+        pass
+    else:
+        ensure_copy_models(ModelStore.from_settings())
     if args.worker:
         worker(*args.worker, mode=args.mode, seed=args.seed, backend=args.backend,
                base_url=args.base_url)

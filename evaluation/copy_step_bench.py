@@ -33,6 +33,13 @@ def main() -> None:
     args = ap.parse_args()
     if args.src:
         sys.path.insert(0, str(Path(args.src).resolve()))
+    try:  # the explicit training step of the models the guardrails and scorecard load
+        from adpilot.artifacts import ModelStore
+        from adpilot.models_fetch import ensure_copy_models
+    except ImportError:  # an older checkout (--src) trains them on first use
+        pass
+    else:
+        ensure_copy_models(ModelStore.from_settings())
 
     from adpilot.generation import CopyGenerator
     from adpilot.generation.campaign import plan_campaign

@@ -207,6 +207,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--brand-zh", default=str(ROOT / "brand_marketplace.yaml"),
                     help="brand kit for the Chinese items (ten categories: a general marketplace)")
     args = ap.parse_args(argv)
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
     base = data_dir()
     items = build_items(base)[: args.limit]
     opts = {"llamacpp": {"model": args.model, "n_threads": args.threads},

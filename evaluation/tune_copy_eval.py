@@ -91,6 +91,10 @@ def gen(which: str) -> None:
     from adpilot.tuning.evaluate import copy_metrics, generate_copies, load_briefs
 
     rows = load_briefs(WORK / "sft_heldout.jsonl", max(N_PPL, N_GEN), seed=SEED)[:N_GEN]
+    from adpilot.artifacts import ModelStore
+    from adpilot.models_fetch import ensure_copy_models
+
+    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
     t0 = time.perf_counter()
     copies = generate_copies(_models()[which], rows, device="auto", **GEN)
     metrics = copy_metrics(copies, rows)
