@@ -152,7 +152,7 @@ def refresh(
         from adpilot.errors import ConfigError
         from adpilot.generation import CopyGenerator, load_brand
         from adpilot.usecases.llm import build_backend
-        from adpilot.usecases.studio import read_audience, read_product
+        from adpilot.usecases.studio import ensure_copy_models, read_audience, read_product
 
         if product is None or audience is None:
             raise ConfigError("--product and --audience go together")
@@ -160,6 +160,7 @@ def refresh(
         generator = CopyGenerator(build_backend(backend, model, base_url),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
                                   cache=get_settings().llm_cache_dir)
+        ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the guardrail's models
     try:
         result = close_loop(camps, campaign, retire_below=retire_below,
                             min_impressions=min_impressions, keep=keep,
