@@ -87,11 +87,11 @@ def audience_ids(store: Store, audience: str | Sequence[str] = "all") -> list[st
             raise ConfigError(f"audience {audience!r} needs segments: run `adpilot profile build` "
                               "(or `adpilot run`) first")
         profiles = store.read("profiles")
-        known = sorted(profiles["segment"].astype(str).unique())
+        known = sorted(profiles[C.SEGMENT].astype(str).unique())
         if seg not in known:
             raise InputError(f"audience {audience!r}: no segment {seg!r}; segments are "
                              f"{', '.join(known) or 'none'}")
-        return sorted(profiles.loc[profiles["segment"].astype(str) == seg, C.USER_ID].astype(str))
+        return sorted(profiles.loc[profiles[C.SEGMENT].astype(str) == seg, C.USER_ID].astype(str))
     return _ids_from_file(Path(audience), set(customers))
 
 
@@ -136,18 +136,18 @@ def _contacts(store: Store, ids: list[str]) -> pd.DataFrame:
     cust[C.ID] = cust[C.ID].astype(str)
     cust = cust.set_index(C.ID).reindex(ids)
     out = pd.DataFrame(index=pd.Index(ids, name=C.ID))
-    for col in ("email", "phone", "timezone"):  # optional columns: missing → no address
+    for col in (C.EMAIL, C.PHONE, C.TIMEZONE):  # optional columns: missing → no address
         out[col] = cust[col].map(_text) if col in cust else None
     attrs = cust.get(C.ATTRIBUTES, pd.Series(index=cust.index, dtype=object))
     out["lang"] = [_text(json.loads(a).get("preferred_language")) if isinstance(a, str) and a
                    else None for a in attrs]
-    out["segment"] = None
+    out[C.SEGMENT] = None
     if store.has_table("profiles"):
         prof = store.read("profiles").astype({C.USER_ID: str}).drop_duplicates(C.USER_ID)
         prof = prof.set_index(C.USER_ID).reindex(ids)
-        out["segment"] = prof["segment"].map(_text) if "segment" in prof else None
-        if "language" in prof:
-            out["lang"] = out["lang"].fillna(prof["language"].map(_text))
+        out[C.SEGMENT] = prof[C.SEGMENT].map(_text) if C.SEGMENT in prof else None
+        if C.LANGUAGE in prof:
+            out["lang"] = out["lang"].fillna(prof[C.LANGUAGE].map(_text))
     out["lang"] = out["lang"].fillna("en").map(lambda v: "zh" if v.lower().startswith("zh") else v)
     return out
 
@@ -221,7 +221,7 @@ def build_messages(store: Store, campaigns: Campaigns, campaign_id: str, *,
     ids = audience_ids(store, audience)[:limit]
     variants = _variants(campaigns, campaign_id, channel)
     contacts = _contacts(store, ids)
-    address = {"email": "email", "sms": "phone"}.get(channel)
+    address = {"email": C.EMAIL, "sms": C.PHONE}.get(channel)  # the contact column
     messages, propensity, unfit = [], {}, 0
     for user, row in zip(ids, contacts.itertuples(index=False), strict=True):
         segment = _text(row.segment)

@@ -31,9 +31,9 @@ def plan_variants(plan: pd.DataFrame) -> dict[str, dict]:
     out: dict[str, dict] = {}
     order = plan.assign(_own=plan["personalised"].astype(bool)).sort_values("_own", kind="stable")
     for (lang, segment, product, channel), rows in order.groupby(
-            ["lang", "segment", C.PRODUCT_ID, C.CHANNEL], sort=True):
+            ["lang", C.SEGMENT, C.PRODUCT_ID, C.CHANNEL], sort=True):
         row = rows.iloc[0]
-        text = str(row["text"])
+        text = str(row[C.TEXT])
         copy: dict = {"lang": lang, "segment": str(segment), "product_id": str(product),
                       "passed": bool(row["passed"]),
                       "violations": [str(v) for v in parse_violations(row.get("violations"))],
