@@ -66,7 +66,7 @@ class DataService:
 
     def segment(self, segment_id: str) -> dict:
         s = self.table("segments")
-        row = s[s["segment"].astype(str) == str(segment_id)]
+        row = s[s[C.SEGMENT].astype(str) == str(segment_id)]
         if row.empty:
             raise NotFoundError(f"unknown segment {segment_id!r}")
         return records(row)[0]

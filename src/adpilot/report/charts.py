@@ -69,7 +69,7 @@ def funnel_chart(events: pd.DataFrame) -> str:
 def segment_chart(segments: pd.DataFrame) -> str:
     """Segment sizes with their short names."""
     fig, ax = _axes("Segments by size", size=(5.6, 0.5 + 0.45 * max(1, len(segments))))
-    labels = segments["segment"] + "  " + segments["name"].str.slice(0, 38)
+    labels = segments[C.SEGMENT] + "  " + segments["name"].str.slice(0, 38)
     ax.barh(labels[::-1], segments["size"][::-1], color=PALETTE[0])
     ax.set_xlabel("customers")
     return figure_svg(fig)
