@@ -1,4 +1,7 @@
-"""``adpilot generate-batch``: many messages against an OpenAI-compatible server, resumable."""
+"""``adpilot generate-batch``: ``adpilot generate --products … --backend openai`` under its old
+name (guardrails, structured output, best-of-N; resumable by the output file), or, with
+``--briefs``, the deprecated raw-prompt mode (no guardrails, no structured output; a SQLite
+ledger for resuming)."""
 
 from __future__ import annotations
 
@@ -10,8 +13,16 @@ from adpilot.cli._common import console, err_console, print_json
 
 
 def generate_batch(
-    briefs: Path = typer.Option(..., "--briefs", help="CSV, JSONL or Parquet with columns key, "
-                                "prompt (and optionally system); keys must be unique."),
+    products: Path = typer.Option(None, "--products", help="Catalogue (JSONL or CSV): runs "
+                                  "`adpilot generate --products` with the openai backend."),
+    audience: Path = typer.Option(None, "--audience", help="With --products: the audience JSON."),
+    channel: str = typer.Option("social", "--channel", help="With --products."),
+    lang: str = typer.Option("en", "--lang", help="With --products: en | zh"),
+    n: int = typer.Option(1, "-n", min=1, max=20, help="With --products: variants per product."),
+    best_of: int = typer.Option(3, "--best-of", min=1, max=20, help="With --products."),
+    fewshot: int = typer.Option(0, "--fewshot", min=0, max=8, help="With --products."),
+    briefs: Path = typer.Option(None, "--briefs", help="Deprecated raw mode: CSV, JSONL or "
+                                "Parquet with columns key, prompt (and optionally system)."),
     ledger: Path = typer.Option(None, "--ledger", help="SQLite progress ledger (default: "
                                 "<briefs>.ledger.sqlite). Rerun with the same ledger to resume."),
     base_url: str = typer.Option(None, "--base-url", envvar="ADPILOT_LLM_BASE_URL",
@@ -25,16 +36,35 @@ def generate_batch(
                                     help="Retries per request (exponential backoff)."),
     backoff: float = typer.Option(0.5, "--backoff", min=0.0, help="First retry delay, seconds."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds per request."),
-    out: Path = typer.Option(None, "--out", help="Also export every stored message (.parquet "
-                             "or .csv) when the run ends."),
+    out: Path = typer.Option(None, "--out", help="With --products: the JSONL output (resumed "
+                             "on rerun). With --briefs: also export the stored messages "
+                             "(.parquet or .csv)."),
     db: str = typer.Option(None, "--db", help="Also load the messages into this store "
                            "(table generated_messages)."),
     executor: str = typer.Option("local", "--executor", help="local (threads) | ray (actors)."),
     ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Generate a message per brief; finished messages are committed one by one, so an
-    interrupted run resumes where it stopped and never stores a message twice."""
+    """Copy for a catalogue through an OpenAI-compatible server (same as ``adpilot generate
+    --products … --backend openai``). Deprecated: ``--briefs`` sends raw prompts without
+    guardrails; finished messages are committed to a ledger one by one, so an interrupted run
+    resumes where it stopped and never stores a message twice."""
+    if (products is None) == (briefs is None):
+        raise typer.BadParameter("give --products (a catalogue; the generate path) or --briefs "
+                                 "(deprecated raw prompts)")
+    if products is not None:
+        from adpilot.cli.generate import generate
+
+        if audience is None:
+            raise typer.BadParameter("--products needs --audience")
+        generate(product=None, products=products, audience=audience, channel=channel, lang=lang,
+                 n=n, best_of=best_of, out=out, concurrency=concurrency, fewshot=fewshot,
+                 backend="openai", model=model, base_url=base_url, brand=None,
+                 max_attempts=3, no_cache=False, as_json=as_json)
+        return
+    err_console.print("[yellow]deprecated:[/] --briefs sends raw prompts with no guardrails and "
+                      "no structured output; use `adpilot generate --products catalogue.jsonl "
+                      "--backend openai` (or generate-batch --products)", highlight=False)
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from adpilot.backends.executor import get_executor
@@ -70,7 +100,7 @@ def generate_batch(
          else write_csv(stored, out))
         summary["out"] = str(out)
     if db:
-        from adpilot.store import open_store
+        from adpilot.cli._common import open_store
 
         store = open_store(db)
         store.write_table("generated_messages", stored)

@@ -145,3 +145,28 @@ def read_audience(path: Path):
         return Audience.model_validate(read_record(path, "audience"))
     except ValidationError as exc:
         raise InputError(f"not a valid audience: {exc}", path=str(path)) from None
+
+
+def fewshot_libraries(lang: str, n_shots: int) -> tuple[dict, str]:
+    """``(shots, note)`` for :class:`~adpilot.generation.CopyGenerator`'s ``shots``: with
+    ``n_shots`` > 0 and Chinese copy, the AdvertiseGen library (the training part of its seeded
+    split, :func:`adpilot.generation.fewshot.adgen_library`). ``note`` says what was used, or
+    why nothing was (no library for the language). A missing data file raises
+    :class:`~adpilot.errors.InputError` naming where it was looked for and how to get it."""
+    if n_shots <= 0:
+        return {}, "few-shot examples off"
+    if lang != "zh":
+        return {}, (f"no few-shot library for {lang!r} copy (AdvertiseGen is Chinese); "
+                    "writing without examples")
+    from adpilot.errors import DatasetUnavailableError
+    from adpilot.generation.fewshot import adgen_library
+
+    try:
+        library = adgen_library()
+    except DatasetUnavailableError as exc:
+        raise InputError(
+            f"--fewshot needs the AdvertiseGen records (copy/adgen_zh.jsonl): {exc}. Put the "
+            "shared data folder in place (ADPILOT_DATA_DIR), fetch it with `adpilot datasets "
+            "fetch adgen_zh`, or run without --fewshot") from None
+    return {"zh": library}, (f"{n_shots} few-shot example(s) per product from "
+                             f"{len(library)} AdvertiseGen texts")
