@@ -325,7 +325,10 @@ def main() -> None:
         return worker(args.worker, args.model, threads)
 
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
-    qwen, gemma = model_path(DEFAULT_MODEL), model_path("gemma3-270m-q4_k_m")
+    from adpilot.config import get_settings
+    models = get_settings().models_dir
+    qwen = model_path(DEFAULT_MODEL, cache_dir=models)
+    gemma = model_path("gemma3-270m-q4_k_m", cache_dir=models)
     result: dict = {"machine": {"cpus": os.cpu_count(), "threads": threads,
                                 "python": platform.python_version(),
                                 "note": "2 cores shared with other engineers' jobs: compare the "

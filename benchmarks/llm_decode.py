@@ -128,11 +128,12 @@ def main() -> None:
     # benchmarks/llm_bindings.py measures the default xllamacpp binding beside it
     from adpilot.backends.llm.llamacpp_python import LlamaCppPythonBackend as LlamaCppBackend
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
+    from adpilot.config import get_settings
 
-    path = model_path(DEFAULT_MODEL)
+    path = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)
     size = path.stat().st_size
     bw = copy_bandwidth(size, args.reps + 2)
-    backend = LlamaCppBackend(DEFAULT_MODEL)
+    backend = LlamaCppBackend(DEFAULT_MODEL, models_dir=get_settings().models_dir)
     llm = backend._load()
     decode_rate(llm, 8)  # warm-up: weights paged in, threads spun up
     runs = [decode_rate(llm, args.tokens) for _ in range(args.reps)]

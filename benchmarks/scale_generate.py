@@ -44,8 +44,9 @@ def start_server(log: Path) -> tuple[subprocess.Popen, str]:
     import httpx
 
     from adpilot.backends.llm.models import model_path
+    from adpilot.config import get_settings
 
-    gguf = model_path("gemma3-270m-q4_k_m")
+    gguf = model_path("gemma3-270m-q4_k_m", cache_dir=get_settings().models_dir)
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", str(gguf),
                              "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",

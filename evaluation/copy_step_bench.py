@@ -50,10 +50,15 @@ def main() -> None:
     holder = {}
 
     def step_copy_timed(ctx) -> None:
+        from adpilot.backends.llm import get_backend
+        from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
+        from adpilot.config import get_settings
         from adpilot.generation import PromptCache
 
         cache = PromptCache(work / "llm-cache") if args.fresh_cache else False
-        gen = CopyGenerator(ctx.llm, cache=cache, on_message=variants.append)
+        gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)  # any checkout
+        gen = CopyGenerator(get_backend(ctx.llm, model=str(gguf)), cache=cache,
+                            on_message=variants.append)
         gen.backend._load()  # model load is not copy-writing time
         started = time.perf_counter()
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,

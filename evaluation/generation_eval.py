@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
     base = data_dir()
     items = build_items(base)[: args.limit]
-    opts = {"llamacpp": {"model": args.model, "n_threads": args.threads},
+    opts = {"llamacpp": {"model": args.model, "n_threads": args.threads,
+                         "models_dir": get_settings().models_dir},
             "openai": {"base_url": args.base_url, "model": args.model},
             "transformers": {"model_dir": args.model}}.get(args.backend, {})
     backend = get_backend(args.backend, **{k: v for k, v in opts.items() if v})

@@ -196,7 +196,6 @@ NOT_LIBRARY = ("adpilot.cli", "adpilot.api", "adpilot.dashboard",
 # and so does an entry that no longer occurs.
 SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
-    "adpilot.backends.llm.models",  # models_dir for downloaded GGUF files
     "adpilot.datasets_fetch",  # data_dir, offline, datasets_mirror
     "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
 }

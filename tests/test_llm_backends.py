@@ -144,6 +144,25 @@ def test_unknown_model_name():
         model_path("x")
 
 
+def test_a_registered_model_needs_the_models_folder_passed_in(tmp_path, isolated_home):
+    """The library reads no settings: a registered name is assembled only into a folder the
+    caller names (the CLI and API pass Settings.models_dir through backend_options)."""
+    from adpilot.backends.llm.llamacpp import resolve_model
+    from adpilot.usecases.llm import backend_options
+
+    with pytest.raises(ConfigError, match="pass its folder"):
+        model_path("gemma3-270m-q4_k_m")
+    with pytest.raises(ConfigError, match="pass its folder"):
+        resolve_model("gemma3-270m-q4_k_m")
+    gguf = tmp_path / "any.gguf"
+    gguf.write_bytes(b"GGUF")
+    assert resolve_model(gguf) == gguf  # a path needs no folder
+    assert backend_options("llamacpp", None, None, models_dir=tmp_path) == {"models_dir": tmp_path}
+    assert backend_options("openai", "m", "http://x/v1", models_dir=tmp_path) == {
+        "base_url": "http://x/v1", "model": "m"}
+    assert not (isolated_home / "cache").exists()
+
+
 def test_qwen_spec_is_pinned():
     spec = MODELS["qwen2.5-coder-1.5b-instruct-q4_k_m"]
     assert len(spec.part_modules) == 22 and spec.size == 1_117_320_768

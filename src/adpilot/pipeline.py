@@ -210,9 +210,12 @@ def step_copy(ctx: RunContext) -> None:
     try:
         from adpilot.generation import CopyGenerator
         from adpilot.generation.campaign import plan_campaign
+        from adpilot.usecases.llm import build_backend
 
-        cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None  # None: no cache
-        generator = CopyGenerator(ctx.llm, cache=cache)
+        # None: no reply cache, and a registered GGUF model cannot be assembled (pass settings)
+        cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None
+        models_dir = ctx.settings.models_dir if ctx.settings is not None else None
+        generator = CopyGenerator(build_backend(ctx.llm, models_dir=models_dir), cache=cache)
         _ensure_copy_models(ctx)
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
                              ctx.table("products"), ctx.table("reviews"),

@@ -38,7 +38,8 @@ def default_backend_factory(settings: ApiSettings) -> Callable[[], object]:
     def build():
         from adpilot.usecases.llm import build_backend
 
-        return build_backend(settings.llm_backend, settings.llm_model, settings.llm_base_url)
+        return build_backend(settings.llm_backend, settings.llm_model, settings.llm_base_url,
+                             models_dir=settings.models_dir)
 
     return build
 

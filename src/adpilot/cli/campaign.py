@@ -157,7 +157,8 @@ def refresh(
         if product is None or audience is None:
             raise ConfigError("--product and --audience go together")
         prod, aud = read_product(product), read_audience(audience)
-        generator = CopyGenerator(build_backend(backend, model, base_url),
+        generator = CopyGenerator(build_backend(backend, model, base_url,
+                                                models_dir=get_settings().models_dir),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
                                   cache=get_settings().llm_cache_dir)
         ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the guardrail's models

@@ -5,14 +5,18 @@ in the model registry (resolved here, so the backend itself knows nothing of tun
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from adpilot.backends.llm.base import LLMBackend, get_backend
 
 
-def backend_options(backend: str, model: str | None = None,
-                    base_url: str | None = None) -> dict[str, str]:
+def backend_options(backend: str, model: str | None = None, base_url: str | None = None,
+                    models_dir: str | Path | None = None) -> dict[str, str | Path]:
     """Constructor options for ``backend`` (each backend names its model differently); unset
-    or empty values are left out so the backend's own default applies."""
-    options = {"llamacpp": {"model": model},
+    or empty values are left out so the backend's own default applies. ``models_dir``
+    (``Settings.models_dir``) is where the llama.cpp backends assemble a registered model."""
+    options = {"llamacpp": {"model": model, "models_dir": models_dir},
+               "llama-cpp-python": {"models_dir": models_dir},
                "openai": {"base_url": base_url, "model": model},
                "transformers": {"model_dir": model}}.get(backend, {})
     options = {k: v for k, v in options.items() if v}
@@ -23,7 +27,7 @@ def backend_options(backend: str, model: str | None = None,
     return options
 
 
-def build_backend(backend: str, model: str | None = None,
-                  base_url: str | None = None) -> LLMBackend:
+def build_backend(backend: str, model: str | None = None, base_url: str | None = None,
+                  models_dir: str | Path | None = None) -> LLMBackend:
     """The registered backend ``backend`` built from the user-facing settings."""
-    return get_backend(backend, **backend_options(backend, model, base_url))
+    return get_backend(backend, **backend_options(backend, model, base_url, models_dir))

@@ -30,9 +30,10 @@ def default_threads() -> int:
     return int(os.environ.get("ADPILOT_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 2) // 2)
 
 
-def resolve_model(model: str | Path) -> Path:
-    """A registered model name (assembled and verified on first use) or a path to a GGUF file."""
-    path = model_path(str(model)) if str(model) in MODELS else Path(model)
+def resolve_model(model: str | Path, models_dir: str | Path | None = None) -> Path:
+    """A registered model name (assembled and verified on first use in ``models_dir``) or a
+    path to a GGUF file."""
+    path = model_path(str(model), cache_dir=models_dir) if str(model) in MODELS else Path(model)
     if not path.is_file():
         raise llm.LLMError(f"GGUF model file {path} does not exist")
     return path
@@ -100,7 +101,8 @@ def server_params(model: Path, *, n_ctx: int, n_threads: int, parallel: int = 1,
 @llm.register_backend("llamacpp")
 class LlamaCppBackend(llm.LLMBackend):
     """A GGUF file run in-process. ``model`` is a registered model name (assembled and verified
-    on first use) or a path to any GGUF file. JSON schemas become a sampling grammar, so replies
+    on first use in ``models_dir``, which a shell passes from ``Settings.models_dir``) or a
+    path to any GGUF file. JSON schemas become a sampling grammar, so replies
     are well-formed JSON by construction. ``lora_path`` applies a GGUF LoRA adapter at
     ``lora_scale``; ``parallel`` > 1 decodes that many requests of :meth:`complete_many` together
     (continuous batching, one ``n_ctx`` per slot)."""
@@ -110,7 +112,8 @@ class LlamaCppBackend(llm.LLMBackend):
     def __init__(self, model: str | Path = DEFAULT_MODEL, *, n_ctx: int = 4096,
                  n_threads: int | None = None, seed: int = 0, use_grammar: bool = True,
                  lora_path: str | Path | None = None, lora_scale: float = 1.0,
-                 parallel: int = 1, chat_template: str | None = None) -> None:
+                 parallel: int = 1, chat_template: str | None = None,
+                 models_dir: str | Path | None = None) -> None:
         if parallel < 1:
             raise llm.LLMError(f"The 'parallel' parameter of LlamaCppBackend must be an int >= 1. "
                                f"Got {parallel}.")
@@ -123,6 +126,7 @@ class LlamaCppBackend(llm.LLMBackend):
         self.lora_scale = lora_scale
         self.parallel = parallel
         self.chat_template = chat_template
+        self.models_dir = models_dir
         self._server = None
         self._lock = threading.Lock()  # loading only: the server itself is thread-safe
 
@@ -137,7 +141,7 @@ class LlamaCppBackend(llm.LLMBackend):
                 xlc = require("xllamacpp", feature="the llamacpp backend")
                 # the server also listens on a random loopback port; a key nobody knows keeps
                 # other local processes out (in-process calls do not go through HTTP)
-                params = server_params(resolve_model(self.model), n_ctx=self.n_ctx,
+                params = server_params(resolve_model(self.model, self.models_dir), n_ctx=self.n_ctx,
                                        n_threads=self.n_threads, parallel=self.parallel,
                                        lora_path=self.lora_path, lora_scale=self.lora_scale,
                                        chat_template=self.chat_template,

@@ -22,14 +22,17 @@ from adpilot.deps import require
 @llm.register_backend("llama-cpp-python")
 class LlamaCppPythonBackend(llm.LLMBackend):
     """A GGUF file run in-process by llama-cpp-python; the options of the ``llamacpp`` backend.
-    JSON schemas become a GBNF grammar (llama-cpp-python's own converter)."""
+    JSON schemas become a GBNF grammar (llama-cpp-python's own converter); a registered model
+    name is assembled in ``models_dir``."""
 
     name = "llama-cpp-python"
 
     def __init__(self, model: str | Path = DEFAULT_MODEL, *, n_ctx: int = 4096,
                  n_threads: int | None = None, seed: int = 0, use_grammar: bool = True,
-                 lora_path: str | Path | None = None, lora_scale: float = 1.0) -> None:
+                 lora_path: str | Path | None = None, lora_scale: float = 1.0,
+                 models_dir: str | Path | None = None) -> None:
         self.model = str(model)
+        self.models_dir = models_dir
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
         self.seed = seed
@@ -47,7 +50,7 @@ class LlamaCppPythonBackend(llm.LLMBackend):
     def _load(self):
         if self._llm is None:
             llama_cpp = require("llama_cpp", feature="the llama-cpp-python backend")
-            path = resolve_model(self.model)
+            path = resolve_model(self.model, self.models_dir)
             extra = {}
             if self.lora_path is not None:
                 if not self.lora_path.is_file():

@@ -40,11 +40,13 @@ class LocalServer:
 def start_server(model: str | Path, *, host: str = "127.0.0.1", port: int = 0, n_ctx: int = 2048,
                  parallel: int = 1, n_threads: int | None = None, alias: str | None = None,
                  chat_template: str | None = None, lora_path: str | Path | None = None,
-                 lora_scale: float = 1.0, api_key: str | None = None) -> LocalServer:
-    """Load ``model`` (a registered name or a GGUF path) and serve it; returns once it listens.
-    ``port=0`` picks a free port; ``n_ctx`` is per slot."""
+                 lora_scale: float = 1.0, api_key: str | None = None,
+                 models_dir: str | Path | None = None) -> LocalServer:
+    """Load ``model`` (a registered name, assembled in ``models_dir``, or a GGUF path) and serve
+    it; returns once it listens. ``port=0`` picks a free port; ``n_ctx`` is per slot."""
     xlc = require("xllamacpp", feature="the local llama.cpp server")
-    params = server_params(resolve_model(model), n_ctx=n_ctx, n_threads=n_threads or default_threads(),
+    params = server_params(resolve_model(model, models_dir), n_ctx=n_ctx,
+                           n_threads=n_threads or default_threads(),
                            parallel=parallel, lora_path=Path(lora_path) if lora_path else None,
                            lora_scale=lora_scale, chat_template=chat_template, host=host, port=port,
                            alias=alias, api_key=api_key or os.environ.get("ADPILOT_LLM_SERVER_KEY"))
@@ -65,6 +67,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="llama.cpp built-in template name (gemma, chatml, ...) or Jinja text")
     ap.add_argument("--lora", default=None, help="GGUF LoRA adapter")
     ap.add_argument("--lora-scale", type=float, default=1.0)
+    ap.add_argument("--models-dir", default=None,
+                    help="models folder where a registered model name is assembled")
     args = ap.parse_args(argv)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     with start_server(args.model, host=args.host, port=args.port, n_ctx=args.n_ctx,
                       parallel=args.parallel, n_threads=args.threads, alias=args.alias,
                       chat_template=args.chat_template, lora_path=args.lora,
-                      lora_scale=args.lora_scale) as srv:
+                      lora_scale=args.lora_scale, models_dir=args.models_dir) as srv:
         print(f"serving {args.model} at {srv.url}", flush=True)
         # llama.cpp's threads may take the signal; the main thread must wake to run the handler
         while not stop.wait(0.5):

