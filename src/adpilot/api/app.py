@@ -8,6 +8,7 @@ import logging
 import threading
 from collections.abc import Callable
 from contextlib import asynccontextmanager
+from functools import partial
 
 from adpilot.deps import require as require_module
 
@@ -26,6 +27,7 @@ from adpilot.api.security import AppState  # noqa: E402
 from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
 from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
 from adpilot.api.throttle import AuthThrottle, RateLimiter  # noqa: E402
+from adpilot.api.throttle_store import StoredFailureCounter  # noqa: E402
 from adpilot.store.sql import Store  # noqa: E402
 
 log = logging.getLogger("adpilot.api")
@@ -57,7 +59,9 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
                      data=DataService(store),
                      copy=CopyService(factory, cache_dir=settings.llm_cache_dir),
                      jobs=JobRunner(store, workers=settings.job_workers),
-                     throttle=AuthThrottle.from_settings(settings),
+                     # failures and lockouts shared by every process on this store
+                     throttle=AuthThrottle.from_settings(
+                         settings, counter=partial(StoredFailureCounter, store)),
                      costly=RateLimiter(rate_per_minute=settings.report_rate_per_minute,
                                         burst=settings.report_burst),
                      reports=CampaignReports(store))

@@ -10,10 +10,12 @@ failures. Lockouts are logged with the account and client, never the secret trie
 :class:`RateLimiter` is a token bucket per client: ``burst`` requests at once, then
 ``rate_per_minute``.
 
-State lives in memory, per process. ``adpilot serve`` runs one process, so the limits hold as
-configured; behind a load balancer with several processes each counts alone (the effective
-limits multiply by the number of processes). A shared store would need a failures table with
-one write per failed attempt and one read per check; not done, as one process is what we ship.
+The failure counters are in memory, per process, unless ``counter`` builds
+:class:`~adpilot.api.throttle_store.StoredFailureCounter`: then they live in the store and every
+process serving it shares failures and lockouts. ``create_app`` (so ``adpilot serve``) uses the
+store. The :class:`RateLimiter` stays in memory, per process: with several processes each has
+its own buckets, so a client may make ``burst`` × processes requests at once (it protects
+expensive routes from one hammering client, not a security boundary).
 Memory is bounded: idle entries are dropped, and at most ``max_keys`` are kept.
 """
 
@@ -37,14 +39,15 @@ class _Record:
     failures: deque = field(default_factory=deque)  # monotonic times of recent failures
     locked_until: float = 0.0
     lockouts: int = 0  # lockouts so far: the next one lasts base × 2**lockouts
-    last_seen: float = 0.0
+    last_seen: float | None = None
 
 
 class FailureCounter:
     """Failures per key within a sliding window, with a doubling lockout."""
 
     def __init__(self, *, max_failures: int, window: float, lockout: float, max_lockout: float,
-                 clock: Clock = time.monotonic, max_keys: int = 100_000) -> None:
+                 clock: Clock = time.monotonic, max_keys: int = 100_000,
+                 name: str = "") -> None:
         self.max_failures, self.window = max_failures, window
         self.lockout, self.max_lockout = lockout, max_lockout
         self.clock, self.max_keys = clock, max_keys
@@ -71,20 +74,24 @@ class FailureCounter:
                 if len(self._records) >= self.max_keys:
                     self._prune(now)
                 record = self._records[key] = _Record()
-            elif now - record.last_seen > self.window + self.max_lockout:
-                record.lockouts = 0  # quiet for long enough: start again from the base lockout
-            record.last_seen = now
-            while record.failures and now - record.failures[0] > self.window:
-                record.failures.popleft()
-            record.failures.append(now)
-            count = len(record.failures)
-            if count < self.max_failures:
-                return 0.0, count
-            seconds = min(self.max_lockout, self.lockout * 2 ** record.lockouts)
-            record.lockouts += 1
-            record.locked_until = now + seconds
-            record.failures.clear()  # after the lockout, max_failures more tries (then longer)
-            return seconds, count
+            return self._count(record, now)
+
+    def _count(self, record: _Record, now: float) -> tuple[float, int]:
+        """Add a failure at ``now`` to ``record`` (see :meth:`failure`)."""
+        if record.last_seen is not None and now - record.last_seen > self.window + self.max_lockout:
+            record.lockouts = 0  # quiet for long enough: start again from the base lockout
+        record.last_seen = now
+        while record.failures and now - record.failures[0] > self.window:
+            record.failures.popleft()
+        record.failures.append(now)
+        count = len(record.failures)
+        if count < self.max_failures:
+            return 0.0, count
+        seconds = min(self.max_lockout, self.lockout * 2 ** record.lockouts)
+        record.lockouts += 1
+        record.locked_until = now + seconds
+        record.failures.clear()  # after the lockout, max_failures more tries (then longer)
+        return seconds, count
 
     def success(self, key: object) -> None:
         with self._lock:
@@ -92,7 +99,7 @@ class FailureCounter:
 
     def _prune(self, now: float) -> None:
         stale = [k for k, r in self._records.items()
-                 if r.locked_until <= now and now - r.last_seen > self.window]
+                 if r.locked_until <= now and now - (r.last_seen or now) > self.window]
         for k in stale:
             del self._records[k]
         if len(self._records) >= self.max_keys:  # a flood of distinct keys: keep the locked
@@ -104,18 +111,23 @@ class AuthThrottle:
     """Per-client and per-account failure counters for logins and API keys."""
 
     def __init__(self, *, max_failures: int, max_failures_per_client: int, window: float,
-                 lockout: float, max_lockout: float, clock: Clock = time.monotonic) -> None:
+                 lockout: float, max_lockout: float, clock: Clock | None = None,
+                 counter: Callable[..., FailureCounter] | None = None) -> None:
+        """``counter`` builds each of the two counters (default: in memory); pass
+        ``partial(StoredFailureCounter, store)`` to share them through a store."""
         options = {"window": window, "lockout": lockout, "max_lockout": max_lockout,
-                   "clock": clock}
-        self.accounts = FailureCounter(max_failures=max_failures, **options)
-        self.clients = FailureCounter(max_failures=max_failures_per_client, **options)
+                   **({"clock": clock} if clock else {})}
+        counter = counter or FailureCounter
+        self.accounts = counter(name="account", max_failures=max_failures, **options)
+        self.clients = counter(name="client", max_failures=max_failures_per_client, **options)
 
     @classmethod
-    def from_settings(cls, settings) -> AuthThrottle:
+    def from_settings(cls, settings, counter: Callable[..., FailureCounter] | None = None,
+                      ) -> AuthThrottle:
         return cls(max_failures=settings.auth_max_failures,
                    max_failures_per_client=settings.auth_max_failures_per_client,
                    window=settings.auth_window_seconds, lockout=settings.auth_lockout_seconds,
-                   max_lockout=settings.auth_lockout_max_seconds)
+                   max_lockout=settings.auth_lockout_max_seconds, counter=counter)
 
     def retry_after(self, client: str, account: tuple[str, str]) -> int:
         """Whole seconds to wait before this client may try this account (0: go ahead)."""
