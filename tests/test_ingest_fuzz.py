@@ -23,11 +23,12 @@ from adpilot.store import Store
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 _EXAMPLE = count()
 
-# lone surrogates are left out: a JSONL file holding one still fails as a whole in the reader
-# (issue 17, open)
-tricky = st.sampled_from(["\x00", "\u202e", "😀", "麓", "织", "é", " ", "=", '"', ","])
+tricky = st.sampled_from(["\x00", "\ud800", "\udfff", "\u202e", "😀", "麓", "织", "é", " ", "=",
+                         '"', ","])
+# a list of characters joined, not st.text: st.text never yields a lone surrogate, whatever
+# its alphabet holds
 text = st.one_of(
-    st.text(alphabet=st.characters(blacklist_categories=("Cc",)) | tricky, max_size=12),
+    st.lists(st.characters(blacklist_categories=("Cc", "Cs")) | tricky, max_size=12).map("".join),
     st.builds(lambda c, n: c * n, st.sampled_from(["x", "长"]), st.integers(500, 700)),
 )
 row = st.fixed_dictionaries({
@@ -45,6 +46,8 @@ def _clean(value: str, limit: int = 512) -> bool:
 @given(rows=st.lists(row, min_size=1, max_size=8))
 def test_any_customer_file_is_kept_or_quarantined_with_a_reason(db_url, tmp_path, rows):
     n = next(_EXAMPLE)
+    # what the file says: "\ud800" next to "\udfff" is one character (a pair), not two lone ones
+    rows = [json.loads(json.dumps(r)) for r in rows]
     for r in rows:  # ids of one example never meet another example's in the shared store
         r["customer_id"] = f"e{n}-{r['customer_id']}"
     path = tmp_path / f"customers-{n}.jsonl"

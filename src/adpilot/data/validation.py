@@ -269,7 +269,7 @@ def validate(mapped: pd.DataFrame, schema: RecordSchema, *,
     else:
         typed[id_col] = _stable_ids(typed, schema)
 
-    if extra is not None and len(extra.columns):
+    if extra is not None and len(extra.columns) and len(extra):  # no rows: no attributes
         extra = extra.reset_index(drop=True)
         for name in extra.columns:  # kept as attributes: they must be storable too
             given = extra[name]
