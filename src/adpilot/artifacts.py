@@ -21,6 +21,7 @@ import importlib
 import json
 import logging
 import os
+import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,7 +78,7 @@ def save_metadata(folder: str | Path, kind: str, format_version: int, *,
                         data_hash, dict(metrics or {}),
                         created_at or datetime.now(UTC).isoformat(timespec="seconds"),
                         dict(extra or {}), folder)
-    tmp = folder / f".{METADATA_FILE}.{os.getpid()}.tmp"
+    tmp = folder / f".{METADATA_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
     tmp.write_text(json.dumps(meta.as_dict(), indent=2, ensure_ascii=False, default=str),
                    encoding="utf-8")
     os.replace(tmp, folder / METADATA_FILE)

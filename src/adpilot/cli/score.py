@@ -134,13 +134,9 @@ def score(
         raise InputError("no copies to score", path=str(copy))
     model_dir = default_model_dir()
     attract = AttractivenessModel.load(model_dir) if is_saved(model_dir) else None
-    guards = []
-    try:
-        from adpilot.generation.guardrails import scorecard_guardrails
+    from adpilot.generation.compliance import scorecard_guardrails
 
-        guards = scorecard_guardrails(product=_load_json(product))
-    except ImportError:
-        pass
+    guards = scorecard_guardrails(product=_load_json(product))
     refs = ([r.strip() for r in references.read_text(encoding="utf-8").splitlines() if r.strip()]
             if references else None)
     from adpilot.artifacts import ModelStore

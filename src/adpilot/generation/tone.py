@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import pickle
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -78,7 +80,8 @@ def _save(folder: Path, model: Pipeline, lang: str, data_hash: str | None,
           metrics: dict | None = None) -> Path:
     """Write ``folder/model.pkl`` and its document, atomically (a reader sees old or new)."""
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{MODEL_FILE}.tmp"
+    # one temporary name per process and thread: two builds at once must not share it
+    tmp = folder / f".{MODEL_FILE}.{os.getpid()}.{threading.get_ident()}.tmp"
     with open(tmp, "wb") as fh:
         pickle.dump(model, fh)
     tmp.replace(folder / MODEL_FILE)

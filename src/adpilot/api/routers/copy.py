@@ -118,8 +118,11 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     folder = default_model_dir()
     attract = AttractivenessModel.load(folder) if is_saved(folder) else None
     ensure_copy_models(None, [body.lang] if body.lang else ["en", "zh"], parts=("fluency",))
-    card = Scorecard(attractiveness=attract).score(
-        body.texts, product=product if isinstance(product, dict) else _as_dict(product),
+    from adpilot.generation.compliance import scorecard_guardrails
+
+    record = product if isinstance(product, dict) else _as_dict(product)
+    card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record)).score(
+        body.texts, product=record,
         audience=audience, lang=body.lang)
     return JSONResponse(jsonable({"copies": card.drop(columns=["language"]).to_dict("records"),
                                   "set": card.attrs.get("set_diversity"),
