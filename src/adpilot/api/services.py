@@ -57,19 +57,19 @@ class DataService:
         with self.store.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(table(name))).scalar_one())
 
-    def profile(self, user_id: str) -> dict:
-        p = self.table("profiles")
-        row = p[p[C.USER_ID].astype(str) == str(user_id)]
+    def _one(self, name: str, column: str, value: str, missing: str) -> dict:
+        """The row of table ``name`` whose ``column`` is ``value``, or NotFoundError(missing)."""
+        t = self.table(name)
+        row = t[t[column].astype(str) == str(value)]
         if row.empty:
-            raise NotFoundError(f"no profile for user {user_id!r}")
+            raise NotFoundError(missing)
         return records(row)[0]
 
+    def profile(self, user_id: str) -> dict:
+        return self._one("profiles", C.USER_ID, user_id, f"no profile for user {user_id!r}")
+
     def segment(self, segment_id: str) -> dict:
-        s = self.table("segments")
-        row = s[s[C.SEGMENT].astype(str) == str(segment_id)]
-        if row.empty:
-            raise NotFoundError(f"unknown segment {segment_id!r}")
-        return records(row)[0]
+        return self._one("segments", C.SEGMENT, segment_id, f"unknown segment {segment_id!r}")
 
     def product(self, product_id: str):
         from adpilot.data.records import Product

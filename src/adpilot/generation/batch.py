@@ -21,11 +21,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 
 from adpilot.backends.llm.base import Completion, GenerationParams, LLMError, Message
 from adpilot.errors import InputError
+
+T = TypeVar("T")
+R = TypeVar("R")
+_END = object()
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -210,30 +215,40 @@ def _threaded(backend, pending: pd.DataFrame, params: GenerationParams,
     """(key, completion or error) as requests finish; at most ``concurrency`` in flight, and
     only a small window of briefs submitted ahead (millions of briefs stay cheap)."""
     rows = iter(pending.to_dict("records"))
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="adpilot-gen")
-    inflight: dict[Future, str] = {}
+    for row, result in bounded_map(lambda row: backend.complete(_messages(row), params), rows,
+                                   concurrency, name="adpilot-gen"):
+        yield row["key"], result
+
+
+def bounded_map(fn: Callable[[T], R], items: Iterator[T], workers: int, *,
+                name: str = "adpilot") -> Iterator[tuple[T, R | LLMError]]:
+    """``(item, fn(item) or its LLMError)`` as calls finish, at most ``workers`` in flight and
+    only that many items read ahead. An LLMError fails that item alone; any other error stops
+    the loop. On Ctrl-C or an error what is queued is dropped, in-flight calls are not awaited."""
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+    inflight: dict[Future, T] = {}
 
     def submit_next() -> bool:
-        row = next(rows, None)
-        if row is None:
+        item = next(items, _END)
+        if item is _END:
             return False
-        inflight[pool.submit(backend.complete, _messages(row), params)] = row["key"]
+        inflight[pool.submit(fn, item)] = item
         return True
 
     try:
-        for _ in range(concurrency):
+        for _ in range(workers):
             if not submit_next():
                 break
         while inflight:
             finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in finished:
-                key = inflight.pop(fut)
+                item = inflight.pop(fut)
                 exc = fut.exception()
                 if exc is not None and not isinstance(exc, LLMError):
                     raise exc
-                yield key, exc if exc is not None else fut.result()
+                yield item, exc if exc is not None else fut.result()
                 submit_next()
-    finally:  # Ctrl-C or an error: drop what is queued, do not wait for the in-flight replies
+    finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
 

@@ -24,7 +24,6 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from adpilot.errors import InputError, LLMError
+from adpilot.generation.batch import bounded_map
 
 try:  # one writer per output file (POSIX); elsewhere the caller must not run two at once
     import fcntl
@@ -322,25 +322,4 @@ def _in_flight(fn: Callable[[CatalogueRecord], Any], records: Iterator[Catalogue
             break
     if workers == 1:
         return
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="adpilot-catalogue")
-    inflight: dict[Future, CatalogueRecord] = {}
-
-    def submit_next() -> None:
-        rec = next(records, None)
-        if rec is not None:
-            inflight[pool.submit(fn, rec)] = rec
-
-    try:
-        for _ in range(workers):
-            submit_next()
-        while inflight:
-            finished, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            for fut in finished:
-                rec = inflight.pop(fut)
-                exc = fut.exception()
-                if exc is not None and not isinstance(exc, LLMError):
-                    raise exc
-                yield rec, exc if exc is not None else fut.result()
-                submit_next()
-    finally:  # Ctrl-C or an error: drop what is queued; finished lines are on disk already
-        pool.shutdown(wait=False, cancel_futures=True)
+    yield from bounded_map(fn, records, workers, name="adpilot-catalogue")

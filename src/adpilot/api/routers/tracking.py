@@ -144,22 +144,25 @@ async def _record(request: Request, claims: LinkClaims) -> None:
         await request.app.state.adpilot.campaigns.enqueue_events(body, len(events))
 
 
-@router.get("/t/c/{token}")
-async def click(request: Request, token: str) -> Response:
-    claims = _claims(request, token, "click")
+async def _tracked(request: Request, token: str, kind: str, answer) -> Response:
+    """Record the click or open a valid token names, then ``answer(claims)``; one 404 else."""
+    claims = _claims(request, token, kind)
     if claims is None:
         return _bad(request)
     await _record(request, claims)
-    return RedirectResponse(str(claims.url), status_code=302, headers=NO_STORE)
+    return answer(claims)
+
+
+@router.get("/t/c/{token}")
+async def click(request: Request, token: str) -> Response:
+    return await _tracked(request, token, "click", lambda claims: RedirectResponse(
+        str(claims.url), status_code=302, headers=NO_STORE))
 
 
 @router.get("/t/o/{token}")
 async def pixel(request: Request, token: str) -> Response:
-    claims = _claims(request, token, "open")
-    if claims is None:
-        return _bad(request)
-    await _record(request, claims)
-    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+    return await _tracked(request, token, "open", lambda claims: Response(
+        PIXEL, media_type="image/gif", headers=NO_STORE))
 
 
 def _texts(claims: LinkClaims) -> tuple[dict, str]:
