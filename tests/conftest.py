@@ -59,3 +59,18 @@ def store(db_url):
     s = Store(db_url).init()
     yield s
     s.dispose()
+
+
+@pytest.fixture
+def local_qwen(tmp_path) -> Path:
+    """The default local GGUF generator (assembled into ADPILOT_TEST_MODELS, or this test's
+    folder); skips when llama.cpp or the model packages are not installed."""
+    pytest.importorskip("xllamacpp")
+    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
+    from adpilot.errors import MissingDependencyError
+
+    try:
+        return model_path(DEFAULT_MODEL,
+                          cache_dir=Path(os.environ.get("ADPILOT_TEST_MODELS") or tmp_path))
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))

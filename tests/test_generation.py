@@ -8,10 +8,8 @@ random-weight GPT-2 exercises the failure path through the real ``transformers``
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 import typer
@@ -329,17 +327,10 @@ def test_cli_generate_json(tmp_path, canned_backend_name):
 # --- the real default model (slow) ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_real_generation_with_the_local_qwen_model(tmp_path):
-    pytest.importorskip("xllamacpp")
+def test_real_generation_with_the_local_qwen_model(local_qwen):
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
-    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
-    from adpilot.errors import MissingDependencyError
 
-    cache = Path(os.environ.get("ADPILOT_TEST_MODELS") or tmp_path)
-    try:
-        path = model_path(DEFAULT_MODEL, cache_dir=cache)
-    except MissingDependencyError as exc:
-        pytest.skip(str(exc))
+    path = local_qwen
     backend = LlamaCppBackend(path, n_ctx=2048)
     try:
         v = CopyGenerator(backend, cache=False).generate(PRODUCT, INJECTED, "sms", "en").variants[0]

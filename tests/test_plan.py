@@ -11,9 +11,7 @@ The last test runs the real local model.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import pytest
 
@@ -157,17 +155,10 @@ def test_headlines_reach_english_subject_prompts_and_copying_one_fails(upworthy)
 # --- the real default model (slow) ------------------------------------------------------------
 
 @pytest.mark.slow
-def test_real_plan_with_the_local_qwen_model(tmp_path, shared_data):
-    pytest.importorskip("xllamacpp")
+def test_real_plan_with_the_local_qwen_model(local_qwen, shared_data):
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
-    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
-    from adpilot.errors import MissingDependencyError
 
-    cache = Path(os.environ.get("ADPILOT_TEST_MODELS") or tmp_path)
-    try:
-        path = model_path(DEFAULT_MODEL, cache_dir=cache)
-    except MissingDependencyError as exc:
-        pytest.skip(str(exc))
+    path = local_qwen
     rows = adgen_rows(shared_data / "copy" / "adgen_zh.jsonl")
     _, test = adgen_split(len(rows))
     product = adgen_product(rows[test[1]], f"adgen-{test[1]}")

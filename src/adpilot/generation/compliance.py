@@ -39,11 +39,11 @@ def scorecard_guardrails(product: Product | dict | None = None,
             raise InputError(f"not a valid product record: {exc}") from None
     kit = brand or load_brand()
     checks = ALWAYS + (WITH_PRODUCT if product is not None else [])
+    contexts = {lang: GuardContext(channel_spec("social", lang), kit, facts=product_facts(
+        product, lang) if product is not None else "") for lang in ("en", "zh")}
 
     def check(copy: str) -> list[str]:
-        lang = "zh" if detect_one(copy) == "zh" else "en"
-        facts = product_facts(product, lang) if product is not None else ""
-        ctx = GuardContext(channel_spec("social", lang), kit, facts=facts)
+        ctx = contexts["zh" if detect_one(copy) == "zh" else "en"]
         return [str(v) for v in check_copy({"text": copy}, ctx, only=checks)]
 
     return [check]
