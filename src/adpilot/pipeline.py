@@ -146,11 +146,11 @@ def step_profiles(ctx: RunContext) -> None:
         f"k chosen by silhouette: {run.silhouettes}", note=True))
     sec.parts.append(Report.figures(segment_chart(run.segments)))
     sec.parts.append("<h3>Segments · 分群</h3>")
-    sec.parts.append(table_html(run.segments[["segment", "size", "name", "description",
+    sec.parts.append(table_html(run.segments[[C.SEGMENT, "size", "name", C.DESCRIPTION,
                                               "description_zh"]]))
     sec.parts.append("<h3>Example profiles · 用户画像示例</h3>")
-    examples = table.sort_values("n_reviews", ascending=False).groupby("segment").head(1)
-    sec.parts.append(table_html(examples[["user_id", "segment", "summary", "summary_zh"]]))
+    examples = table.sort_values("n_reviews", ascending=False).groupby(C.SEGMENT).head(1)
+    sec.parts.append(table_html(examples[[C.USER_ID, C.SEGMENT, "summary", "summary_zh"]]))
 
 
 def step_targeting(ctx: RunContext) -> None:
@@ -164,8 +164,8 @@ def step_targeting(ctx: RunContext) -> None:
     plan = build_plan(customers[C.ID], events, ctx.table("transactions"),
                       PlanSettings(budget=0.6))
     if ctx.profiles is not None:
-        seg = ctx.profiles.profiles.table.set_index(C.USER_ID)["segment"]
-        plan.insert(1, "segment", seg.reindex(plan[C.USER_ID]).to_numpy())
+        seg = ctx.profiles.profiles.table.set_index(C.USER_ID)[C.SEGMENT]
+        plan.insert(1, C.SEGMENT, seg.reindex(plan[C.USER_ID]).to_numpy())
     path = ctx.out_dir / "targeting_plan.csv"
     write_csv(plan, path)
     ctx.outputs["targeting_plan"] = str(path)
@@ -179,7 +179,7 @@ def step_targeting(ctx: RunContext) -> None:
         "P(conversion | click, variant) × mean order value − contact cost; rates are "
         "Beta-Binomial posteriors from the past campaign. The past campaign has no control "
         "group, so this is response targeting, not uplift.", note=True))
-    mix = contacted.groupby(["channel", "variant"]).size().rename("customers").reset_index()
+    mix = contacted.groupby([C.CHANNEL, C.VARIANT]).size().rename("customers").reset_index()
     sec.parts.append(table_html(mix))
     sec.parts.append(table_html(plan.head(12)))
 
@@ -234,8 +234,8 @@ def step_copy(ctx: RunContext) -> None:
     sec.parts.append(Report.kpis({"messages": len(plan),
                                   "passed guardrails": int(plan["passed"].sum()),
                                   "personalised": int(plan["personalised"].sum())}))
-    sec.parts.append(table_html(plan.head(12)[[C.USER_ID, "segment", C.PRODUCT_ID, C.CHANNEL,
-                                               "lang", "text", "passed"]]))
+    sec.parts.append(table_html(plan.head(12)[[C.USER_ID, C.SEGMENT, C.PRODUCT_ID, C.CHANNEL,
+                                               "lang", C.TEXT, "passed"]]))
     card = score_plan(plan)
     sec.parts.append("<h3>Scorecard of each distinct copy · 文案评分</h3>")
     sec.parts.append(table_html(card, max_rows=16))
@@ -247,12 +247,12 @@ def score_plan(plan: pd.DataFrame) -> pd.DataFrame:
     from adpilot.scoring.attractiveness import load_default_model
     from adpilot.scoring.scorecard import Scorecard
 
-    distinct = plan.drop_duplicates("text").head(16)
-    violations = dict(zip(distinct["text"], distinct["violations"], strict=True))
+    distinct = plan.drop_duplicates(C.TEXT).head(16)
+    violations = dict(zip(distinct[C.TEXT], distinct["violations"], strict=True))
     attract = load_default_model()  # None: a stated fallback
     card = Scorecard(attractiveness=attract,  # the plan's guardrail results, read back
                      guardrails=[lambda t: [str(v) for v in parse_violations(violations.get(t))]]
-                     ).score(distinct["text"].tolist())
+                     ).score(distinct[C.TEXT].tolist())
     cols = ["copy", "overall", "attractiveness", "fluency", "readability", "diversity", "tone",
             "why_attractiveness", "why_compliance"]
     return card[cols].round(3)
