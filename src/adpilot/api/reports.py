@@ -28,7 +28,7 @@ def event_counts(store: Store) -> pd.DataFrame:
     q = (select(ev.c.campaign, ev.c.variant, ev.c.type, day, func.count().label("n"))
          .group_by(ev.c.campaign, ev.c.variant, ev.c.type, day))
     with store.engine.connect() as conn:
-        rows = pd.DataFrame(conn.execute(q).all(), columns=["campaign", "variant", "type", "day",
+        rows = pd.DataFrame(conn.execute(q).all(), columns=[C.CAMPAIGN, C.VARIANT, C.EVENT_TYPE, "day",
                                                             "n"])
     rows["day"] = [None if d is None else str(d)[:10] for d in rows["day"]]
     return rows
@@ -39,17 +39,17 @@ def report_from_counts(camp: dict, counts: pd.DataFrame) -> dict:
     :func:`event_counts`; ``camp`` has id, name, goal and status."""
     total = int(counts["n"].sum()) if len(counts) else 0
     if not total:
-        return {"campaign": camp["id"], "name": camp["name"], "events": 0}
-    known = counts.dropna(subset=["variant", "type"])
-    per = known.groupby(["variant", "type"])["n"].sum()
+        return {"campaign": camp[C.ID], "name": camp["name"], "events": 0}
+    known = counts.dropna(subset=[C.VARIANT, C.EVENT_TYPE])
+    per = known.groupby([C.VARIANT, C.EVENT_TYPE])["n"].sum()
     # variant_report counts an events frame; two columns rebuilt from the counts, no event rows
     frame = pd.DataFrame({C.VARIANT: np.repeat(per.index.get_level_values(0).to_numpy(), per),
                           C.EVENT_TYPE: np.repeat(per.index.get_level_values(1).to_numpy(), per)})
     rep = variant_report(frame, goal=camp["goal"])
-    imps = known[(known["type"] == "impression") & known["day"].notna()]
-    daily = imps.pivot_table(index="day", columns="variant", values="n", aggfunc="sum",
+    imps = known[(known[C.EVENT_TYPE] == "impression") & known["day"].notna()]
+    daily = imps.pivot_table(index="day", columns=C.VARIANT, values="n", aggfunc="sum",
                              fill_value=0).sort_index()
-    return {"campaign": camp["id"], "name": camp["name"], "goal": camp["goal"],
+    return {"campaign": camp[C.ID], "name": camp["name"], "goal": camp["goal"],
             "status": camp["status"], "events": total,
             "variants": rep.reset_index().rename(columns={"index": "variant"}).to_dict("records"),
             "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
@@ -71,17 +71,17 @@ class CampaignReports:
     def __call__(self, campaigns: pd.DataFrame) -> list[dict]:
         """Reports for ``campaigns`` (id, name, goal, status), in its order."""
         counts = event_counts(self.store)
-        by_campaign = dict(tuple(counts.groupby("campaign"))) if len(counts) else {}
+        by_campaign = dict(tuple(counts.groupby(C.CAMPAIGN))) if len(counts) else {}
         empty = counts.iloc[0:0]
         out, memo = [], {}
         for camp in campaigns.to_dict("records"):
-            rows = by_campaign.get(camp["id"], empty)
+            rows = by_campaign.get(camp[C.ID], empty)
             key = (camp["name"], camp["goal"], camp["status"],
-                   tuple(rows[["variant", "type", "day", "n"]].itertuples(index=False, name=None)))
+                   tuple(rows[[C.VARIANT, C.EVENT_TYPE, "day", "n"]].itertuples(index=False, name=None)))
             with self._lock:
-                hit = self._memo.get(camp["id"])
+                hit = self._memo.get(camp[C.ID])
             report = hit[1] if hit and hit[0] == key else report_from_counts(camp, rows)
-            memo[camp["id"]] = (key, report)
+            memo[camp[C.ID]] = (key, report)
             out.append(report)
         with self._lock:
             self._memo = memo  # campaigns that are gone are forgotten

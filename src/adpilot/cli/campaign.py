@@ -49,11 +49,13 @@ def list_campaigns(
     """Campaigns with their variants: channel, approved or not, guardrails passed or not."""
     import json
 
+    from adpilot.data import columns as C
+
     camps = _campaigns(db)
     items = []
     for row in camps.list().to_dict("records"):
-        variants = camps.variants(row["id"])
-        items.append({**row, "created_at": row["created_at"].isoformat(), "variants": [
+        variants = camps.variants(row[C.ID])
+        items.append({**row, "created_at": row[C.CREATED_AT].isoformat(), "variants": [
             {"variant": v.variant, "channel": v.channel, "status": v.status,
              "approved": bool(v.approved),
              "passed": json.loads(v.copy or "{}").get("passed") if (v.copy or "").startswith("{")

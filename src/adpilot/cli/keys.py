@@ -41,6 +41,7 @@ def list_(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """List keys (never the secrets)."""
+    from adpilot.data import columns as C
     from adpilot.store.keys import list_keys
 
     rows = list_keys(_store(db))
@@ -49,7 +50,7 @@ def list_(
         return
     table = Table("id", "name", "scope", "created", "revoked")
     for r in rows:
-        table.add_row(r["id"], r["name"] or "", r["scope"], str(r["created_at"])[:19],
+        table.add_row(r[C.ID], r["name"] or "", r["scope"], str(r[C.CREATED_AT])[:19],
                       str(r["revoked_at"])[:19] if r["revoked_at"] else "")
     console.print(table)
 

@@ -118,6 +118,7 @@ def score(
 ) -> None:
     """Score copies: fluency, relevance, personalisation, diversity, readability, tone,
     compliance and predicted attractiveness, each explained."""
+    from adpilot.data import columns as C
     from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
     from adpilot.scoring.scorecard import Scorecard
 
@@ -146,7 +147,7 @@ def score(
     card = Scorecard(attractiveness=attract, guardrails=guards).score(
         copies, product=_load_json(product), audience=_load_json(audience), references=refs)
     if as_json:
-        print_json({"copies": card.drop(columns=["language"]).to_dict("records"),
+        print_json({"copies": card.drop(columns=[C.LANGUAGE]).to_dict("records"),
                     "set": card.attrs.get("set_diversity"),
                     "attractiveness_model": str(model_dir) if attract else None})
         return

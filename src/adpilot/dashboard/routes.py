@@ -25,6 +25,7 @@ from adpilot.dashboard.auth import (
     Sessions,
 )
 from adpilot.dashboard.i18n import LANGS, translate
+from adpilot.data import columns as C
 from adpilot.data.ingest import public_run
 from adpilot.errors import AdpilotError
 from adpilot.report import campaign_charts as charts
@@ -321,7 +322,7 @@ def mount(app: FastAPI, state: AppState) -> None:
         from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
 
         camps = state.campaigns.list()
-        table = roi_from_store(state.store, dict(zip(camps["id"], camps["name"], strict=True)),
+        table = roi_from_store(state.store, dict(zip(camps[C.ID], camps["name"], strict=True)),
                                settings=state.settings)
         figure = charts.locked(report_charts.roi_chart, table, zh=_lang(request) == "zh")
         return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM,

@@ -15,6 +15,7 @@ from adpilot.api.security import AppState, client_of
 from adpilot.api.services import NotFoundError, records
 from adpilot.dashboard.auth import Session, Sessions
 from adpilot.dashboard.i18n import translate
+from adpilot.data import columns as C
 from adpilot.delivery.campaign_send import KINDS, default_channel, send_campaign
 from adpilot.delivery.from_settings import PROVIDERS, channel_from, rules_from
 from adpilot.errors import AdpilotError, ConfigError
@@ -29,7 +30,7 @@ def preview(variants: list[dict]) -> list[dict]:
     for v in variants:
         copy = json.loads(v.get("copy") or "{}")
         copy = copy if isinstance(copy, dict) else {}
-        out.append({"variant": v["variant"], "channel": v.get("channel"), "status": v["status"],
+        out.append({"variant": v[C.VARIANT], "channel": v.get("channel"), "status": v["status"],
                     "approved": bool(v["approved"]), "lang": copy.get("lang") or None,
                     "segment": copy.get("segment") or None,
                     "subject": _first(copy, "subject", "title"), "text": _first(copy, "body", "text")})
@@ -62,7 +63,7 @@ def add_send_pages(router: APIRouter, state: AppState, sessions: Sessions, rende
     def audiences() -> list[str]:
         if not state.store.has_table("segments"):
             return ["all"]
-        return ["all", *(f"segment:{s}" for s in state.store.read("segments")["segment"].astype(str))]
+        return ["all", *(f"segment:{s}" for s in state.store.read("segments")[C.SEGMENT].astype(str))]
 
     @router.get("/campaigns/{campaign_id}/send")
     def send_page(request: Request, campaign_id: str, channel: str | None = None,

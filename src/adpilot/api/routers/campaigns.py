@@ -15,6 +15,7 @@ from adpilot.api.errors import error_response
 from adpilot.api.event_models import EventsIn, EventsRefused, events_schema, parse_events
 from adpilot.api.security import Costly, Read, State, Write
 from adpilot.api.services import jsonable, records
+from adpilot.data import columns as C
 from adpilot.optimization.inbox import MAX_BATCH_ID
 
 router = APIRouter(prefix="/v1", tags=["campaigns"])
@@ -60,7 +61,7 @@ def get_campaign(campaign_id: str, state: State) -> dict:
     """The campaign and its variants."""
     camp = state.campaigns.exists(campaign_id)
     return {"campaign": campaign_id, "name": camp["name"], "goal": camp["goal"],
-            "status": camp["status"], "created_at": camp["created_at"].isoformat(),
+            "status": camp["status"], "created_at": camp[C.CREATED_AT].isoformat(),
             "variants": records(state.campaigns.variants(campaign_id))}
 
 

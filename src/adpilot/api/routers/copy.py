@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from adpilot.api.errors import error_response
 from adpilot.api.security import AppState, Read, State, Write
+from adpilot.data import columns as C
 from adpilot.errors import ConfigError
 from adpilot.usecases.studio import (
     Channel,
@@ -73,7 +74,7 @@ def generate_for_audience(body: AudienceRequest, state: State, request: Request)
         profiles = state.data.table("profiles")
         if body.segment:
             state.data.segment(body.segment)
-            profiles = profiles[profiles["segment"].astype(str) == body.segment]
+            profiles = profiles[profiles[C.SEGMENT].astype(str) == body.segment]
         progress(0.05, f"{len(profiles)} users")
         ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the complaint classifiers
         with state.copy.lock:
@@ -111,7 +112,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     audience = None
     if body.segment:
         segments = state.data.table("segments")
-        match = segments[segments["segment"] == body.segment] if len(segments) else segments
+        match = segments[segments[C.SEGMENT] == body.segment] if len(segments) else segments
         if match.empty:
             raise ConfigError(f"unknown segment {body.segment!r}")
         audience = match.iloc[0].to_dict()
@@ -124,7 +125,7 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record)).score(
         body.texts, product=record,
         audience=audience, lang=body.lang)
-    return JSONResponse(jsonable({"copies": card.drop(columns=["language"]).to_dict("records"),
+    return JSONResponse(jsonable({"copies": card.drop(columns=[C.LANGUAGE]).to_dict("records"),
                                   "set": card.attrs.get("set_diversity"),
                                   "attractiveness_model": folder.name if attract else None}))
 
