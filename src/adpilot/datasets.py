@@ -45,7 +45,7 @@ class DatasetLoad:
             "dataset": self.name, "source": self.source, "read": self.read, "kept": self.kept,
             "quarantined": self.quarantined, "primary": self.primary,
             "tables": {k: len(v) for k, v in self.tables.items()},
-            "reasons": (self.quarantine["reason"].str.replace(r"\(first seen.*", "", regex=True)
+            "reasons": (self.quarantine[C.Q_REASON].str.replace(r"\(first seen.*", "", regex=True)
                         .str.strip().value_counts().to_dict() if self.quarantined else {}),
         }
 
@@ -85,7 +85,7 @@ def load_womens_clothing_reviews(path: str | Path) -> DatasetLoad:
     def prepare(df: pd.DataFrame) -> pd.DataFrame:
         df = df.rename(columns={"Unnamed: 0": "row_id", "": "row_id"})
         df["review_id"] = "wc" + df["row_id"].astype(str)
-        df["user_id"] = "wcu" + df["row_id"].astype(str)  # no user id: each row is one reviewer
+        df[C.USER_ID] = "wcu" + df["row_id"].astype(str)  # no user id: each row is one reviewer
         return df
 
     raw, reviews, quarantine, src = _load(
@@ -116,7 +116,7 @@ def load_amazon_reviews(path: str | Path, name: str = "amazon") -> DatasetLoad:
         df = df.copy()
         df["review_id"] = (df["reviewerID"].astype(str) + ":" + df["asin"].astype(str) + ":"
                            + df["unixReviewTime"].astype(str))
-        df["created_at"] = pd.to_datetime(df["unixReviewTime"], unit="s", errors="coerce")
+        df[C.CREATED_AT] = pd.to_datetime(df["unixReviewTime"], unit="s", errors="coerce")
         return df
 
     raw, reviews, quarantine, _ = _load(

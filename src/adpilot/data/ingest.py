@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from adpilot.data import columns as C
 from adpilot.data.csv_safe import write_csv
 from adpilot.data.mapping import ColumnMapping
 from adpilot.data.readers import RawTable, read_table
@@ -46,7 +47,7 @@ class IngestResult:
             "quarantined": self.quarantined, "encoding": self.encoding,
             "quarantine_file": self.quarantine_file, "inserted": self.inserted,
             "columns": self.columns, "seconds": round(self.seconds, 3),
-            "reasons": (self.quarantine["reason"].str.replace(r"\(first seen.*", "", regex=True)
+            "reasons": (self.quarantine[C.Q_REASON].str.replace(r"\(first seen.*", "", regex=True)
                         .str.strip().value_counts().to_dict()
                         if self.quarantine is not None and len(self.quarantine) else {}),
         }
@@ -79,7 +80,6 @@ def write_quarantine(quarantine: pd.DataFrame, path: Path) -> None:
 def _store_consents(store, kept: pd.DataFrame) -> int:
     """Consents are append-only facts: store the rows not stored yet and give exactly those to
     the delivery consent ledger (so a re-ingest adds nothing to either)."""
-    from adpilot.data import columns as C
     from adpilot.data.schema import GRANTED_TRUE
     from adpilot.delivery.ledger import Ledger
 

@@ -200,7 +200,7 @@ def _choose(fits: list[_Variant], mid: str) -> tuple[_Variant, float]:
 
 def default_channel(campaigns: Campaigns, campaign_id: str) -> str:
     """The channel the campaign's variants name when they agree on one, else ``email``."""
-    named = {c for c in campaigns.variants(campaign_id)["channel"].dropna() if c in KINDS}
+    named = {c for c in campaigns.variants(campaign_id)[C.CHANNEL].dropna() if c in KINDS}
     return named.pop() if len(named) == 1 else "email"
 
 
@@ -314,7 +314,7 @@ def _write_preview(outbox: Path, decided: list[tuple[Message, str]],
     rows = [{"message_id": m.message_id, "user_id": m.user_id, "variant": m.variant,
              "channel": m.channel, "lang": m.lang, "propensity": round(propensity[m.message_id], 4),
              "outcome": "would_send" if outcome == SEND else outcome} for m, outcome in decided]
-    write_csv(pd.DataFrame(rows, columns=["message_id", "user_id", "variant", "channel", "lang",
+    write_csv(pd.DataFrame(rows, columns=["message_id", C.USER_ID, C.VARIANT, C.CHANNEL, "lang",
                                           "propensity", "outcome"]), outbox / "plan.csv")
     preview = FileChannel(outbox)
     try:

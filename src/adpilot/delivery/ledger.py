@@ -34,6 +34,7 @@ from sqlalchemy import (
     update,
 )
 
+from adpilot.data import columns as C
 from adpilot.delivery.base import Message, Receipt
 from adpilot.errors import InputError
 from adpilot.store.sql import Store, metadata
@@ -248,14 +249,14 @@ class Ledger:
         batch = []
         for i, row in enumerate(rows):
             try:
-                channel = str(row["channel"])
+                channel = str(row[C.CHANNEL])
                 if channel not in CHANNELS:
                     raise ValueError(f"channel {channel!r} is not one of {', '.join(CHANNELS)}")
-                at = row["at"]
+                at = row[C.AT]
                 if not isinstance(at, datetime):
                     raise ValueError(f"at {at!r} is not a datetime")
-                batch.append({"user_id": str(row["user_id"]), "channel": channel,
-                              "granted": bool(row["granted"]), "at": _naive_utc(at),
+                batch.append({"user_id": str(row[C.USER_ID]), "channel": channel,
+                              "granted": bool(row[C.GRANTED]), "at": _naive_utc(at),
                               "source": row.get("source")})
             except (KeyError, ValueError) as exc:
                 raise InputError(f"consent record {i}: {exc}; expected user_id, channel "

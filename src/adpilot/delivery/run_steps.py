@@ -56,8 +56,8 @@ def store_run_campaign(store, plan: pd.DataFrame, *, approve: bool) -> tuple[str
     camps = Campaigns(store)
     listed = camps.list()
     cid = None
-    for existing in listed.loc[listed["name"] == RUN_CAMPAIGN, "id"]:
-        if set(camps.variants(existing)["variant"]) == set(copies):
+    for existing in listed.loc[listed["name"] == RUN_CAMPAIGN, C.ID]:
+        if set(camps.variants(existing)[C.VARIANT]) == set(copies):
             cid = existing
             break
     if cid is None:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from adpilot.data import columns as C
 from adpilot.data.records import Product
 
 ASPECT_THRESHOLD = 0.2  # |mean opinion| above this counts as liked / disliked (as in profiles)
@@ -40,10 +41,10 @@ class Audience(BaseModel):
             return data
         d = dict(data)
         if "user_id" in d and "id" not in d:
-            d["id"] = str(d["user_id"])
+            d[C.ID] = str(d[C.USER_ID])
             d.setdefault("kind", "user")
         if not d.get("description"):
-            d["description"] = d.get("summary") or d.get("summary_zh") or ""
+            d[C.DESCRIPTION] = d.get("summary") or d.get("summary_zh") or ""
         if isinstance(d.get("top_categories"), str) and not d.get("interests"):
             d["interests"] = [c.strip() for c in d["top_categories"].split(",") if c.strip()]
         for key, value in list(d.items()):
@@ -54,7 +55,7 @@ class Audience(BaseModel):
                 elif value < -ASPECT_THRESHOLD:
                     d.setdefault("dislikes", []).append(aspect)
         if d.get("age") is not None:
-            d["age"] = str(d["age"])
+            d[C.AGE] = str(d[C.AGE])
         return d
 
     def describe(self, lang: str) -> str:

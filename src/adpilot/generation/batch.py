@@ -26,6 +26,7 @@ from typing import TypeVar
 import pandas as pd
 
 from adpilot.backends.llm.base import Completion, GenerationParams, LLMError, Message
+from adpilot.data import columns as C
 from adpilot.errors import InputError
 
 T = TypeVar("T")
@@ -255,7 +256,7 @@ def bounded_map(fn: Callable[[T], R], items: Iterator[T], workers: int, *,
 def _completion(row: dict) -> Completion:
     from adpilot.backends.llm.base import Usage
 
-    return Completion(row["text"], Usage(int(row["prompt_tokens"]), int(row["completion_tokens"])),
+    return Completion(row[C.TEXT], Usage(int(row["prompt_tokens"]), int(row["completion_tokens"])),
                       float(row["seconds"]), row["model"])
 
 
@@ -285,5 +286,5 @@ class GenerationStage:
                 rows.append({"key": key, "text": res.text, "prompt_tokens": res.usage.prompt_tokens,
                              "completion_tokens": res.usage.completion_tokens,
                              "seconds": res.seconds, "model": res.model, "error": ""})
-        return pd.DataFrame(rows, columns=["key", "text", "prompt_tokens", "completion_tokens",
+        return pd.DataFrame(rows, columns=["key", C.TEXT, "prompt_tokens", "completion_tokens",
                                            "seconds", "model", "error"])

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from adpilot.data import columns as C
 from adpilot.data.records import Product
 from adpilot.errors import ConfigError
 
@@ -127,7 +128,7 @@ def adgen_rows(path: str | Path | None = None) -> list[dict[str, Any]]:
 def adgen_product(row: dict[str, Any], rid: str) -> Product:
     """An AdvertiseGen record as a Product: its type as category, the rest as attributes."""
     attrs: dict[str, list[str]] = {}
-    for key, value in row["attributes"]:
+    for key, value in row[C.ATTRIBUTES]:
         attrs.setdefault(key, []).append(value)
     return Product(id=rid, category=attrs.get("类型", [None])[0], attributes=attrs, language="zh")
 

@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline
 
 from adpilot import artifacts
 from adpilot.artifacts import ModelStore
+from adpilot.data import columns as C
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,15 @@ def _training_rows(lang: str) -> tuple[list[str], np.ndarray]:
     from adpilot.datasets import load_dataset
 
     if lang == "zh":
-        df = load_dataset("online_shopping_zh").tables["reviews"].dropna(subset=["text", "polarity"])
-        texts, negative = df["text"].astype(str).str.lstrip("\ufeff"), df["polarity"] == 0
+        df = load_dataset("online_shopping_zh").tables["reviews"].dropna(subset=[C.TEXT, C.POLARITY])
+        texts, negative = df[C.TEXT].astype(str).str.lstrip("\ufeff"), df[C.POLARITY] == 0
     else:
-        df = load_dataset("womens_clothing").tables["reviews"].dropna(subset=["text", "rating"])
-        df = df[df["rating"] != 3]
-        texts, negative = df["text"].astype(str), df["rating"] <= 2
+        df = load_dataset("womens_clothing").tables["reviews"].dropna(subset=[C.TEXT, C.RATING])
+        df = df[df[C.RATING] != 3]
+        texts, negative = df[C.TEXT].astype(str), df[C.RATING] <= 2
     rows = pd.DataFrame({"text": texts, "y": negative.astype(int)})
     rows = rows.sample(min(MAX_TRAIN, len(rows)), random_state=0)
-    return rows["text"].tolist(), rows["y"].to_numpy()
+    return rows[C.TEXT].tolist(), rows["y"].to_numpy()
 
 
 def _data_hash(texts: list[str], y: np.ndarray) -> str:

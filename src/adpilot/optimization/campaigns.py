@@ -153,16 +153,16 @@ class Campaigns:
         passed every guardrail (``"passed": true``); returns the names approved now."""
         if (variant is None) == (not all_passed):
             raise ConfigError("approve one variant by name or all that passed, not both or neither")
-        rows = self.variants(self.get(campaign_id)["id"])
+        rows = self.variants(self.get(campaign_id)[C.ID])
         if variant is not None:
-            if variant not in set(rows["variant"]):
+            if variant not in set(rows[C.VARIANT]):
                 raise NotFoundError(f"campaign {campaign_id!r} has no variant {variant!r}; it has "
-                                    f"{', '.join(map(str, rows['variant'])) or 'none'}")
+                                    f"{', '.join(map(str, rows[C.VARIANT])) or 'none'}")
             names = [variant]
         else:
             names = [r.variant for r in rows.itertuples()
                      if r.status == "active" and json.loads(r.copy or "{}").get("passed") is True]
-        todo = [n for n in names if not bool(rows.set_index("variant").at[n, "approved"])]
+        todo = [n for n in names if not bool(rows.set_index(C.VARIANT).at[n, "approved"])]
         if todo:
             with self.store.engine.begin() as conn:
                 conn.execute(update(VARIANTS).where(VARIANTS.c.campaign_id == campaign_id,
@@ -212,7 +212,7 @@ class Campaigns:
             v = self.variants(campaign_id)
             if self.get(campaign_id)["status"] != "active":
                 raise ConfigError(f"campaign {campaign_id!r} is paused")
-            self._channels[campaign_id] = dict(zip(v["variant"], v["channel"], strict=True))
+            self._channels[campaign_id] = dict(zip(v[C.VARIANT], v[C.CHANNEL], strict=True))
         arm, p = policy.choose(self._rng)
         d = Decision(uuid.uuid4().hex, campaign_id, str(user_id), arm,
                      self._channels[campaign_id].get(arm), p)
@@ -322,7 +322,7 @@ class Campaigns:
             rows = pd.read_sql(q, conn)
         if rows.empty:
             return pd.DataFrame()
-        return rows.pivot_table(index="variant", columns="type", values="n", fill_value=0)
+        return rows.pivot_table(index="variant", columns=C.EVENT_TYPE, values="n", fill_value=0)
 
     def refresh_policies(self, campaign_ids: list[str]) -> None:
         """Rebuild each campaign's policy from all its stored events (idempotent)."""

@@ -170,15 +170,15 @@ def rejections(store: Store, kept: pd.DataFrame) -> pd.Series:
         camps = pd.read_sql(select(CAMPAIGNS.c.id, CAMPAIGNS.c.attribution_hours), conn)
         variants = pd.read_sql(select(VARIANTS.c.campaign_id, VARIANTS.c.variant), conn)
     known = pd.Series(np.isin(kept[C.CAMPAIGN].to_numpy(dtype=str),
-                              camps["id"].to_numpy(dtype=str)), index=kept.index)
+                              camps[C.ID].to_numpy(dtype=str)), index=kept.index)
     reject[~known] = "unknown campaign"
     pairs = pd.MultiIndex.from_arrays([variants["campaign_id"].astype(str),
-                                       variants["variant"].astype(str)])
+                                       variants[C.VARIANT].astype(str)])
     known_variant = pd.Series(pd.MultiIndex.from_arrays(
         [kept[C.CAMPAIGN].astype(str), kept[C.VARIANT].astype(str)]).isin(pairs),
         index=kept.index)
     reject[known & ~known_variant] = "unknown variant for this campaign"
-    window = camps.set_index("id")["attribution_hours"]
+    window = camps.set_index(C.ID)["attribution_hours"]
     first, logged_campaigns = _decision_window(store, kept)
     if len(logged_campaigns):
         logged = kept[C.CAMPAIGN].isin(logged_campaigns)
@@ -218,10 +218,10 @@ def _decision_window(store: Store, kept: pd.DataFrame) -> tuple[pd.DataFrame, li
                  .group_by(DECISIONS.c.campaign_id, DECISIONS.c.user_id))
             frames.append(pd.read_sql(q, conn))
     window = (pd.concat(frames) if frames else pd.DataFrame(
-        columns=["campaign_id", "user_id", "min", "max"]))
+        columns=["campaign_id", C.USER_ID, "min", "max"]))
     window["min"] = pd.to_datetime(window["min"])
     window["max"] = pd.to_datetime(window["max"])
-    return window.set_index(["campaign_id", "user_id"]), logged
+    return window.set_index(["campaign_id", C.USER_ID]), logged
 
 
 # --- several inbox batches as one frame --------------------------------------------------

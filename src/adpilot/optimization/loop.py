@@ -66,7 +66,7 @@ def close_loop(campaigns: Campaigns, campaign_id: str, *, retire_below: float = 
         raise ConfigError(f"keep must be at least 1, got {keep}")
     camp = campaigns.get(campaign_id)
     variants = campaigns.variants(campaign_id)
-    live = variants[variants["status"] == "active"].set_index("variant")
+    live = variants[variants["status"] == "active"].set_index(C.VARIANT)
     events = campaigns.events(campaign_id)
     events = events[events[C.VARIANT].isin(live.index)]
     empty = pd.DataFrame(columns=["chosen_variant", "rejected_variant", "chosen_text",
@@ -92,7 +92,7 @@ def close_loop(campaigns: Campaigns, campaign_id: str, *, retire_below: float = 
     if bank is not None and copies[winner]:
         text = _copy_text(copies[winner])
         bank.add(campaign_id=campaign_id, variant=winner,
-                 channel=live.loc[winner, "channel"] or "social", lang=_lang(text),
+                 channel=live.loc[winner, C.CHANNEL] or "social", lang=_lang(text),
                  fields=copies[winner], rate=float(report.loc[winner, "rate"]),
                  impressions=int(report.loc[winner, "impressions"]),
                  p_best=float(report.loc[winner, "p_best"]))
@@ -111,9 +111,9 @@ def close_loop(campaigns: Campaigns, campaign_id: str, *, retire_below: float = 
     if generator is not None and losers:
         if product is None or audience is None:
             raise ConfigError("regenerating variants needs the campaign's product and audience")
-        taken = set(variants["variant"])
+        taken = set(variants[C.VARIANT])
         for loser in losers:
-            channel = live.loc[loser, "channel"] or "social"
+            channel = live.loc[loser, C.CHANNEL] or "social"
             lang = _lang(_copy_text(copies[loser])) if copies[loser] else "en"
             variant = generator.generate(product, audience, channel, lang, n=1).variants[0]
             if not variant.passed:  # never put copy that failed a guardrail in front of people

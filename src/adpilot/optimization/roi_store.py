@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
 
+from adpilot.data import columns as C
 from adpilot.optimization.roi import (
     MESSAGE_CHANNELS,
     CampaignROI,
@@ -48,26 +49,25 @@ def event_totals(store: Store) -> pd.DataFrame:
                 func.sum(ev.c.value).label("value"))
          .group_by(ev.c.campaign, ev.c.type, ev.c.channel))
     with store.engine.connect() as conn:
-        return pd.DataFrame(conn.execute(q).all(), columns=["campaign", "type", "channel", "n",
-                                                            "value"])
+        return pd.DataFrame(conn.execute(q).all(), columns=[C.CAMPAIGN, C.EVENT_TYPE, C.CHANNEL, "n",
+                                                            C.VALUE])
 
 
 def totals_of(events: pd.DataFrame) -> pd.DataFrame:
     """:func:`event_totals` computed from an events frame instead of by the database."""
-    from adpilot.data import columns as C
 
     if events.empty:
-        return pd.DataFrame(columns=["campaign", "type", "channel", "n", "value"])
+        return pd.DataFrame(columns=[C.CAMPAIGN, C.EVENT_TYPE, C.CHANNEL, "n", C.VALUE])
     ev = pd.DataFrame({"campaign": events[C.CAMPAIGN], "type": events[C.EVENT_TYPE],
                        "channel": events.get(C.CHANNEL),
                        "value": pd.to_numeric(events.get(C.VALUE), errors="coerce")})
-    return (ev.groupby(["campaign", "type", "channel"], dropna=False)
+    return (ev.groupby([C.CAMPAIGN, C.EVENT_TYPE, C.CHANNEL], dropna=False)
             .agg(n=("type", "size"), value=("value", "sum")).reset_index())
 
 
 def funnel(totals: pd.DataFrame) -> dict:
     """Impressions, clicks, conversions, CTR and CVR from one campaign's rows of totals."""
-    n = totals.groupby("type")["n"].sum()
+    n = totals.groupby(C.EVENT_TYPE)["n"].sum()
     imp, clk, conv = (int(n.get(k, 0)) for k in ("impression", "click", "conversion"))
     return {"impressions": imp, "clicks": clk, "conversions": conv,
             "ctr": clk / imp if imp else None, "cvr": conv / imp if imp else None}
@@ -134,9 +134,9 @@ def _groups(store: Store, campaign: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         s.c.campaign == campaign, s.c.status == "sent").group_by(s.c.user_id)
     cq = select(h.c.user_id, h.c.channel, h.c.at, h.c.kind).where(h.c.campaign == campaign)
     with store.engine.connect() as conn:
-        treated = pd.DataFrame(conn.execute(tq).all(), columns=["user_id", "channel", "start"])
+        treated = pd.DataFrame(conn.execute(tq).all(), columns=[C.USER_ID, C.CHANNEL, "start"])
         control = pd.DataFrame(conn.execute(cq).all(),
-                               columns=["user_id", "channel", "start", "kind"])
+                               columns=[C.USER_ID, C.CHANNEL, "start", "kind"])
     return treated, control
 
 
@@ -145,12 +145,12 @@ def _eligible_control(store: Store, control: pd.DataFrame, treated: pd.DataFrame
     from adpilot.delivery.ledger import Ledger
 
     ledger = Ledger(store)
-    keep = ~control["user_id"].isin(treated["user_id"])
-    for channel in control["channel"].unique():
-        on = (control["channel"] == channel).to_numpy()
+    keep = ~control[C.USER_ID].isin(treated[C.USER_ID])
+    for channel in control[C.CHANNEL].unique():
+        on = (control[C.CHANNEL] == channel).to_numpy()
         granted = ledger.consents(channel) if channel in MESSAGE_CHANNELS else {}
         suppressed = ledger.suppressed(channel) if channel in MESSAGE_CHANNELS else {}
-        users = control["user_id"]
+        users = control[C.USER_ID]
         ok = users.map(granted).eq(True) & ~users.isin(list(suppressed))
         keep &= ~on | ok.to_numpy()
     return control[keep.to_numpy()]
@@ -165,7 +165,7 @@ def revenue_in_windows(store: Store, starts: pd.DataFrame, window: timedelta
         return np.zeros(0), []
     tx, products = TABLES["transactions"], TABLES["products"]
     lo, hi = starts["start"].min(), starts["start"].max() + window
-    users = starts["user_id"].astype(str).unique().tolist()
+    users = starts[C.USER_ID].astype(str).unique().tolist()
     parts = []
     with store.engine.connect() as conn:
         for i in range(0, len(users), _IN_CHUNK):
@@ -173,23 +173,23 @@ def revenue_in_windows(store: Store, starts: pd.DataFrame, window: timedelta
                        tx.c.time).where(tx.c.time >= lo, tx.c.time < hi,
                                         tx.c.user_id.in_(users[i:i + _IN_CHUNK]))
             parts.append(pd.DataFrame(conn.execute(q).all(),
-                                      columns=["user_id", "product_id", "quantity", "unit_price",
-                                               "time"]))
+                                      columns=[C.USER_ID, C.PRODUCT_ID, C.QUANTITY, C.UNIT_PRICE,
+                                               C.TIME]))
         orders = pd.concat(parts, ignore_index=True)
-        pids = orders["product_id"].dropna().unique().tolist()
+        pids = orders[C.PRODUCT_ID].dropna().unique().tolist()
         found: set[str] = set()
         for i in range(0, len(pids), _IN_CHUNK):
             q = select(products.c.currency).where(products.c.id.in_(pids[i:i + _IN_CHUNK]))
             found |= {c for (c,) in conn.execute(q.distinct()) if c}
     currencies = sorted(found)
-    joined = orders.merge(starts[["user_id", "start"]], on="user_id")
-    t = pd.to_datetime(joined["time"])
+    joined = orders.merge(starts[[C.USER_ID, "start"]], on=C.USER_ID)
+    t = pd.to_datetime(joined[C.TIME])
     start = pd.to_datetime(joined["start"])
     inside = (t >= start) & (t < start + window)
-    value = (pd.to_numeric(joined["quantity"], errors="coerce")
-             * pd.to_numeric(joined["unit_price"], errors="coerce")).fillna(0.0)
-    per_user = value[inside].groupby(joined.loc[inside, "user_id"]).sum()
-    return per_user.reindex(starts["user_id"]).fillna(0.0).to_numpy(dtype=float), currencies
+    value = (pd.to_numeric(joined[C.QUANTITY], errors="coerce")
+             * pd.to_numeric(joined[C.UNIT_PRICE], errors="coerce")).fillna(0.0)
+    per_user = value[inside].groupby(joined.loc[inside, C.USER_ID]).sum()
+    return per_user.reindex(starts[C.USER_ID]).fillna(0.0).to_numpy(dtype=float), currencies
 
 
 def campaign_rois(store: Store, names: dict[str, str] | None = None, *,
@@ -202,31 +202,31 @@ def campaign_rois(store: Store, names: dict[str, str] | None = None, *,
     ``totals`` (see :func:`event_totals`) to the database's count of the events."""
     prices = prices or Prices()
     names = names or {}
-    totals = (event_totals(store) if totals is None else totals).dropna(subset=["campaign", "type"])
+    totals = (event_totals(store) if totals is None else totals).dropna(subset=[C.CAMPAIGN, C.EVENT_TYPE])
     sent = _sent_counts(store)
     held = _held_campaigns(store)
     tokens = recorded_tokens(store) if llm_tokens is None else llm_tokens
-    wanted = sorted(set(totals["campaign"]) | set(sent) | held) if campaigns is None \
+    wanted = sorted(set(totals[C.CAMPAIGN]) | set(sent) | held) if campaigns is None \
         else list(campaigns)
     has_orders = store.count("transactions") > 0
-    by_campaign = dict(tuple(totals.groupby("campaign"))) if len(totals) else {}
+    by_campaign = dict(tuple(totals.groupby(C.CAMPAIGN))) if len(totals) else {}
     out = []
     for cid in wanted:
         rows = by_campaign.get(cid, totals.iloc[0:0])
-        conv = rows[rows["type"] == "conversion"]
-        attributed_revenue = float(pd.to_numeric(conv["value"], errors="coerce").fillna(0).sum())
+        conv = rows[rows[C.EVENT_TYPE] == "conversion"]
+        attributed_revenue = float(pd.to_numeric(conv[C.VALUE], errors="coerce").fillna(0).sum())
         if cid in sent:
             messages, source = sent[cid], "ledger"
         else:
-            imps = rows[rows["type"] == "impression"]
+            imps = rows[rows[C.EVENT_TYPE] == "impression"]
             messages = {str(ch): int(n) for ch, n in imps.groupby(
-                imps["channel"].fillna("unknown"))["n"].sum().items()}
+                imps[C.CHANNEL].fillna("unknown"))["n"].sum().items()}
             source = "impressions"
         cost = campaign_cost(messages, prices, llm_tokens=tokens.get(cid, 0), source=source)
         name = names.get(cid, cid)
         stats = funnel(rows)
-        control = pd.DataFrame(columns=["user_id", "channel", "start", "kind"])
-        treated = pd.DataFrame(columns=["user_id", "channel", "start"])
+        control = pd.DataFrame(columns=[C.USER_ID, C.CHANNEL, "start", "kind"])
+        treated = pd.DataFrame(columns=[C.USER_ID, C.CHANNEL, "start"])
         if cid in held:
             treated, control = _groups(store, cid)
         eligible = _eligible_control(store, control, treated) if len(control) else control

@@ -101,7 +101,7 @@ def _on_executor(executor: Executor, reviews: pd.DataFrame, sentiment: str,
         holder: dict[str, pd.Series] = {}
 
         def with_polarity(sent_dir: Path) -> pd.DataFrame:
-            pol = read_parquet_parts(sent_dir).set_index("id")[POLARITY]
+            pol = read_parquet_parts(sent_dir).set_index(C.ID)[POLARITY]
             holder[POLARITY] = pd.Series(pol.reindex(reviews[C.ID]).to_numpy(dtype=float),
                                          index=reviews.index)
             return reviews[[C.ID, C.TEXT, C.LANGUAGE]].assign(polarity=holder[POLARITY])
@@ -113,7 +113,7 @@ def _on_executor(executor: Executor, reviews: pd.DataFrame, sentiment: str,
         aspects = aspect_order(read_parquet_parts(out.aspects), reviews)
         emb = None
         if out.embeddings is not None:
-            frame = read_parquet_parts(out.embeddings).set_index("id")
+            frame = read_parquet_parts(out.embeddings).set_index(C.ID)
             emb = frame.reindex(reviews[C.ID])[embedding_columns(out.embedding_dim)].to_numpy(
                 dtype=np.float32)
     timings.update(out.timings)

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from adpilot import artifacts
+from adpilot.data import columns as C
 
 log = logging.getLogger(__name__)
 KIND = "fluency"  # the reference character LMs in the model store
@@ -207,9 +208,9 @@ def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0,
     log.info("training the fluency reference LM (%s) for the scorecard's fluency score: up to "
              "%d texts (no model in the store)", lang, max_texts)
     if lang == "zh":
-        texts = load_dataset("online_shopping_zh").tables["reviews"]["text"]
+        texts = load_dataset("online_shopping_zh").tables["reviews"][C.TEXT]
     else:
-        reviews = load_dataset("womens_clothing").tables["reviews"]["text"]
+        reviews = load_dataset("womens_clothing").tables["reviews"][C.TEXT]
         heads = load_dataset("upworthy").tables["upworthy"]["headline"]
         texts = pd.concat([reviews, heads], ignore_index=True)
     texts = texts.dropna().sample(min(max_texts, len(texts)), random_state=seed)

@@ -31,7 +31,7 @@ def arms_from_events(events: pd.DataFrame, variants: pd.DataFrame) -> pd.DataFra
     arms = arms.rename(columns={C.CAMPAIGN: "test_id"})
     arms["ctr"] = arms["clicks"] / arms["impressions"].where(arms["impressions"] > 0)
     arms["test_week"] = np.nan
-    return arms.dropna(subset=["ctr"])[["test_id", "text", "impressions", "clicks", "test_week",
+    return arms.dropna(subset=["ctr"])[["test_id", C.TEXT, "impressions", "clicks", "test_week",
                                         "ctr"]]
 
 

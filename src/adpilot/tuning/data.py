@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adpilot.data import columns as C
 from adpilot.data.records import Product
 from adpilot.errors import InputError
 from adpilot.generation.audience import Audience
@@ -165,7 +166,7 @@ def _usable(text: str, lo: int = 40, hi: int = 200) -> bool:
 
 def upworthy_arms(tests: pd.DataFrame, *, min_impressions: int = 1000) -> pd.DataFrame:
     arms = arms_from_upworthy(tests)
-    arms["text"] = arms["text"].map(lambda t: " ".join(html.unescape(str(t)).split()))
+    arms[C.TEXT] = arms[C.TEXT].map(lambda t: " ".join(html.unescape(str(t)).split()))
     return arms[arms["impressions"] >= min_impressions].reset_index(drop=True)
 
 
@@ -173,14 +174,14 @@ def upworthy_sft(tests: pd.DataFrame, *, brand: BrandKit = UPWORTHY_BRAND,
                  min_impressions: int = 1000) -> list[dict[str, Any]]:
     """Per test with two or more headlines: the headline with the highest CTR."""
     arms = upworthy_arms(tests, min_impressions=min_impressions)
-    arms = arms[arms.groupby("test_id")["text"].transform("nunique") >= 2]
+    arms = arms[arms.groupby("test_id")[C.TEXT].transform("nunique") >= 2]
     best = arms.sort_values(["test_id", "ctr"], ascending=[True, False]).drop_duplicates("test_id")
     briefs = upworthy_briefs(tests)
     out = []
     for row in best.itertuples(index=False):
         if _usable(row.text):
             b = briefs[str(row.test_id)]
-            b.references = sorted(arms.loc[arms["test_id"] == row.test_id, "text"].unique())
+            b.references = sorted(arms.loc[arms["test_id"] == row.test_id, C.TEXT].unique())
             out.append(sft_example(b, {"text": row.text}, brand))
     return out
 
@@ -218,14 +219,13 @@ def _lang_of(text: str) -> str:
 def campaign_arms(store) -> tuple[pd.DataFrame, dict[tuple[str, str], tuple[Brief, dict]]]:
     """Arms (test_id = campaign, text = copy) with impressions and clicks from the feedback
     events, and per (campaign, variant) its brief and copy fields."""
-    from adpilot.data import columns as C
     from adpilot.optimization.campaigns import Campaigns
 
     camps = Campaigns(store)
     products = store.read("products") if store.count("products") else pd.DataFrame()
     catalogue = ({str(r[C.ID]): r for _, r in products.iterrows()} if len(products) else {})
     rows, briefs = [], {}
-    for cid in camps.list()["id"]:
+    for cid in camps.list()[C.ID]:
         camp = camps.get(cid)
         audience_raw = json.loads(camp["audience"] or "{}")
         for v in camps.variants(cid).itertuples(index=False):
@@ -249,12 +249,12 @@ def campaign_arms(store) -> tuple[pd.DataFrame, dict[tuple[str, str], tuple[Brie
                 continue
             briefs[(cid, v.variant)] = (brief, copy_fields)
             rows.append({"campaign_id": cid, "variant": v.variant, "text": text})
-    variants = pd.DataFrame(rows, columns=["campaign_id", "variant", "text"])
+    variants = pd.DataFrame(rows, columns=["campaign_id", C.VARIANT, C.TEXT])
     if variants.empty or not store.count("events"):
-        return pd.DataFrame(columns=["test_id", "variant", "text", "impressions", "clicks", "ctr"]), briefs
+        return pd.DataFrame(columns=["test_id", C.VARIANT, C.TEXT, "impressions", "clicks", "ctr"]), briefs
     events = store.read("events")
     arms = arms_from_events(events, variants)
-    arms = arms.merge(variants.rename(columns={"campaign_id": "test_id"}), on=["test_id", "text"])
+    arms = arms.merge(variants.rename(columns={"campaign_id": "test_id"}), on=["test_id", C.TEXT])
     return arms, briefs
 
 
@@ -268,7 +268,7 @@ def campaign_sft(store, *, brand: BrandKit | None = None, min_impressions: int =
     out = []
     for row in best.itertuples(index=False):
         brief, fields = briefs[(row.test_id, row.variant)]
-        brief.references = arms.loc[arms["test_id"] == row.test_id, "text"].tolist()
+        brief.references = arms.loc[arms["test_id"] == row.test_id, C.TEXT].tolist()
         out.append(sft_example(brief, fields, brand))
     return out
 
@@ -282,7 +282,7 @@ def campaign_dpo(store, *, brand: BrandKit | None = None, min_z: float = 1.0,
     if arms.empty:
         return []
     variant_of = {(r.test_id, r.text): r.variant for r in arms.itertuples(index=False)}
-    pairs = make_pairs(arms[["test_id", "text", "impressions", "clicks", "test_week", "ctr"]])
+    pairs = make_pairs(arms[["test_id", C.TEXT, "impressions", "clicks", "test_week", "ctr"]])
     out = []
     for row in pairs[pairs["z"] >= min_z].itertuples(index=False):
         win, lose = (row.text_a, row.text_b) if row.label == 1 else (row.text_b, row.text_a)

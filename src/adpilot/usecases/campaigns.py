@@ -69,7 +69,7 @@ class CampaignService:
     def add_variant(self, campaign_id: str, variant: str, **options: Any) -> None:
         """Add a variant (a :class:`ConfigError` if the campaign already has one so named)."""
         self.exists(campaign_id)
-        if variant in set(self._writer.variants(campaign_id)["variant"]):
+        if variant in set(self._writer.variants(campaign_id)[C.VARIANT]):
             raise ConfigError(f"campaign {campaign_id!r} already has a variant {variant!r}")
         with self._write_lock:
             self._writer.invalidate(campaign_id)  # reload: another writer may have changed it

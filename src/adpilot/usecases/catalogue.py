@@ -30,6 +30,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from adpilot.data import columns as C
 from adpilot.errors import InputError, LLMError
 from adpilot.generation.batch import bounded_map
 
@@ -203,7 +204,7 @@ class CopiesFile:
             if not raw.strip():
                 continue
             try:
-                ids.add(str(json.loads(raw)["product_id"]))
+                ids.add(str(json.loads(raw)[C.PRODUCT_ID]))
             except (ValueError, KeyError, TypeError):
                 if n == data[:keep].count(b"\n"):  # a last line cut mid-write, then a newline
                     keep -= len(raw) + 1
@@ -218,7 +219,7 @@ class CopiesFile:
 
     def write(self, record: dict[str, Any]) -> None:
         """Append one product's line and sync it; a product already in the file raises."""
-        pid = str(record["product_id"])
+        pid = str(record[C.PRODUCT_ID])
         if pid in self.ids:
             raise InputError(f"product {pid} is already in the output", path=str(self.path))
         self._fh.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))

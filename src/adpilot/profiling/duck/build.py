@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adpilot.data import columns as C
 from adpilot.profiling.duck.buckets import partition_inputs, user_buckets
 from adpilot.profiling.duck.sql import connect, parquet_source, profile_sql, review_languages
 from adpilot.profiling.profiles import profile_summaries, unit_rows
@@ -73,7 +74,7 @@ def write_profiles(con, out: Path, parts: list[dict], cols, langs, embedding_dim
             frame = (rel.to_arrow_table() if hasattr(rel, "to_arrow_table")
                      else rel.arrow()).to_pandas()  # one range of users
             if p["embeddings"] is not None and embedding_dim:
-                emb = bucket_embeddings(con, frame["user_id"], p["reviews"], p["embeddings"],
+                emb = bucket_embeddings(con, frame[C.USER_ID], p["reviews"], p["embeddings"],
                                          embedding_dim, batch_rows, partitioned=partitioned)
                 frame = pd.concat([frame, pd.DataFrame(emb, columns=[
                     f"e{i}" for i in range(embedding_dim)], index=frame.index)], axis=1)

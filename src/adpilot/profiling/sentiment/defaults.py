@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from adpilot.artifacts import ModelStore
+from adpilot.data import columns as C
 from adpilot.errors import ConfigError, InputError
 from adpilot.profiling.sentiment import artifact
 from adpilot.profiling.sentiment.head import SentimentHeadModel, describe_saved
@@ -105,8 +106,8 @@ def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
     name = DEFAULT_MODELS[(task, lang)]["dataset"]
     reviews = load_dataset(name).tables["reviews"]
     label_col = "polarity" if name == "online_shopping_zh" else "rating"
-    frame = reviews.dropna(subset=["text", label_col]).reset_index(drop=True)
-    texts = review_texts(frame) if label_col == "rating" else frame["text"].astype(str).tolist()
+    frame = reviews.dropna(subset=[C.TEXT, label_col]).reset_index(drop=True)
+    texts = review_texts(frame) if label_col == "rating" else frame[C.TEXT].astype(str).tolist()
     labels = frame[label_col].astype(int).to_numpy()
     tr, te = train_test_split(np.arange(len(frame)), test_size=TEST_SIZE, random_state=SPLIT_SEED,
                               stratify=labels)
@@ -115,9 +116,9 @@ def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
 
 def review_texts(reviews: pd.DataFrame) -> list[str]:
     """Model input for canonical reviews: ``title. text`` (the title often states the verdict)."""
-    text = reviews["text"].fillna("").astype(str)
+    text = reviews[C.TEXT].fillna("").astype(str)
     if "title" in reviews:
-        title = reviews["title"].fillna("").astype(str)
+        title = reviews[C.TITLE].fillna("").astype(str)
         text = np.where(title.str.len() > 0, title + ". " + text, text)
     return list(text)
 
