@@ -322,7 +322,7 @@ class Campaigns:
             rows = pd.read_sql(q, conn)
         if rows.empty:
             return pd.DataFrame()
-        return rows.pivot_table(index="variant", columns=C.EVENT_TYPE, values="n", fill_value=0)
+        return rows.pivot_table(index=C.VARIANT, columns=C.EVENT_TYPE, values="n", fill_value=0)
 
     def refresh_policies(self, campaign_ids: list[str]) -> None:
         """Rebuild each campaign's policy from all its stored events (idempotent)."""
@@ -351,7 +351,7 @@ class Campaigns:
             ev[C.TIME]).dt.floor("D")).groupby(["day", C.VARIANT]).size().unstack(fill_value=0))
         return {"campaign": campaign_id, "name": camp["name"], "goal": camp["goal"],
                 "status": camp["status"], "events": int(len(ev)),
-                "variants": rep.reset_index().rename(columns={"index": "variant"}).to_dict(
+                "variants": rep.reset_index().rename(columns={"index": C.VARIANT}).to_dict(
                     "records"),
                 "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
                 "allocation_by_day": {str(k.date()): v for k, v in daily.to_dict("index").items()}}

@@ -41,7 +41,7 @@ class LoopResult:
         return {"campaign": self.campaign_id, "winner": self.winner, "retired": self.retired,
                 "added": self.added, "example_recorded": self.example_recorded,
                 "pairs": int(len(self.pairs)), "reason": self.reason,
-                "variants": self.report.reset_index().rename(columns={"index": "variant"})
+                "variants": self.report.reset_index().rename(columns={"index": C.VARIANT})
                 .to_dict("records")}
 
 

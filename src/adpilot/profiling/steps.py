@@ -86,7 +86,7 @@ class EmbeddingStage:
     def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         vecs = np.asarray(self.embedder.encode(batch[C.TEXT].tolist()), dtype=np.float32)
         out = pd.DataFrame(vecs, columns=embedding_columns(vecs.shape[1]))
-        out.insert(0, "id", batch[C.ID].to_numpy())
+        out.insert(0, C.ID, batch[C.ID].to_numpy())
         return out
 
 

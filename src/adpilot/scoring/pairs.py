@@ -15,7 +15,7 @@ def arms_from_upworthy(tests: pd.DataFrame) -> pd.DataFrame:
     g = (tests.groupby(["clickability_test_id", "headline"], sort=True)
          .agg(impressions=("impressions", "sum"), clicks=("clicks", "sum"),
               test_week=("test_week", "min")).reset_index())
-    g = g.rename(columns={"clickability_test_id": "test_id", "headline": "text"})
+    g = g.rename(columns={"clickability_test_id": "test_id", "headline": C.TEXT})
     g["ctr"] = g["clicks"] / g["impressions"].where(g["impressions"] > 0)
     return g.dropna(subset=["ctr"])
 
