@@ -318,3 +318,41 @@ def test_no_source_file_over_500_lines():
              for p in (SRC / "adpilot").rglob("*.py")}
     assert len(sizes) > 150
     assert not {k: n for k, n in sizes.items() if n > 500}, "split these by responsibility"
+
+
+# --- 6. column names from data/columns (issue 19) -------------------------------------------
+
+def test_columns_are_named_by_the_constants():
+    from column_literals import ALLOWED as COLUMNS_ALLOWED
+    from column_literals import column_literals, over_allowance
+
+    hits = column_literals(SRC)
+    assert len(hits) == sum(COLUMNS_ALLOWED.values())  # only the listed document keys remain
+    assert not over_allowance(hits, COLUMNS_ALLOWED), (
+        "(file, literal): (found, allowed) — use adpilot.data.columns (C.X), or list a key "
+        "that is no column in tests/column_literals.py")
+
+
+def test_the_column_walk_catches_a_planted_literal(tmp_path):
+    from column_literals import column_literals, over_allowance
+
+    (tmp_path / "adpilot" / "data").mkdir(parents=True)
+    (tmp_path / "adpilot" / "store").mkdir()
+    (tmp_path / "adpilot" / "data" / "columns.py").write_text('SEGMENT = "segment"\nTEXT = "text"\n')
+    (tmp_path / "adpilot" / "store" / "t.py").write_text('x = df["segment"]\n')  # table definitions
+    (tmp_path / "adpilot" / "stage.py").write_text(
+        "from typing import Literal\nfrom adpilot.data import columns as C\n"
+        'Mode = Literal["segment", "user"]\n'          # a type, not a column
+        'doc = {"segment": 1, "text": 2}\n'            # a dict display: a JSON body
+        "a = df[C.SEGMENT]\n"                          # the constant: fine
+        'b = df["segment"]\n'
+        'c = df.groupby(["segment", "other"]).size()\n'
+        'd = df.drop(columns="text")\n'
+        'e = df.loc[0, "text"]\n')
+    hits = column_literals(tmp_path)
+    assert hits == [("adpilot/stage.py", 6, "segment"), ("adpilot/stage.py", 7, "segment"),
+                    ("adpilot/stage.py", 8, "text"), ("adpilot/stage.py", 9, "text")]
+    assert over_allowance(hits, {("adpilot/stage.py", "segment"): 2}) == {
+        ("adpilot/stage.py", "text"): (2, 0)}
+    assert over_allowance(hits[:1], {("adpilot/stage.py", "segment"): 2}) == {
+        ("adpilot/stage.py", "segment"): (1, 2)}  # a stale allowance fails too
