@@ -252,13 +252,13 @@ def test_reports_aggregate_in_the_database_and_match_the_per_event_figures(tmp_p
         for s in reading_events:  # every read of the events table is aggregated by the database
             assert "group by" in s, s
         # the same figures as computed from every event row
-        from adpilot.api.roi import prices_for
         from adpilot.api.services import jsonable, records
+        from adpilot.optimization.roi import Prices
         from adpilot.optimization.roi_store import campaign_rois, roi_frame, totals_of
 
         names = dict(zip(state.campaigns.list()["id"], state.campaigns.list()["name"], strict=True))
         expected = records(roi_frame(campaign_rois(
-            state.store, names, prices=prices_for(state.settings),
+            state.store, names, prices=Prices.from_settings(state.settings),
             totals=totals_of(state.store.read("events")))))
         assert roi["items"] == expected
         assert {i["campaign"] for i in roi["items"]} == set(cids)

@@ -21,14 +21,17 @@ from adpilot.api import errors  # noqa: E402
 from adpilot.api.jobs import JobRunner  # noqa: E402
 from adpilot.api.keys import KeyVerifier  # noqa: E402
 from adpilot.api.limits import BodyLimitMiddleware, SecurityHeadersMiddleware  # noqa: E402
-from adpilot.api.reports import CampaignReports  # noqa: E402
 from adpilot.api.routers import campaigns, copy, data, system, tracking  # noqa: E402
 from adpilot.api.security import AppState  # noqa: E402
-from adpilot.api.services import CampaignService, CopyService, DataService  # noqa: E402
+from adpilot.api.services import PROFILING_HINT  # noqa: E402
 from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
 from adpilot.api.throttle import AuthThrottle, RateLimiter  # noqa: E402
 from adpilot.api.throttle_store import StoredFailureCounter  # noqa: E402
 from adpilot.store.sql import Store  # noqa: E402
+from adpilot.usecases.campaigns import CampaignService  # noqa: E402
+from adpilot.usecases.copy_service import CopyService  # noqa: E402
+from adpilot.usecases.data_overview import DataService  # noqa: E402
+from adpilot.usecases.reports import CampaignReports  # noqa: E402
 
 log = logging.getLogger("adpilot.api")
 FLUSH_SECONDS = 1.0  # buffered decisions reach the decision log at least this often
@@ -56,7 +59,7 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
     state = AppState(settings=settings, store=store,
                      keys=KeyVerifier(store, ttl=settings.key_cache_seconds),
                      campaigns=CampaignService(store, worker_process=settings.events_worker_process),
-                     data=DataService(store),
+                     data=DataService(store, build_hint=PROFILING_HINT),
                      copy=CopyService(factory, cache_dir=settings.llm_cache_dir),
                      jobs=JobRunner(store, workers=settings.job_workers),
                      # failures and lockouts shared by every process on this store

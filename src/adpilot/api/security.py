@@ -11,11 +11,13 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from adpilot.api.jobs import JobRunner
 from adpilot.api.keys import KeyInfo, KeyVerifier, scope_allows
-from adpilot.api.reports import CampaignReports
-from adpilot.api.services import CampaignService, CopyService, DataService
 from adpilot.api.settings import ApiSettings
 from adpilot.api.throttle import AuthThrottle, RateLimiter
 from adpilot.store.sql import Store
+from adpilot.usecases.campaigns import CampaignService
+from adpilot.usecases.copy_service import CopyService
+from adpilot.usecases.data_overview import DataService
+from adpilot.usecases.reports import CampaignReports
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Dashboard pages. Handlers only gather data through the API's services and render templates."""
+"""Dashboard pages. Handlers only gather data through the use cases (on the API's application
+state) and render templates."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from adpilot.api.security import AppState, client_of, key_account
-from adpilot.api.services import NotFoundError, NotReadyError, jsonable, records
+from adpilot.api.services import jsonable, records
 from adpilot.dashboard.auth import (
     LOGIN_CSRF,
     CsrfError,
@@ -25,9 +26,7 @@ from adpilot.dashboard.auth import (
     Sessions,
 )
 from adpilot.dashboard.i18n import LANGS, translate
-from adpilot.data import columns as C
-from adpilot.data.ingest import public_run
-from adpilot.errors import AdpilotError
+from adpilot.errors import AdpilotError, NotFoundError, NotReadyError
 from adpilot.report import campaign_charts as charts
 from adpilot.report import charts as report_charts
 
@@ -162,9 +161,8 @@ def mount(app: FastAPI, state: AppState) -> None:
         session = sessions.require(request)
         if wait := state.costly.take(client_of(request)):  # reads whole tables for its charts
             return busy(request, session, wait)
-        counts = state.data.counts()
-        derived = {t: state.data.row_count(t) for t in ("profiles", "segments")}
-        runs = [public_run(r) for r in records(state.store.ingest_runs().tail(10).iloc[::-1])]
+        seen = state.data.overview(runs=10, newest_first=True)
+        counts = seen["counts"]
         figures = []
         if counts["reviews"]:
             figures.append(charts.locked(report_charts.rating_chart, state.store.read("reviews")))
@@ -172,8 +170,8 @@ def mount(app: FastAPI, state: AppState) -> None:
             figures.append(charts.locked(report_charts.revenue_chart,
                                          state.store.read("transactions")))
         dead = state.campaigns.inbox.dead_letters(10)  # (how many, the newest)
-        return render(request, "overview.html", session, counts=counts, derived=derived,
-                      runs=runs, figures=figures, jobs=state.jobs.list(5), dead=dead)
+        return render(request, "overview.html", session, counts=counts, derived=seen["derived"],
+                      runs=seen["ingest_runs"], figures=figures, jobs=state.jobs.list(5), dead=dead)
 
     @router.post("/profiling")
     async def start_profiling(request: Request) -> Response:
@@ -208,11 +206,8 @@ def mount(app: FastAPI, state: AppState) -> None:
 
     @router.get("/segments/{segment_id}")
     def segment(request: Request, segment_id: str) -> HTMLResponse:
-        from adpilot.profiling.profiles import query_profiles
-
         def context() -> dict:
-            seg = state.data.segment(segment_id)
-            members = query_profiles(state.data.table("profiles"), segment=segment_id)
+            seg, members = state.data.members(segment_id)
             return {"seg": seg, "total": len(members), "members": records(members.head(200))}
         return show(request, "segment.html", context)
 
@@ -319,14 +314,14 @@ def mount(app: FastAPI, state: AppState) -> None:
         session = sessions.require(request)
         if wait := state.costly.take(client_of(request)):
             return busy(request, session, wait)
-        from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
+        from adpilot.optimization.roi import Prices
+        from adpilot.usecases.roi import roi_report
 
-        camps = state.campaigns.list()
-        table = roi_from_store(state.store, dict(zip(camps[C.ID], camps["name"], strict=True)),
-                               settings=state.settings)
-        figure = charts.locked(report_charts.roi_chart, table, zh=_lang(request) == "zh")
-        return render(request, "roi.html", session, items=records(table), cpm=DEFAULT_CPM,
-                      prices=prices_for(state.settings), figure=figure)
+        report = roi_report(state.store, state.campaigns.list(),
+                            Prices.from_settings(state.settings))
+        figure = charts.locked(report_charts.roi_chart, report.table, zh=_lang(request) == "zh")
+        return render(request, "roi.html", session, items=records(report.table), cpm=report.cpm,
+                      prices=report.prices, figure=figure)
 
     from adpilot.dashboard.send_page import add_send_pages
 

@@ -92,7 +92,7 @@ def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
 
 def generate_copy(data, copy, body: GenerateRequest, progress: Progress | None = None) -> dict:
     """Resolve the product and audience of ``body`` from ``data`` (the store's records, e.g.
-    :class:`adpilot.api.services.DataService`) and write with ``copy``'s generator (a service
+    :class:`adpilot.usecases.data_overview.DataService`) and write with ``copy``'s generator (a service
     with ``lock`` and ``generator(on_message=...)``), one generation at a time."""
     from adpilot.generation import channel_spec
 

@@ -239,13 +239,12 @@ def roi(state: State, cpm: float | None = Query(None, ge=0, description="One cos
     by the database). Rate-limited per client."""
     from dataclasses import asdict
 
-    from adpilot.api.roi import DEFAULT_CPM, prices_for, roi_from_store
+    from adpilot.optimization.roi import Prices
+    from adpilot.usecases.roi import roi_report
 
-    names = dict(zip(*[state.campaigns.list()[c] for c in ("id", "name")], strict=True))
-    costs = dict.fromkeys(DEFAULT_CPM, cpm) if cpm is not None else None
-    table = roi_from_store(state.store, names, cpm=costs, settings=state.settings)
-    return {"items": records(table), "cpm": costs or DEFAULT_CPM,
-            "prices": asdict(prices_for(state.settings, costs))}
+    report = roi_report(state.store, state.campaigns.list(), Prices.from_settings(state.settings),
+                        cpm=cpm)
+    return {"items": records(report.table), "cpm": report.cpm, "prices": asdict(report.prices)}
 
 
 @router.get("/reports/campaigns", tags=["reports"], dependencies=[Read, Costly])

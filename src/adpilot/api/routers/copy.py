@@ -1,5 +1,7 @@
-"""Copy generation (background jobs, optionally awaited; the work is
-:func:`adpilot.usecases.studio.generate_copy`) and scoring."""
+"""Copy generation (background jobs, optionally awaited) and scoring. The work is the use
+cases': :func:`adpilot.usecases.studio.generate_copy`, and
+:func:`~adpilot.usecases.copy_service.audience_copy` and
+:func:`~adpilot.usecases.copy_service.score_copy`."""
 
 from __future__ import annotations
 
@@ -9,18 +11,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from adpilot.api.errors import error_response
 from adpilot.api.security import AppState, Read, State, Write
-from adpilot.data import columns as C
 from adpilot.errors import ConfigError
-from adpilot.usecases.studio import (
-    Channel,
-    GenerateRequest,
-    Lang,
-    ensure_copy_models,
-    generate_copy,
-    scoring_available,
-)
+from adpilot.usecases.copy_service import audience_copy, score_copy
+from adpilot.usecases.studio import Channel, GenerateRequest, Lang, generate_copy
 
 router = APIRouter(prefix="/v1", tags=["copy"])
 
@@ -67,23 +61,11 @@ class AudienceRequest(BaseModel):
 def generate_for_audience(body: AudienceRequest, state: State, request: Request) -> dict:
     """A personalised message for every user (of a segment): per segment × product copy,
     filled per user. Background job; the result holds the first 1,000 messages."""
-    from adpilot.api.services import records
-    from adpilot.generation.campaign import plan_campaign
 
     def run(progress) -> dict:
-        profiles = state.data.table("profiles")
-        if body.segment:
-            state.data.segment(body.segment)
-            profiles = profiles[profiles[C.SEGMENT].astype(str) == body.segment]
-        progress(0.05, f"{len(profiles)} users")
-        ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the complaint classifiers
-        with state.copy.lock:
-            plan = plan_campaign(profiles, state.data.table("segments"),
-                                 state.store.read("products"), state.store.read("reviews"),
-                                 state.copy.generator(), channels=body.channels, mode=body.mode,
-                                 max_users=body.max_users)
-        return {"messages": int(len(plan)), "passed": int(plan["passed"].sum()),
-                "personalised": int(plan["personalised"].sum()), "items": records(plan.head(1000))}
+        return audience_copy(state.data, state.copy, segment=body.segment,
+                             channels=body.channels, mode=body.mode, max_users=body.max_users,
+                             progress=progress, first=1000)
 
     job_id = state.jobs.submit("generate_audience", run, body.model_dump())
     return {"job": job_id, "status_url": str(request.url_for("job", job_id=job_id))}
@@ -101,38 +83,5 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     """A scorecard per copy: fluency, relevance, personalisation, diversity, readability, tone
     and predicted attractiveness (the A/B-trained model, when it is in the model cache), each
     with a one-line explanation, and an overall score."""
-    if not scoring_available():
-        return error_response(501, "copy scoring is not available in this installation: the "
-                                   "adpilot.scoring stage is not installed", code="not_available")
-    from adpilot.api.services import jsonable
-    from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
-    from adpilot.scoring.scorecard import Scorecard
-
-    product = state.data.product(body.product_id) if body.product_id else None
-    audience = None
-    if body.segment:
-        segments = state.data.table("segments")
-        match = segments[segments[C.SEGMENT] == body.segment] if len(segments) else segments
-        if match.empty:
-            raise ConfigError(f"unknown segment {body.segment!r}")
-        audience = match.iloc[0].to_dict()
-    folder = default_model_dir()
-    attract = AttractivenessModel.load(folder) if is_saved(folder) else None
-    ensure_copy_models(None, [body.lang] if body.lang else ["en", "zh"], parts=("fluency",))
-    from adpilot.generation.compliance import scorecard_guardrails
-
-    record = product if isinstance(product, dict) else _as_dict(product)
-    card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record)).score(
-        body.texts, product=record,
-        audience=audience, lang=body.lang)
-    return JSONResponse(jsonable({"copies": card.drop(columns=[C.LANGUAGE]).to_dict("records"),
-                                  "set": card.attrs.get("set_diversity"),
-                                  "attractiveness_model": folder.name if attract else None}))
-
-
-def _as_dict(product) -> dict | None:
-    if product is None:
-        return None
-    if hasattr(product, "model_dump"):
-        return product.model_dump()
-    return dict(product)
+    return JSONResponse(score_copy(state.data, body.texts, product_id=body.product_id,
+                                   segment=body.segment, lang=body.lang))

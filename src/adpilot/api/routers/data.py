@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from adpilot.api.security import Admin, Costly, Read, State, Write
 from adpilot.api.services import records
-from adpilot.data.ingest import public_run
 from adpilot.data.schema import SCHEMAS
 from adpilot.errors import AdpilotError, ConfigError, InputError, NotFoundError
 
@@ -125,10 +124,7 @@ def ingest_path(kind: Kind, body: ServerPath, state: State, request: Request) ->
 @router.get("/overview", dependencies=[Read, Costly])  # rate-limited: counts every table
 def overview(state: State) -> dict:
     """Record counts per table and the latest ingest runs."""
-    runs = state.store.ingest_runs().tail(20) if state.store.has_table("ingest_runs") else None
-    return {"counts": state.data.counts(),
-            "derived": {t: state.data.row_count(t) for t in ("profiles", "segments")},
-            "ingest_runs": [public_run(r) for r in records(runs)] if runs is not None else []}
+    return state.data.overview(runs=20)
 
 
 class ProfilingJob(BaseModel):
@@ -183,11 +179,8 @@ def _page(frame, limit: int, offset: int) -> dict:
 def profiles(state: State, filters: Annotated[ProfileFilters, Query()],
              limit: int = Query(50, ge=1), offset: int = Query(0, ge=0)) -> dict:
     """Profiles matching the filters of ``query_profiles``, a page at a time."""
-    from adpilot.profiling.profiles import query_profiles
-
     limit = min(limit, state.settings.max_page_size)
-    found = query_profiles(state.data.table("profiles"), **filters.kwargs())
-    return _page(found, limit, offset)
+    return _page(state.data.profiles(**filters.kwargs()), limit, offset)
 
 
 @router.get("/profiles/{user_id}", dependencies=[Read])
@@ -205,8 +198,5 @@ def segments(state: State) -> dict:
 def segment(segment_id: str, state: State, limit: int = Query(50, ge=1),
             offset: int = Query(0, ge=0)) -> dict:
     """One segment and a page of its members."""
-    from adpilot.profiling.profiles import query_profiles
-
-    seg = state.data.segment(segment_id)
-    members = query_profiles(state.data.table("profiles"), segment=str(segment_id))
+    seg, members = state.data.members(segment_id)
     return {**seg, "members": _page(members, min(limit, state.settings.max_page_size), offset)}

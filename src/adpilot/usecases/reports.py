@@ -1,4 +1,5 @@
-"""Every campaign's report from one aggregate query.
+"""Every campaign's report from one aggregate query (the campaign reports the API and the
+dashboard show).
 
 ``CampaignService.report`` reads a campaign's events row by row; for the report of every
 campaign that is a read of the whole events table per request. Here the database counts
@@ -28,8 +29,8 @@ def event_counts(store: Store) -> pd.DataFrame:
     q = (select(ev.c.campaign, ev.c.variant, ev.c.type, day, func.count().label("n"))
          .group_by(ev.c.campaign, ev.c.variant, ev.c.type, day))
     with store.engine.connect() as conn:
-        rows = pd.DataFrame(conn.execute(q).all(), columns=[C.CAMPAIGN, C.VARIANT, C.EVENT_TYPE, "day",
-                                                            "n"])
+        rows = pd.DataFrame(conn.execute(q).all(),
+                            columns=[C.CAMPAIGN, C.VARIANT, C.EVENT_TYPE, "day", "n"])
     rows["day"] = [None if d is None else str(d)[:10] for d in rows["day"]]
     return rows
 
@@ -51,7 +52,7 @@ def report_from_counts(camp: dict, counts: pd.DataFrame) -> dict:
                              fill_value=0).sort_index()
     return {"campaign": camp[C.ID], "name": camp["name"], "goal": camp["goal"],
             "status": camp["status"], "events": total,
-            "variants": rep.reset_index().rename(columns={"index": "variant"}).to_dict("records"),
+            "variants": rep.reset_index().rename(columns={"index": C.VARIANT}).to_dict("records"),
             "srm_p_value": rep.attrs["srm_p_value"], "decision": stopping_decision(rep),
             "allocation_by_day": {str(k): {v: int(n) for v, n in row.items()}
                                   for k, row in daily.to_dict("index").items()}}
@@ -77,7 +78,8 @@ class CampaignReports:
         for camp in campaigns.to_dict("records"):
             rows = by_campaign.get(camp[C.ID], empty)
             key = (camp["name"], camp["goal"], camp["status"],
-                   tuple(rows[[C.VARIANT, C.EVENT_TYPE, "day", "n"]].itertuples(index=False, name=None)))
+                   tuple(rows[[C.VARIANT, C.EVENT_TYPE, "day", "n"]].itertuples(index=False,
+                                                                                name=None)))
             with self._lock:
                 hit = self._memo.get(camp[C.ID])
             report = hit[1] if hit and hit[0] == key else report_from_counts(camp, rows)
