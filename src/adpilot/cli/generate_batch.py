@@ -1,7 +1,8 @@
 """``adpilot generate-batch``: ``adpilot generate --products … --backend openai`` under its old
-name (guardrails, structured output, best-of-N; resumable by the output file), or, with
-``--briefs``, the deprecated raw-prompt mode (no guardrails, no structured output; a SQLite
-ledger for resuming)."""
+name (guardrails, structured output, best-of-N; resumable by the output file; ``--max-retries``,
+``--backoff`` and ``--timeout`` go to the openai client), or, with ``--briefs``, the deprecated
+raw-prompt mode (no guardrails, no structured output; a SQLite ledger for resuming; threads or
+Ray actors)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ def generate_batch(
     model: str = typer.Option(None, "--model", envvar="ADPILOT_LLM_MODEL",
                               help="The server's model name."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Requests in flight."),
-    max_tokens: int = typer.Option(64, "--max-tokens", min=1),
-    temperature: float = typer.Option(0.0, "--temperature", min=0.0, max=2.0),
-    max_retries: int = typer.Option(3, "--max-retries", min=0,
-                                    help="Retries per request (exponential backoff)."),
+    max_tokens: int = typer.Option(64, "--max-tokens", min=1, help="With --briefs."),
+    temperature: float = typer.Option(0.0, "--temperature", min=0.0, max=2.0,
+                                      help="With --briefs."),
+    max_retries: int = typer.Option(3, "--max-retries", min=0, help="Retries per request on a "
+                                    "connection error, timeout, 429 or 5xx (exponential backoff)."),
     backoff: float = typer.Option(0.5, "--backoff", min=0.0, help="First retry delay, seconds."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds per request."),
     out: Path = typer.Option(None, "--out", help="With --products: the JSONL output (resumed "
@@ -41,8 +43,10 @@ def generate_batch(
                              "(.parquet or .csv)."),
     db: str = typer.Option(None, "--db", help="Also load the messages into this store "
                            "(table generated_messages)."),
-    executor: str = typer.Option("local", "--executor", help="local (threads) | ray (actors)."),
-    ray_address: str = typer.Option(None, "--ray-address", help="Join this Ray cluster."),
+    executor: str = typer.Option("local", "--executor", help="With --briefs: local (threads) | "
+                                 "ray (actors). A catalogue runs on threads (--concurrency)."),
+    ray_address: str = typer.Option(None, "--ray-address", help="With --briefs: join this Ray "
+                                    "cluster."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Copy for a catalogue through an OpenAI-compatible server (same as ``adpilot generate
@@ -53,14 +57,12 @@ def generate_batch(
         raise typer.BadParameter("give --products (a catalogue; the generate path) or --briefs "
                                  "(deprecated raw prompts)")
     if products is not None:
-        from adpilot.cli.generate import generate
-
-        if audience is None:
-            raise typer.BadParameter("--products needs --audience")
-        generate(product=None, products=products, audience=audience, channel=channel, lang=lang,
-                 n=n, best_of=best_of, out=out, concurrency=concurrency, fewshot=fewshot,
-                 backend="openai", model=model, base_url=base_url, brand=None,
-                 max_attempts=3, no_cache=False, as_json=as_json)
+        _refuse_briefs_options(executor=executor, ray_address=ray_address, ledger=ledger, db=db,
+                               max_tokens=max_tokens, temperature=temperature)
+        client = {"base_url": base_url, "model": model, "concurrency": concurrency,
+                  "max_retries": max_retries, "backoff": backoff, "timeout": timeout}
+        _catalogue(products, audience, channel, lang, n, best_of, fewshot, out, concurrency,
+                   client, as_json)
         return
     err_console.print("[yellow]deprecated:[/] --briefs sends raw prompts with no guardrails and "
                       "no structured output; use `adpilot generate --products catalogue.jsonl "
@@ -113,3 +115,51 @@ def generate_batch(
                   f"{len(frame)} stored in {ledger_path} ({result.seconds:.1f} s)")
     if result.failed:
         console.print("[yellow]rerun the same command to retry the failed keys[/]")
+
+
+def _refuse_briefs_options(*, executor: str, ray_address: str | None, ledger: Path | None,
+                           db: str | None, max_tokens: int, temperature: float) -> None:
+    """With ``--products``, the ``--briefs``-only options are refused by name, never ignored."""
+    if executor != "local" or ray_address:
+        raise typer.BadParameter(
+            f"--executor {executor}{' --ray-address' if ray_address else ''} is not supported "
+            "with --products: a catalogue runs on threads in this process, one product line "
+            "at a time into --out; use --concurrency N to keep the server busy",
+            param_hint="--executor")
+    given = [name for name, used in (("--ledger", ledger is not None), ("--db", db is not None),
+                                     ("--max-tokens", max_tokens != 64),
+                                     ("--temperature", temperature != 0.0)) if used]
+    if given:
+        raise typer.BadParameter(f"{', '.join(given)} only apply to --briefs; with --products "
+                                 "the output file is the progress record and each channel sets "
+                                 "its own length and sampling", param_hint=given[0])
+
+
+def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n: int,
+               best_of: int, fewshot: int, out: Path | None, concurrency: int, client: dict,
+               as_json: bool) -> None:
+    """``adpilot generate --products`` with an openai backend built from ``client`` (base_url,
+    model, concurrency, max_retries, backoff, timeout)."""
+    from adpilot.backends.llm import get_backend
+    from adpilot.cli.generate import _catalogue as run_catalogue
+    from adpilot.config import get_settings
+    from adpilot.generation import CopyGenerator, channel_spec, load_brand
+    from adpilot.usecases.studio import fewshot_libraries, read_audience
+
+    if audience is None:
+        raise typer.BadParameter("--products needs --audience", param_hint="--audience")
+    if out is None:
+        raise typer.BadParameter("--products needs --out (the JSONL file to write, or resume)",
+                                 param_hint="--out")
+    channel_spec(channel, lang)  # fail on a bad channel before contacting the server
+    aud = read_audience(audience)
+    shots, note = fewshot_libraries(lang, fewshot)
+    if fewshot:
+        err_console.print(note, highlight=False)
+    llm = get_backend("openai", **{k: v for k, v in client.items() if v is not None})
+    gen = CopyGenerator(llm, brand=load_brand(None), cache=get_settings().llm_cache_dir,
+                        max_attempts=3, shots=shots, n_shots=max(fewshot, 1))
+    try:
+        run_catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json)
+    finally:
+        llm.close()
