@@ -91,10 +91,10 @@ def status(
 ) -> None:
     """Row counts per table in the store."""
     from adpilot.cli._common import open_store
-    from adpilot.data.schema import SCHEMAS
+    from adpilot.usecases.data_overview import DataService
 
     store = open_store(db)
-    counts = {kind: store.count(kind) for kind in SCHEMAS}
+    counts = DataService(store).counts()
     if as_json:
         print_json({"db": store.safe_url, "counts": counts})
         return
