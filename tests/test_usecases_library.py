@@ -90,3 +90,39 @@ def test_roi_report_uses_the_prices_it_is_given(store, tmp_path):
     assert row2["cost"] == pytest.approx(expected + imps["social"] * (20.0 - 6.0) / 1000)
     # a message channel keeps its price per message
     assert with_media_cpm(PRICES, {"email": 9.0}) == PRICES
+
+
+def test_copy_service_builds_its_backend_once_and_errors_are_typed(store, tmp_path):
+    from test_api import TemplateLLM
+
+    from adpilot.errors import ConfigError, MissingDependencyError
+    from adpilot.usecases.copy_service import CopyService, score_copy
+    from adpilot.usecases.studio import scoring_available
+
+    built: list[TemplateLLM] = []
+
+    def factory() -> TemplateLLM:
+        built.append(TemplateLLM())
+        return built[-1]
+
+    copy = CopyService(factory)
+    assert copy.generator().backend is copy.generator().backend is built[0] and len(built) == 1
+
+    def missing():
+        raise ImportError("No module named 'llama_cpp'")
+
+    with pytest.raises(MissingDependencyError, match="llama_cpp"):
+        CopyService(missing).check()
+
+    ingest_file("products", sample_dir() / "products.csv", store=store, quarantine_dir=tmp_path)
+    store.write_table("segments", pd.DataFrame({"segment": ["S0"], "size": [1]}))
+    data = DataService(store)
+    if not scoring_available():
+        with pytest.raises(MissingDependencyError):
+            score_copy(data, ["hello"])
+        return
+    # both refused before any model is loaded or trained
+    with pytest.raises(NotFoundError, match="unknown product 'P99'"):
+        score_copy(data, ["hello"], product_id="P99")
+    with pytest.raises(ConfigError, match="unknown segment 'S9'"):
+        score_copy(data, ["hello"], product_id="P01", segment="S9")
