@@ -235,6 +235,23 @@ def test_openai_backend_against_real_server(llama_server):
     backend.close()
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("form", ["json_schema", "schema", "json_object"])
+def test_llama_server_enforces_the_schema_forms(llama_server, form):
+    """A reply no model writes unprompted: only a schema the server enforces yields it. The
+    standard json_schema form and llama.cpp's own both are; plain JSON mode is not."""
+    backend = get_backend("openai", base_url=llama_server, model="gemma-test", max_retries=0,
+                          response_format=form)
+    schema = {"type": "object", "required": ["text"],
+              "properties": {"text": {"type": "string", "enum": ["zq-42 linen"]}}}
+    out = backend.complete([Message("user", "Say hello.")],
+                           GenerationParams(max_tokens=30, temperature=0.0, json_schema=schema))
+    assert (out.text.replace(" ", "").replace("\n", "") == '{"text":"zq-42linen"}') is (
+        form != "json_object"), out.text
+    assert backend.enforces_schema is (form != "json_object")  # the server took the form as sent
+    backend.close()
+
+
 def test_local_server_refuses_clients_without_its_key(small_gguf):
     pytest.importorskip("xllamacpp")
     import httpx

@@ -8,28 +8,55 @@ transient failures (connection errors, 429, 5xx) are retried with exponential ba
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from adpilot.backends import llm
 from adpilot.backends.llm.llamacpp import grammar_schema
 from adpilot.deps import require
 from adpilot.errors import ConfigError
 
-_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+log = logging.getLogger(__name__)
 
-# how a JSON schema is passed on: servers differ (llama.cpp: "schema" inside json_object;
-# OpenAI / vLLM / Ollama: structured outputs "json_schema"; others: plain JSON mode or nothing)
-# llama.cpp gets closed objects and bounded whitespace (grammar_schema): its LLGuidance builds need them
+_RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# statuses with which a server refuses a request it does not understand (older llama.cpp forks
+# answer an unknown response_format with a 500 "server_error")
+_REFUSED_STATUS = {400, 422, 500}
+
+
+def strict_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema as OpenAI's strict structured outputs want it: every object closed
+    (``additionalProperties: false``), no llama.cpp-only keys (``x-guidance``)."""
+    out = grammar_schema(schema)
+    out.pop("x-guidance", None)
+    return out
+
+
+def _schema_name(schema: dict[str, Any]) -> str:
+    """A ``json_schema.name`` OpenAI accepts (``[A-Za-z0-9_-]{1,64}``): the schema's title."""
+    return re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "reply"))[:64] or "reply"
+
+
+# how a JSON schema is passed on. "json_schema" (default) is OpenAI's structured outputs, which
+# OpenAI, vLLM, Ollama and llama.cpp's server (xllamacpp 2026.10) all enforce while sampling;
+# "schema" is llama.cpp's own form (the schema inside json_object, with grammar_schema's
+# whitespace hint for its LLGuidance builds); "json_object" is plain JSON mode (the schema is
+# not enforced: only the prompt describes it); "none" sends no response_format at all
 RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
+    "json_schema": lambda schema: {"type": "json_schema", "json_schema": {
+        "name": _schema_name(schema), "schema": strict_schema(schema), "strict": True}},
     "schema": lambda schema: {"type": "json_object", "schema": grammar_schema(schema)},
-    "json_schema": lambda schema: {"type": "json_schema",
-                                   "json_schema": {"name": "copy", "schema": schema}},
     "json_object": lambda schema: {"type": "json_object"},
     "none": lambda schema: None,
 }
+# formats that make the server enforce the schema (a prompt need not spell it out)
+ENFORCING = frozenset({"json_schema", "schema"})
 
 
 @llm.register_backend("openai")
@@ -39,6 +66,11 @@ class OpenAICompatBackend(llm.LLMBackend):
     ``base_url`` / ``model`` default to ``ADPILOT_LLM_BASE_URL`` / ``ADPILOT_LLM_MODEL``; the key is
     read from the variable named by ``api_key_env`` (default ``ADPILOT_LLM_API_KEY``, then
     ``OPENAI_API_KEY``); local servers usually need none.
+
+    A JSON schema goes out as ``response_format`` (:data:`RESPONSE_FORMATS`, default
+    ``json_schema``). A server that refuses that form (an HTTP 400 naming ``response_format``)
+    is asked again at once in plain JSON mode (``json_object``), and this backend keeps to
+    JSON mode from then on (logged once); :attr:`enforces_schema` says which holds now.
     """
 
     name = "openai"
@@ -46,7 +78,7 @@ class OpenAICompatBackend(llm.LLMBackend):
 
     def __init__(self, base_url: str | None = None, model: str | None = None, *,
                  api_key_env: str | None = None, timeout: float = 60.0, max_retries: int = 3,
-                 backoff: float = 0.5, concurrency: int = 4, response_format: str = "schema") -> None:
+                 backoff: float = 0.5, concurrency: int = 4, response_format: str = "json_schema") -> None:
         self.base_url = (base_url or os.environ.get("ADPILOT_LLM_BASE_URL") or "").rstrip("/")
         if not self.base_url:
             raise ConfigError("the openai backend needs a base URL (--base-url or "
@@ -62,6 +94,7 @@ class OpenAICompatBackend(llm.LLMBackend):
             raise ConfigError(f"unknown response_format {response_format!r}; choose one of "
                               f"{', '.join(RESPONSE_FORMATS)}")
         self.concurrency, self.response_format = concurrency, response_format
+        self._format_lock = threading.Lock()
         httpx = require("httpx", feature="the openai backend")
         self._httpx = httpx
         headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -73,7 +106,13 @@ class OpenAICompatBackend(llm.LLMBackend):
     def model_id(self) -> str:
         return f"openai:{self.base_url}:{self.model}"
 
+    @property
+    def enforces_schema(self) -> bool:
+        """Whether the server is asked to enforce the JSON schema (False after a fallback)."""
+        return self.response_format in ENFORCING
+
     def _payload(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> dict:
+        """The request body, with ``response_format`` in this backend's current form."""
         body = {"model": self.model, "messages": [m.as_dict() for m in messages],
                 "max_tokens": params.max_tokens, "temperature": params.temperature}
         if params.seed is not None:
@@ -84,17 +123,39 @@ class OpenAICompatBackend(llm.LLMBackend):
             body["response_format"] = fmt
         return body
 
+    def _refused_format(self, body: dict, resp: Any) -> bool:
+        """If ``resp`` refuses ``body``'s schema form, fall back to JSON mode (once per backend,
+        logged once) and return True: the caller asks again."""
+        fmt = body.get("response_format") or {}
+        schema_form = fmt.get("type") == "json_schema" or "schema" in fmt
+        if (not schema_form or resp.status_code not in _REFUSED_STATUS
+                or "response_format" not in resp.text):
+            return False
+        with self._format_lock:
+            if self.response_format in ENFORCING:
+                log.warning("%s refused response_format %r (HTTP %s: %s); this backend sends "
+                            "json_object (JSON mode, schema not enforced) from now on",
+                            self.base_url, self.response_format, resp.status_code,
+                            resp.text[:200])
+                self.response_format = "json_object"
+        return True
+
     def complete(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> llm.Completion:
         body = self._payload(messages, params)
-        last: str = ""
-        for attempt in range(self.max_retries + 1):
+        fell_back, last, attempt = False, "", 0
+        while attempt <= self.max_retries:
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
+            attempt += 1
             started = time.perf_counter()
             try:
                 resp = self._client.post("/chat/completions", json=body)
             except self._httpx.TransportError as exc:  # connect/read timeouts, refused, reset
                 last = f"{type(exc).__name__}: {exc}"
+                continue
+            if not fell_back and self._refused_format(body, resp):
+                body, fell_back = self._payload(messages, params), True
+                attempt -= 1  # asked again at once in JSON mode: not one of the retries
                 continue
             if resp.status_code in _RETRY_STATUS:
                 last = f"HTTP {resp.status_code}: {resp.text[:200]}"
