@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from adpilot.artifacts import ModelStore
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.models_fetch import ensure_copy_models
 
 OUT = Path(__file__).parent / "results" / "copy_models_build.json"
@@ -25,7 +27,8 @@ def main() -> None:
         store = ModelStore(Path(folder))
         for part in ("complaint", "fluency"):
             started = time.perf_counter()
-            status = ensure_copy_models(store, ("en", "zh"), parts=(part,))[part]
+            status = ensure_copy_models(store, ("en", "zh"), parts=(part,),
+                                        sources=DataSources.from_settings(get_settings()))[part]
             results[part] = {"seconds": round(time.perf_counter() - started, 1), "status": status}
     results["total_seconds"] = round(sum(r["seconds"] for r in results.values()), 1)
     OUT.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -120,9 +120,13 @@ def main() -> None:
     ap.add_argument("--skip-personalise", action="store_true")
     args = ap.parse_args()
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
+    # the guardrails' and scorecard's models
+    ensure_copy_models(ModelStore.from_settings(get_settings()),
+                       sources=DataSources.from_settings(get_settings()))
 
     # llama-cpp-python's Llama API (create_completion, token_eos) is what this script drives;
     # benchmarks/llm_bindings.py measures the default xllamacpp binding beside it

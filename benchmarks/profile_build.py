@@ -26,6 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
+
 RESULTS = Path(__file__).parent / "results"
 
 
@@ -35,7 +40,7 @@ def review_pool() -> pd.DataFrame:
 
     parts = []
     for name in ("womens_clothing", "amazon_fashion", "amazon_beauty", "online_shopping_zh"):
-        r = load_dataset(name).tables["reviews"]
+        r = load_dataset(name, SOURCES).tables["reviews"]
         pol = r["polarity"] if "polarity" in r and r["polarity"].notna().any() else None
         r = r.assign(rating=r["rating"] if pol is None else pol.astype(float) * 4 + 1)
         parts.append(r.reindex(columns=["id", "product_id", "text", "rating", "language"]))
@@ -59,7 +64,7 @@ def make_rows(n: int, seed: int = 0, *, pool_index: bool = False
     rows["user_id"] = pd.Series(rng.integers(0, n_users, n)).map("u{:07d}".format)
     rows["id"] = pd.RangeIndex(n).map("r{:08d}".format)
     rows["product_id"] = rows["product_id"].fillna("none")
-    ages = load_dataset("womens_clothing").tables["customers"]["age"].dropna().to_numpy()
+    ages = load_dataset("womens_clothing", SOURCES).tables["customers"]["age"].dropna().to_numpy()
     customers = pd.DataFrame({"id": [f"u{i:07d}" for i in range(n_users)],
                               "age": rng.choice(ages, n_users),
                               "gender": rng.choice(["F", "M"], n_users)})

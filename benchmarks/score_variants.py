@@ -17,9 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.scoring.attractiveness import load_default_model
 from adpilot.scoring.scorecard import Scorecard
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 OUT = Path(__file__).parent / "results" / "score_variants.json"
 
@@ -32,8 +36,9 @@ def main() -> None:
     from adpilot.artifacts import ModelStore
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
-    tests = next(iter(load_dataset("upworthy").tables.values()))
+    # the guardrails' and scorecard's models
+    ensure_copy_models(ModelStore.from_settings(get_settings()), sources=SOURCES)
+    tests = next(iter(load_dataset("upworthy", SOURCES).tables.values()))
     col = "headline" if "headline" in tests else [c for c in tests if "headline" in c.lower()][0]
     copies = tests[col].dropna().astype(str).drop_duplicates().head(args.n).tolist()
     attract = load_default_model()

@@ -22,10 +22,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, time_split
 from adpilot.scoring.baselines import bow_baseline, length_baseline
 from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 TARGET = 0.62  # issue 5
@@ -103,7 +107,7 @@ def main() -> None:
         result = json.loads((RESULTS / "attractiveness.json").read_text())
         (RESULTS / "attractiveness.md").write_text(render_md(result))
         return
-    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy", SOURCES).tables["upworthy"]))
     train, test = time_split(pairs)
     t0 = time.perf_counter()
     model = AttractivenessModel().fit(train, log=print)

@@ -34,10 +34,14 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.scoring.attractiveness import AttractivenessModel, time_split
 from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
 from adpilot.scoring.siamese import SiameseScorer
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 VAL_WEEK = 201424
@@ -51,7 +55,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="seed study: seeds 0 … N-1")
     ap.add_argument("--limit", type=int, default=0, help="smoke test: first N pairs of each")
     args = ap.parse_args()
-    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy", SOURCES).tables["upworthy"]))
     train, _ = time_split(pairs)  # the test period is not used here
     fit, val = time_split(train, VAL_WEEK)
     if args.limit:

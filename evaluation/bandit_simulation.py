@@ -21,9 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.optimization.ope import dr, ipw, snipw
 from adpilot.optimization.simulator import compare_policies, median_spread_test, upworthy_tests
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -69,7 +73,7 @@ def ope_coverage(reps: int = 200, n: int = 5000, seed: int = 0) -> dict:
 
 
 def main() -> None:
-    tests = upworthy_tests(load_dataset("upworthy").tables["upworthy"])
+    tests = upworthy_tests(load_dataset("upworthy", SOURCES).tables["upworthy"])
     ctrs = median_spread_test(tests)
     out = {"median_spread_test": {}, "floor": {}}
     main_run = compare_policies(ctrs, runs=20, floor=0.05)
@@ -93,7 +97,7 @@ def main() -> None:
                         "thompson_clicks_vs_oracle_median": float(np.median(ratios)),
                         "uniform_clicks_vs_oracle_median": float(np.median(uni))}
     out["ope_simulated"] = ope_coverage()
-    h = load_dataset("hillstrom").tables["hillstrom"]
+    h = load_dataset("hillstrom", SOURCES).tables["hillstrom"]
     mens = (h["segment"] == "Mens E-Mail").to_numpy().astype(float)
     e = ipw(h["visit"].to_numpy(float), mens, np.full(len(h), 1 / 3))
     observed = float(h.loc[mens == 1, "visit"].mean())

@@ -14,14 +14,18 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.targeting.budget import backtest
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 
 
 def main() -> None:
-    ads = load_dataset("facebook_ads").tables["facebook_ads"]
+    ads = load_dataset("facebook_ads", SOURCES).tables["facebook_ads"]
     out = {}
     lines = ["# Budget allocation backtest (Facebook ads, Total_Conversion)", "",
              "| audiences | seed | budget | optimised conv. [95% CI] | proportional conv. "

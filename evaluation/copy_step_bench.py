@@ -39,7 +39,15 @@ def main() -> None:
     except ImportError:  # an older checkout (--src) trains them on first use
         pass
     else:
-        ensure_copy_models(ModelStore.from_settings())
+        from adpilot.config import get_settings
+
+        try:
+            from adpilot.datasets_fetch import DataSources
+        except ImportError:  # a checkout before DataSources (issue 19)
+            ensure_copy_models(ModelStore.from_settings())
+        else:
+            ensure_copy_models(ModelStore.from_settings(get_settings()),
+                               sources=DataSources.from_settings(get_settings()))
 
     from adpilot.generation import CopyGenerator
     from adpilot.generation.campaign import plan_campaign

@@ -208,10 +208,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="brand kit for the Chinese items (ten categories: a general marketplace)")
     args = ap.parse_args(argv)
     from adpilot.artifacts import ModelStore
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
-    base = data_dir()
+    sources = DataSources.from_settings(get_settings())
+    # the guardrails' and scorecard's models
+    ensure_copy_models(ModelStore.from_settings(get_settings()), sources=sources)
+    base = data_dir(sources)
     items = build_items(base)[: args.limit]
     opts = {"llamacpp": {"model": args.model, "n_threads": args.threads,
                          "models_dir": get_settings().models_dir},

@@ -14,8 +14,12 @@ import json
 import time
 from pathlib import Path
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.targeting.recommend import evaluate_recommenders
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -25,11 +29,11 @@ def main() -> None:
                       "k = 10, new items only", "",
                       "| data | users | model | NDCG@10 | P@10 | R@10 | coverage | seconds |",
                       "|---|---|---|---|---|---|---|---|"]
-    tx = load_dataset("online_retail").tables["transactions"]
-    products = load_dataset("online_retail").tables["products"].set_index("id")["title"]
+    tx = load_dataset("online_retail", SOURCES).tables["transactions"]
+    products = load_dataset("online_retail", SOURCES).tables["products"].set_index("id")["title"]
     runs = {"online_retail": (tx[tx["quantity"] > 0], "user_id", "product_id", "time", products)}
     for name in ("amazon_fashion", "amazon_beauty"):
-        r = load_dataset(name).tables["reviews"]
+        r = load_dataset(name, SOURCES).tables["reviews"]
         runs[name] = (r, "user_id", "product_id", "created_at", None)
     for name, (frame, user, item, when, texts) in runs.items():
         t0 = time.perf_counter()

@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.profiling.baseline import reference_baseline
 from adpilot.profiling.sentiment import (
     DEFAULT_MODELS,
@@ -36,6 +38,8 @@ from adpilot.profiling.sentiment import (
     review_texts,
     task_labels,
 )
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 BARS = {("rating", "en"): {"accuracy": 0.70, "macro_f1": 0.55},
@@ -83,7 +87,7 @@ def reference(lang: str, task: str, train: tuple, tests: dict[str, tuple]) -> di
 def amazon(name: str) -> tuple[list[str], np.ndarray]:
     from adpilot.datasets import load_dataset
 
-    r = load_dataset(name).tables["reviews"].dropna(subset=["text", "rating"])
+    r = load_dataset(name, SOURCES).tables["reviews"].dropna(subset=["text", "rating"])
     return review_texts(r), r["rating"].astype(int).to_numpy()
 
 

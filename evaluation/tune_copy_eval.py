@@ -92,9 +92,13 @@ def gen(which: str) -> None:
 
     rows = load_briefs(WORK / "sft_heldout.jsonl", max(N_PPL, N_GEN), seed=SEED)[:N_GEN]
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings())  # the guardrails' and scorecard's models
+    # the guardrails' and scorecard's models
+    ensure_copy_models(ModelStore.from_settings(get_settings()),
+                       sources=DataSources.from_settings(get_settings()))
     t0 = time.perf_counter()
     copies = generate_copies(_models()[which], rows, device="auto", **GEN)
     metrics = copy_metrics(copies, rows)

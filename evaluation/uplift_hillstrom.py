@@ -16,10 +16,14 @@ import json
 import time
 from pathlib import Path
 
+from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
+from adpilot.datasets_fetch import DataSources
 from adpilot.report.charts import qini_chart
 from adpilot.targeting.evaluate import evaluate_uplift
 from adpilot.targeting.metrics import NORMALISATION
+
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 
 RESULTS = Path(__file__).parent / "results"
 FEATURES = ["recency", "history_segment", "history", "mens", "womens", "zip_code", "newbie",
@@ -27,7 +31,7 @@ FEATURES = ["recency", "history_segment", "history", "mens", "womens", "zip_code
 
 
 def main() -> None:
-    frame = load_dataset("hillstrom").tables["hillstrom"]
+    frame = load_dataset("hillstrom", SOURCES).tables["hillstrom"]
     out: dict = {"data": "hillstrom_email_rct.csv", "split": "70/30 stratified by arm",
                  "features": FEATURES, "normalisation": NORMALISATION, "runs": {}}
     lines = ["# Uplift targeting on Hillstrom (held-out 30%, seed 0)", "",

@@ -33,6 +33,15 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def data_sources(shared_data, tmp_path_factory):
+    """Where the loaders find the data sets: the real data folder, downloads off."""
+    from adpilot.datasets_fetch import DataSources
+
+    return DataSources(cache_dir=tmp_path_factory.mktemp("data-cache"), data_dir=shared_data,
+                       offline=True)
+
+
 def _pg_url() -> str | None:
     url = os.environ.get("ADPILOT_TEST_PG_URL")
     if not url and os.environ.get("ADPILOT_REQUIRE_PG"):

@@ -20,11 +20,12 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "adpilot"
 
 
 @pytest.fixture
-def sentiment_model(shared_data):
+def sentiment_model(shared_data, data_sources):
     from adpilot.datasets import load_dataset
     from adpilot.profiling.sentiment import SentimentModel
 
-    reviews = load_dataset("womens_clothing").tables["reviews"].dropna(subset=["text"]).head(300)
+    reviews = (load_dataset("womens_clothing", data_sources).tables["reviews"]
+               .dropna(subset=["text"]).head(300))
     return SentimentModel("polarity", "en", backbone="none").fit(
         reviews["text"].tolist(), reviews["rating"].astype(int).tolist())
 
@@ -132,7 +133,7 @@ def test_model_paths_come_from_one_place():
     assert offenders == [], "model paths built outside ModelStore:\n" + "\n".join(offenders)
 
 
-def test_old_attractiveness_folder_loads_and_is_discovered(tmp_path, shared_data):
+def test_old_attractiveness_folder_loads_and_is_discovered(tmp_path, shared_data, data_sources):
     """An attractiveness folder of the old form (adpilot.json, no document) loads the same."""
     from adpilot.datasets import load_dataset
     from adpilot.scoring.attractiveness import (
@@ -144,7 +145,8 @@ def test_old_attractiveness_folder_loads_and_is_discovered(tmp_path, shared_data
     from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
 
     store = ModelStore(tmp_path)
-    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"].head(2000)))
+    arms = arms_from_upworthy(load_dataset("upworthy", data_sources).tables["upworthy"].head(2000))
+    pairs = make_pairs(arms)
     model = AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs)
     folder = model.save(default_model_dir(store))
     assert folder == tmp_path / "attractiveness"

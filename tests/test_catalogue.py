@@ -251,7 +251,8 @@ def test_cli_needs_one_input_and_an_out_file(tmp_path, backend_name, capsys):
     assert cli(tmp_path, backend_name) == 2
 
 
-def test_cli_fewshot_uses_advertisegen_for_chinese(tmp_path, shared_data, monkeypatch, capsys):
+def test_cli_fewshot_uses_advertisegen_for_chinese(tmp_path, shared_data, data_sources,
+                                                  monkeypatch, capsys):
     seen: list[str] = []
 
     class Recording(CatalogueLLM):
@@ -275,7 +276,7 @@ def test_cli_fewshot_uses_advertisegen_for_chinese(tmp_path, shared_data, monkey
     gen = CopyGenerator(CatalogueLLM(), cache=False)
     from adpilot.usecases.studio import fewshot_libraries
 
-    shots, _ = fewshot_libraries("zh", 2)
+    shots, _ = fewshot_libraries("zh", 2, data_sources)
     near = shots["zh"].nearest(next(read_catalogue(cat)).product, 2)
     assert len(near) == 2 and all(s.text in seen[0] for s in near)  # the examples are shown
     assert gen.shots == {} and not without

@@ -50,20 +50,20 @@ def _tiny_bert(texts: list[str], path) -> str:
 
 
 @pytest.fixture(scope="module")
-def data(shared_data):
+def data(shared_data, data_sources):
     """Real reviews: 400 Amazon Fashion rows (real users with several reviews) and 150 Chinese
     reviews (no user: scored, not profiled)."""
     from adpilot.datasets import load_dataset
 
-    fashion = load_dataset("amazon_fashion").tables
-    zh = load_dataset("online_shopping_zh").tables["reviews"]
+    fashion = load_dataset("amazon_fashion", data_sources).tables
+    zh = load_dataset("online_shopping_zh", data_sources).tables["reviews"]
     reviews = pd.concat([fashion["reviews"].head(400), zh.sample(150, random_state=0)],
                         ignore_index=True)
     return reviews, fashion["customers"]
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory, shared_data, data):
+def cache(tmp_path_factory, shared_data, data, data_sources):
     """A model cache with tiny fine-tuned polarity models (EN, ZH) and the character LMs."""
     from adpilot.artifacts import ModelStore
     from adpilot.profiling.sentiment import SentimentModel
@@ -82,7 +82,7 @@ def cache(tmp_path_factory, shared_data, data):
         models / "sentiment-polarity-en")
     SentimentModel(lang="zh", **common).fit(zh["review"], zh["label"]).save(
         models / "sentiment-polarity-zh")
-    ensure_reference_lms(ModelStore(models), ["en"])
+    ensure_reference_lms(ModelStore(models), ["en"], sources=data_sources)
     return root
 
 

@@ -21,16 +21,16 @@ pytest.importorskip("duckdb")
 
 
 @pytest.fixture(scope="module")
-def tables():
+def tables(data_sources):
     """Amazon Fashion reviews (real users) with the real ages of the women's clothing reviewers
     resampled onto the customers (seed 0), and 80 Chinese reviews without a user."""
     from adpilot.datasets import load_dataset
 
-    fashion = load_dataset("amazon_fashion").tables
-    zh = load_dataset("online_shopping_zh").tables["reviews"].sample(80, random_state=0)
+    fashion = load_dataset("amazon_fashion", data_sources).tables
+    zh = load_dataset("online_shopping_zh", data_sources).tables["reviews"].sample(80, random_state=0)
     reviews = pd.concat([fashion["reviews"].head(900), zh], ignore_index=True)
     reviews["polarity"] = ((reviews["rating"] - 3) / 2).fillna(0.0)
-    ages = load_dataset("womens_clothing").tables["customers"]["age"].dropna().to_numpy()
+    ages = load_dataset("womens_clothing", data_sources).tables["customers"]["age"].dropna().to_numpy()
     customers = fashion["customers"].assign(
         age=np.random.default_rng(0).choice(ages, len(fashion["customers"])))
     return reviews[["id", "user_id", "product_id", "text", "rating", "language", "polarity"]], customers

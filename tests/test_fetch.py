@@ -18,16 +18,23 @@ from pathlib import Path
 import pytest
 
 from adpilot.cli import main
+from adpilot.config import Settings, get_settings
 from adpilot.datasets_fetch import (
     MANIFEST,
     ChecksumError,
     DataFile,
     DatasetUnavailableError,
+    DataSources,
     fetch_all,
     locate,
 )
 
 HEAD_LINES = 200
+
+
+def _sources() -> DataSources:
+    """The data sources of the settings now: these tests set the environment as a user does."""
+    return DataSources.from_settings(get_settings())
 
 
 class _Server:
@@ -107,12 +114,13 @@ def test_download_verifies_caches_and_the_second_fetch_makes_no_request(
     with _Server(root) as server:
         monkeypatch.setenv("ADPILOT_DATASETS_MIRROR", server.url + "/")
         seen = []
-        path = locate("hillstrom", manifest=manifest, progress=lambda f, d, t: seen.append((d, t)))
+        path = locate("hillstrom", _sources(), manifest=manifest,
+                      progress=lambda f, d, t: seen.append((d, t)))
         assert path == isolated_home / "cache" / "data" / "campaigns" / "hillstrom_email_rct.csv"
         assert path.read_bytes() == data
         assert seen and seen[-1] == (len(data), len(data))  # progress reached the whole file
         assert server.requests == ["/campaigns/hillstrom_email_rct.csv"]
-        again = fetch_all(["hillstrom"], manifest=manifest)
+        again = fetch_all(_sources(), ["hillstrom"], manifest=manifest)
         assert again["hillstrom"] == {"file": "campaigns/hillstrom_email_rct.csv", "ok": True,
                                       "path": str(path), "from": "cache"}
         assert len(server.requests) == 1  # the cache answered
@@ -126,7 +134,7 @@ def test_checksum_mismatch_is_a_clear_error_and_nothing_is_cached(
     with _Server(root) as server:
         monkeypatch.setenv("ADPILOT_DATASETS_MIRROR", server.url)
         with pytest.raises(ChecksumError) as err:
-            locate("hillstrom", manifest={"hillstrom": wrong})
+            locate("hillstrom", _sources(), manifest={"hillstrom": wrong})
     msg = str(err.value)
     assert "campaigns/hillstrom_email_rct.csv" in msg and "0" * 64 in msg
     assert hashlib.sha256(data).hexdigest() in msg  # the actual hash
@@ -142,7 +150,7 @@ def test_server_down_is_a_clear_error_without_traceback(
         port = s.getsockname()[1]
     monkeypatch.setenv("ADPILOT_DATASETS_MIRROR", f"http://127.0.0.1:{port}")
     with pytest.raises(DatasetUnavailableError, match="cannot download campaigns/hillstrom"):
-        locate("hillstrom", manifest=manifest)
+        locate("hillstrom", _sources(), manifest=manifest)
     # the CLI: one line per failed file and exit 1, never a traceback
     code = main(["datasets", "fetch", "facebook_ads"])
     err = capsys.readouterr().err
@@ -156,24 +164,24 @@ def test_data_dir_takes_precedence_over_cache_and_download(
     root, manifest, _ = mirror
     with _Server(root) as server:
         monkeypatch.setenv("ADPILOT_DATASETS_MIRROR", server.url)
-        locate("hillstrom", manifest=manifest)  # now cached
+        locate("hillstrom", _sources(), manifest=manifest)  # now cached
         monkeypatch.setenv("ADPILOT_DATA_DIR", str(shared_data))
-        path = locate("hillstrom", manifest=manifest)
+        path = locate("hillstrom", _sources(), manifest=manifest)
         assert path == shared_data / "campaigns" / "hillstrom_email_rct.csv"
         assert len(server.requests) == 1
     # the library reads the loaders' files from there too
     from adpilot.datasets import load_dataset
 
-    assert load_dataset("facebook_ads").read == 1143
+    assert load_dataset("facebook_ads", _sources()).read == 1143
 
 
 def test_offline_and_derived_files_say_what_to_set(no_data_dir, monkeypatch):
     monkeypatch.setenv("ADPILOT_OFFLINE", "1")
     with pytest.raises(DatasetUnavailableError, match="downloads are off"):
-        locate("hillstrom")
+        locate("hillstrom", _sources())
     monkeypatch.delenv("ADPILOT_OFFLINE")
     with pytest.raises(DatasetUnavailableError, match="ADPILOT_DATASETS_MIRROR"):
-        locate("upworthy")  # derived from its source: only a mirror can serve our file
+        locate("upworthy", _sources())  # derived from its source: only a mirror can serve our file
 
 
 def test_source_archives_are_unpacked_before_the_check(tmp_path, no_data_dir, monkeypatch,
@@ -198,6 +206,23 @@ def test_source_archives_are_unpacked_before_the_check(tmp_path, no_data_dir, mo
             "b": DataFile("b", "campaigns/b.csv", f"{server.url}/bank.zip", digest, len(data),
                           unpack=("zip:bank.zip", "zip:bank-full.csv")),
         }
-        got = fetch_all(manifest=manifest)
+        got = fetch_all(_sources(), manifest=manifest)
     assert all(r["ok"] and r["from"] == "download" for r in got.values()), got
     assert Path(got["a"]["path"]).read_bytes() == data == Path(got["b"]["path"]).read_bytes()
+
+
+def test_locate_uses_the_sources_it_is_given_not_the_environment(tmp_path, monkeypatch,
+                                                                  shared_data):
+    """The library reads no settings: an environment pointing elsewhere changes nothing."""
+    monkeypatch.setenv("ADPILOT_DATA_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("ADPILOT_OFFLINE", "1")
+    given = DataSources(cache_dir=tmp_path / "cache", data_dir=shared_data)
+    assert locate("hillstrom", given) == shared_data / MANIFEST["hillstrom"].file
+    with pytest.raises(DatasetUnavailableError, match="downloads are off"):
+        locate("hillstrom", DataSources(cache_dir=tmp_path / "cache",
+                                        data_dir=tmp_path / "none", offline=True))
+    s = Settings(home=tmp_path / "home", data_dir=tmp_path / "d", datasets_mirror="http://m/",
+                 offline=True)
+    assert DataSources.from_settings(s) == DataSources(
+        cache_dir=tmp_path / "home" / "cache" / "data", data_dir=tmp_path / "d",
+        mirror="http://m/", offline=True)

@@ -328,7 +328,7 @@ def test_the_minimum_length_counts_the_copy_not_the_disclaimer():
     assert check_copy({"text": f"热水器上新，即开即热，洗澡不用等。{tail}"}, ctx, only=["length"]) == []
 
 
-def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
+def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check(data_sources):
     """A lexical model trained on the real review files judges each statement; questions and
     ordinary ad lines pass."""
     from adpilot.artifacts import ModelStore
@@ -337,7 +337,7 @@ def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check():
     from adpilot.generation.guardrails import GuardContext, check_copy
     from adpilot.generation.tone import ensure_complaint_models
 
-    ensure_complaint_models(ModelStore.from_settings())  # the explicit training step
+    ensure_complaint_models(ModelStore.from_settings(), sources=data_sources)  # the training step
     kit = load_brand()
     zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍")
     bad = check_copy({"text": "这是一本简单的故事，但封面折痕严重。后来决定不买了。"}, zh,

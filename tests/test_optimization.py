@@ -81,10 +81,10 @@ def test_thompson_beats_uniform_in_the_simulator():
     assert r["thompson"]["final_regret_median"] < r["uniform"]["final_regret_median"]
 
 
-def test_ope_hillstrom_ipw_matches_the_mens_arm(shared_data):
+def test_ope_hillstrom_ipw_matches_the_mens_arm(shared_data, data_sources):
     from adpilot.datasets import load_dataset
 
-    h = load_dataset("hillstrom").tables["hillstrom"].assign(p=1 / 3)
+    h = load_dataset("hillstrom", data_sources).tables["hillstrom"].assign(p=1 / 3)
     target = pd.DataFrame({"segment": ["Mens E-Mail", "Womens E-Mail", "No E-Mail"],
                            "probability": [1.0, 0.0, 0.0]})
     r = evaluate_logs(h, action_col="segment", reward_col="visit", propensity_col="p",

@@ -54,8 +54,8 @@ def test_aspect_without_opinion_word_takes_overall_polarity():
     assert got["score"].tolist() == [-0.8]
 
 
-def test_aspects_on_real_reviews_agree_with_ratings(shared_data):
-    reviews = load_dataset("womens_clothing").tables["reviews"].head(3000)
+def test_aspects_on_real_reviews_agree_with_ratings(shared_data, data_sources):
+    reviews = load_dataset("womens_clothing", data_sources).tables["reviews"].head(3000)
     got = extract_aspects(reviews)
     fit = got[got["aspect"] == "fit"].merge(reviews[["id", "rating"]], left_on="review_id",
                                              right_on="id")
@@ -64,8 +64,8 @@ def test_aspects_on_real_reviews_agree_with_ratings(shared_data):
     assert fit[fit["score"] > 0]["rating"].mean() > fit[fit["score"] < 0]["rating"].mean() + 0.5
 
 
-def test_rfm_on_online_retail(shared_data):
-    tx = load_dataset("online_retail").tables["transactions"]
+def test_rfm_on_online_retail(shared_data, data_sources):
+    tx = load_dataset("online_retail", data_sources).tables["transactions"]
     rfm = compute_rfm(tx)
     assert len(rfm) == 4372 and rfm["frequency"].min() >= 1
     assert set(rfm["r_score"].unique()) == {1, 2, 3, 4, 5}

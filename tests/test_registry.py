@@ -63,18 +63,20 @@ def test_concurrent_registrations_lose_nothing(tmp_path):
     assert sorted(e.version for e in reg.list()) == list(range(1, 13))
 
 
-def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data):
+def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data, data_sources):
     from adpilot.datasets import load_dataset
     from adpilot.profiling.sentiment import SentimentModel, default_model_dir
     from adpilot.scoring.attractiveness import AttractivenessModel
     from adpilot.scoring.attractiveness import default_model_dir as attract_dir
     from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
 
-    reviews = load_dataset("womens_clothing").tables["reviews"].dropna(subset=["text"]).head(300)
+    reviews = (load_dataset("womens_clothing", data_sources).tables["reviews"]
+               .dropna(subset=["text"]).head(300))
     SentimentModel("rating", "en", backbone="none").fit(
         reviews["text"].tolist(), reviews["rating"].astype(int).tolist()
     ).save(default_model_dir("rating", "en"))
-    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"].head(2000)))
+    arms = arms_from_upworthy(load_dataset("upworthy", data_sources).tables["upworthy"].head(2000))
+    pairs = make_pairs(arms)
     AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(attract_dir())
     reg = ModelRegistry()
     reg.discover()

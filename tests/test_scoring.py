@@ -20,17 +20,17 @@ from adpilot.scoring.scorecard import Scorecard, best_of
 
 
 @pytest.fixture(scope="module")
-def upworthy_pairs(shared_data):
-    return make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+def upworthy_pairs(shared_data, data_sources):
+    return make_pairs(arms_from_upworthy(load_dataset("upworthy", data_sources).tables["upworthy"]))
 
 
-def test_char_lm_prefers_real_text(shared_data):
-    reviews = load_dataset("womens_clothing").tables["reviews"]["text"].head(3000)
+def test_char_lm_prefers_real_text(shared_data, data_sources):
+    reviews = load_dataset("womens_clothing", data_sources).tables["reviews"]["text"].head(3000)
     lm = CharNgramLM().fit(reviews.tolist())
     good = lm.perplexity("This dress fits well and the fabric feels soft.")
     bad = lm.perplexity("sfot fablirc eht dwell fits dsers siTh.")
     assert good < bad / 2
-    zh = CharNgramLM().fit(load_dataset("online_shopping_zh").tables["reviews"]["text"]
+    zh = CharNgramLM().fit(load_dataset("online_shopping_zh", data_sources).tables["reviews"]["text"]
                            .head(3000).tolist())
     assert zh.perplexity("质量很好，物流也很快。") < zh.perplexity("快也流物，好很量质。")
 

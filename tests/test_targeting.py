@@ -79,8 +79,8 @@ def test_budget_policy_contacts_at_most_the_budget():
         UpliftPolicy(budget=1.5)
 
 
-def test_hillstrom_mens_arm_ipw_matches_observed_rate(shared_data):
-    frame = load_dataset("hillstrom").tables["hillstrom"].sample(24000, random_state=0)
+def test_hillstrom_mens_arm_ipw_matches_observed_rate(shared_data, data_sources):
+    frame = load_dataset("hillstrom", data_sources).tables["hillstrom"].sample(24000, random_state=0)
     r = evaluate_uplift(frame, treatment_col="segment", control="No E-Mail", outcome="visit",
                         features=["recency", "history", "mens", "womens", "zip_code", "newbie",
                                   "channel"], n_boot=300).result
@@ -106,10 +106,10 @@ def test_uplift_cli_json(shared_data, tmp_path, capsys):
     assert not {"conversion", "spend", "visit"} & set(out["features"])
 
 
-def test_recommenders_beat_popularity_on_real_purchases(shared_data):
+def test_recommenders_beat_popularity_on_real_purchases(shared_data, data_sources):
     from adpilot.targeting.recommend import evaluate_recommenders
 
-    tx = load_dataset("online_retail").tables["transactions"]
+    tx = load_dataset("online_retail", data_sources).tables["transactions"]
     tx = tx[(tx["quantity"] > 0) & (tx["time"] >= "2011-06-01")]
     r = evaluate_recommenders(tx, user_col="user_id", item_col="product_id", time_col="time",
                               models=["popularity", "item_cooccurrence"], k=10)
@@ -147,10 +147,10 @@ def test_budget_allocation_equalises_marginal_returns():
     assert expected_conversions(responses, alloc) > expected_conversions(responses, even)
 
 
-def test_budget_backtest_on_facebook_ads(shared_data):
+def test_budget_backtest_on_facebook_ads(shared_data, data_sources):
     from adpilot.targeting.budget import backtest
 
-    ads = load_dataset("facebook_ads").tables["facebook_ads"]
+    ads = load_dataset("facebook_ads", data_sources).tables["facebook_ads"]
     r = backtest(ads, group_cols=["age", "gender"], seed=0, n_boot=50)
     assert len(r["audiences"]) == 8
     assert sum(v["optimised"] for v in r["allocation"].values()) == pytest.approx(r["budget"])

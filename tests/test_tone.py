@@ -29,16 +29,16 @@ def test_no_model_means_the_stated_fallback_and_no_training(tmp_path):
     assert not (tmp_path / "models").exists()  # nothing was trained as a side effect
 
 
-def test_ensure_trains_once_writes_the_document_and_the_check_uses_it(tmp_path, shared_data):
+def test_ensure_trains_once_writes_the_document_and_the_check_uses_it(tmp_path, data_sources):
     store = ModelStore(tmp_path / "models")
-    folder = tone.ensure_complaint_models(store, ["en"])["en"]
+    folder = tone.ensure_complaint_models(store, ["en"], sources=data_sources)["en"]
     assert folder == store.path("complaint", "en")
     meta = load_metadata(folder)
     assert meta.kind == "complaint" and meta.format_version == tone.FORMAT_VERSION
     assert meta.config["lang"] == "en" and meta.data_hash and meta.metrics["n_train"] > 1000
     stamp = (folder / tone.MODEL_FILE).stat().st_mtime_ns
     tone._CHECKED.clear()  # a new process: the data are read again, the hash matches
-    tone.ensure_complaint_models(store, ["en"])
+    tone.ensure_complaint_models(store, ["en"], sources=data_sources)
     assert (folder / tone.MODEL_FILE).stat().st_mtime_ns == stamp  # not refitted
     with fallbacks.recording() as used:
         p = tone.complaint_probability([COMPLAINT, AD], "en", store)
@@ -50,12 +50,12 @@ def test_ensure_trains_once_writes_the_document_and_the_check_uses_it(tmp_path, 
         tone.load_complaint_model("en", store)
 
 
-def test_old_pickled_dict_loads_and_is_migrated(tmp_path, shared_data):
+def test_old_pickled_dict_loads_and_is_migrated(tmp_path, data_sources):
     from adpilot.tuning.registry import ModelRegistry
 
     store = ModelStore(tmp_path)
     built = ModelStore(tmp_path / "built")
-    tone.ensure_complaint_models(built, ["en"])  # fitted once per process, then copied
+    tone.ensure_complaint_models(built, ["en"], sources=data_sources)  # fitted once, then copied
     model = tone.load_complaint_model("en", built)
     with open(tmp_path / "complaint-en.pkl", "wb") as fh:  # what an older adpilot wrote
         pickle.dump({"data_hash": "0123456789abcdef", "model": model}, fh)
@@ -70,7 +70,7 @@ def test_old_pickled_dict_loads_and_is_migrated(tmp_path, shared_data):
     assert [e.kind for e in reg.discover()] == ["complaint"]
 
 
-def test_fluency_reference_is_built_only_by_its_ensure_step(tmp_path, shared_data):
+def test_fluency_reference_is_built_only_by_its_ensure_step(tmp_path, data_sources):
     from adpilot.scoring.fluency import ensure_reference_lms, reference_dir, reference_lm
 
     store = ModelStore(tmp_path / "models")
@@ -78,7 +78,7 @@ def test_fluency_reference_is_built_only_by_its_ensure_step(tmp_path, shared_dat
         fallback = reference_lm("zh", store=store)
     assert "no reference LM in" in used["fluency (zh)"].reason
     assert not reference_dir("zh", store=store).exists()
-    folder = ensure_reference_lms(store, ["zh"])["zh"]
+    folder = ensure_reference_lms(store, ["zh"], sources=data_sources)["zh"]
     assert load_metadata(folder).kind == "fluency"
     with fallbacks.recording() as used:
         built = reference_lm("zh", store=store)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
@@ -19,6 +20,9 @@ from adpilot.data.readers import read_table
 from adpilot.data.schema import FieldSpec, RecordSchema
 from adpilot.data.validation import validate
 from adpilot.errors import InputError
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 
 @dataclass
@@ -50,13 +54,13 @@ class DatasetLoad:
         }
 
 
-def data_dir() -> Path:
-    """``ADPILOT_DATA_DIR``, else the first ``shared/data`` found beside or above the cwd (a
+def data_dir(sources: DataSources) -> Path:
+    """``sources.data_dir``, else the first ``shared/data`` found beside or above the cwd (a
     developer's checkout). The library does not need it: :func:`load_dataset` also finds the
     files in the download cache or downloads them (:mod:`adpilot.datasets_fetch`)."""
     from adpilot.datasets_fetch import dev_data_dir
 
-    found = dev_data_dir()
+    found = dev_data_dir(sources)
     if found is None:
         raise InputError("cannot find the data folder ../shared/data; set ADPILOT_DATA_DIR, or "
                          "run `adpilot datasets fetch` (the loaders then read the cache)")
@@ -290,12 +294,19 @@ DATASETS: dict[str, DatasetInfo] = {d.name: d for d in (
 )}
 
 
-def load_dataset(name: str, path: str | Path | None = None) -> DatasetLoad:
-    """Load a registered data set by name, from ``path`` or else from wherever
-    :func:`adpilot.datasets_fetch.locate` finds it (data folder, cache, download); raises
+def load_dataset(name: str, source: str | Path | DataSources | None = None) -> DatasetLoad:
+    """Load a registered data set by name, from the file ``source`` or, when ``source`` is a
+    :class:`~adpilot.datasets_fetch.DataSources`, from wherever
+    :func:`adpilot.datasets_fetch.locate` finds it there (data folder, cache, download); raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` when it cannot be had."""
-    from adpilot.datasets_fetch import locate
+    from adpilot.datasets_fetch import DataSources, locate
 
     if name not in DATASETS:
         raise InputError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    return DATASETS[name].loader(Path(path) if path else locate(name))
+    if source is None:  # transitional (issue 19): only profiling.sentiment.defaults still
+        from adpilot.config import get_settings  # calls it without a source
+
+        source = DataSources.from_settings(get_settings())
+    if isinstance(source, DataSources):
+        return DATASETS[name].loader(locate(name, source))
+    return DATASETS[name].loader(Path(source))

@@ -18,6 +18,9 @@ is the source of record: where our file is the source's own file (possibly insid
 see ``unpack``) it is downloaded from there; where our file was derived from the source (a
 subset, a format conversion) the source cannot give the same bytes, so that file comes only from
 a mirror or the offline folder, and the error says so.
+
+Where to look is a :class:`DataSources` the caller passes in (a shell builds it with
+:meth:`DataSources.from_settings`); this module reads no settings.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from adpilot.errors import ChecksumError, DatasetUnavailableError, InputError
 
@@ -111,21 +115,31 @@ def entry(name: str, manifest: dict[str, DataFile] | None = None) -> DataFile:
     return manifest[name]
 
 
-def cache_dir() -> Path:
-    """The download cache: ``<ADPILOT_CACHE_DIR or ADPILOT_HOME/cache>/data``."""
-    from adpilot.config import get_settings
+@dataclass(frozen=True)
+class DataSources:
+    """Where data set files are looked for and fetched: ``cache_dir`` (the download cache),
+    ``data_dir`` (an offline folder laid out like ``shared/data``; None: a ``shared/data``
+    beside or above the working directory, looked for at each call), ``mirror`` (a base URL
+    serving the files laid out like ``shared/data``) and ``offline`` (never download)."""
 
-    s = get_settings()
-    return (s.cache_dir or s.home / "cache") / "data"
+    cache_dir: Path
+    data_dir: Path | None = None
+    mirror: str | None = None
+    offline: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> DataSources:
+        """``ADPILOT_CACHE_DIR or ADPILOT_HOME/cache``/data, ``ADPILOT_DATA_DIR``,
+        ``ADPILOT_DATASETS_MIRROR`` and ``ADPILOT_OFFLINE`` of ``settings``."""
+        return cls(cache_dir=(settings.cache_dir or settings.home / "cache") / "data",
+                   data_dir=Path(settings.data_dir) if settings.data_dir else None,
+                   mirror=settings.datasets_mirror or None, offline=bool(settings.offline))
 
 
-def dev_data_dir() -> Path | None:
-    """``ADPILOT_DATA_DIR``, else the first ``shared/data`` beside or above the cwd, else None."""
-    from adpilot.config import get_settings
-
-    env = get_settings().data_dir
-    if env:
-        return Path(env)
+def dev_data_dir(sources: DataSources) -> Path | None:
+    """``sources.data_dir``, else the first ``shared/data`` beside or above the cwd, else None."""
+    if sources.data_dir:
+        return Path(sources.data_dir)
     here = Path.cwd().resolve()
     for base in (here, *here.parents):
         for candidate in (base / "shared" / "data", base.parent / "shared" / "data"):
@@ -150,55 +164,52 @@ def file_sha256(path: Path) -> str:
     return _VERIFIED[key]
 
 
-def cached_file(df: DataFile) -> Path | None:
-    """The cached copy of ``df`` when it is there and matches the sha256."""
-    path = cache_dir() / df.file
+def cached_file(df: DataFile, sources: DataSources) -> Path | None:
+    """The cached copy of ``df`` in ``sources.cache_dir`` when it is there and matches the
+    sha256."""
+    path = sources.cache_dir / df.file
     if path.is_file() and path.stat().st_size == df.size and file_sha256(path) == df.sha256:
         return path
     return None
 
 
-def locate(name: str, *, manifest: dict[str, DataFile] | None = None,
+def locate(name: str, sources: DataSources, *, manifest: dict[str, DataFile] | None = None,
            download: bool | None = None, progress: Progress | None = None) -> Path:
-    """A local path of data set file ``name``, found or fetched in the order of the module
-    docstring. ``download`` (default: unless ``ADPILOT_OFFLINE``) allows step 4.
+    """A local path of data set file ``name``, found or fetched from ``sources`` in the order
+    of the module docstring. ``download`` (default: unless ``sources.offline``) allows step 4.
     Raises :class:`DatasetUnavailableError` saying what was tried."""
     df = entry(name, manifest)
     tried = []
-    base = dev_data_dir()
+    base = dev_data_dir(sources)
     if base is not None:
         if (base / df.file).is_file():
             return base / df.file
         tried.append(f"not in the data folder {base}")
     else:
         tried.append("no data folder (ADPILOT_DATA_DIR unset, no shared/data above the cwd)")
-    hit = cached_file(df)
+    hit = cached_file(df, sources)
     if hit is not None:
         return hit
-    tried.append(f"not in the download cache {cache_dir()}")
+    tried.append(f"not in the download cache {sources.cache_dir}")
     if download is None:
-        from adpilot.config import get_settings
-
-        download = not get_settings().offline
+        download = not sources.offline
     if not download:
         tried.append("downloads are off (ADPILOT_OFFLINE)")
         raise DatasetUnavailableError(f"data set {name} ({df.file}) is unavailable: "
                                       + "; ".join(tried),
                                       short=f"data set {name} not found here, downloads off")
     try:
-        return fetch(df, progress=progress)
+        return fetch(df, sources, progress=progress)
     except DatasetUnavailableError as exc:
         raise DatasetUnavailableError("; ".join([*tried, str(exc)]),
                                       short=f"data set {name} not found here and {exc.short}"
                                       ) from None
 
 
-def source_url(df: DataFile) -> tuple[str, tuple[str, ...]]:
-    """(URL to download, unpack steps): the mirror's copy of our file when a mirror is set,
-    else the source of record (not possible for a derived file)."""
-    from adpilot.config import get_settings
-
-    mirror = get_settings().datasets_mirror
+def source_url(df: DataFile, sources: DataSources) -> tuple[str, tuple[str, ...]]:
+    """(URL to download, unpack steps): the mirror's copy of our file when
+    ``sources.mirror`` is set, else the source of record (not possible for a derived file)."""
+    mirror = sources.mirror
     if mirror:
         return mirror.rstrip("/") + "/" + urllib.request.pathname2url(df.file).lstrip("/"), ()
     if df.derived:
@@ -213,18 +224,20 @@ def source_url(df: DataFile) -> tuple[str, tuple[str, ...]]:
 _UNREACHABLE: set[str] = set()  # hosts that failed this process: do not wait on them again
 
 
-def fetch(df: DataFile, *, progress: Progress | None = None, timeout: float = 20.0) -> Path:
-    """Download ``df`` into the cache (or return the verified cached copy) and return its path."""
-    hit = cached_file(df)
+def fetch(df: DataFile, sources: DataSources, *, progress: Progress | None = None,
+          timeout: float = 20.0) -> Path:
+    """Download ``df`` into ``sources.cache_dir`` (or return the verified cached copy) and
+    return its path."""
+    hit = cached_file(df, sources)
     if hit is not None:
         return hit
-    url, unpack = source_url(df)
+    url, unpack = source_url(df, sources)
     host = urllib.parse.urlsplit(url).netloc
     if host in _UNREACHABLE:
         raise DatasetUnavailableError(f"cannot download {df.file}: {host} was unreachable "
                                       "earlier in this process",
                                       short=f"the download failed ({host} unreachable)")
-    target = cache_dir() / df.file
+    target = sources.cache_dir / df.file
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.part")
     try:
@@ -286,21 +299,23 @@ def _unpack(data: bytes, step: str, url: str) -> bytes:
     raise ValueError(f"unknown unpack step {step!r}")
 
 
-def fetch_all(names: list[str] | None = None, *, progress: Progress | None = None,
+def fetch_all(sources: DataSources, names: list[str] | None = None, *,
+              progress: Progress | None = None,
               manifest: dict[str, DataFile] | None = None) -> dict[str, dict]:
-    """Locate or download each named file (default: all); per file its path and where it came
-    from, or the error. Never raises for one file's failure: the others still come."""
+    """Locate or download each named file (default: all) from ``sources``; per file its path
+    and where it came from, or the error. Never raises for one file's failure: the others
+    still come."""
     manifest = MANIFEST if manifest is None else manifest
     out: dict[str, dict] = {}
     for name in names or list(manifest):
         df = entry(name, manifest)
-        before = cached_file(df)
+        before = cached_file(df, sources)
         try:
-            path = locate(name, manifest=manifest, progress=progress)
+            path = locate(name, sources, manifest=manifest, progress=progress)
         except InputError as exc:
             out[name] = {"file": df.file, "ok": False, "error": str(exc)}
             continue
         origin = ("cache" if before is not None and path == before
-                  else "download" if path.is_relative_to(cache_dir()) else "data folder")
+                  else "download" if path.is_relative_to(sources.cache_dir) else "data folder")
         out[name] = {"file": df.file, "ok": True, "path": str(path), "from": origin}
     return out

@@ -4,7 +4,8 @@ the training step ``adpilot run`` and the copy studio take before they write or 
 
 Each part fetches the data sets it needs (:func:`adpilot.datasets_fetch.locate`: data folder,
 cache, or a sha256-checked download) and calls the part's own builder, which does nothing when
-its model is already in the model cache.
+its model is already in the model cache. The caller passes the model store and the
+:class:`~adpilot.datasets_fetch.DataSources` (a shell builds both from settings).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from adpilot.artifacts import ModelStore
+from adpilot.datasets_fetch import DataSources
 
 Progress = Callable[[str, int, int], None]  # (task, done, total)
 Log = Callable[[str], None]
@@ -26,31 +28,40 @@ PARTS: dict[str, tuple[str, ...]] = {  # part -> data sets it trains on
 }
 
 
-Builder = Callable[[ModelStore, Progress | None, Log | None], list[str]]
+Builder = Callable[[ModelStore, DataSources, Progress | None, Log | None], list[str]]
 
 
-def _sentiment(store: ModelStore, progress: Progress | None, log: Log | None) -> list[str]:
+def _sentiment(store: ModelStore, sources: DataSources, progress: Progress | None,
+               log: Log | None) -> list[str]:
     from adpilot.profiling.sentiment import ensure_default_models
+
+    # its training data: still load_dataset's transitional fallback (issue 19, see datasets.py)
 
     return [str(p) for p in ensure_default_models(progress=progress, store=store).values()]
 
 
-def _complaint(store: ModelStore, progress: Progress | None, log: Log | None) -> list[str]:
+def _complaint(store: ModelStore, sources: DataSources, progress: Progress | None,
+               log: Log | None) -> list[str]:
     from adpilot.generation.tone import ensure_complaint_models
 
-    return [str(p) for p in ensure_complaint_models(store, progress=progress).values()]
+    return [str(p) for p in ensure_complaint_models(store, sources=sources,
+                                                    progress=progress).values()]
 
 
-def _fluency(store: ModelStore, progress: Progress | None, log: Log | None) -> list[str]:
+def _fluency(store: ModelStore, sources: DataSources, progress: Progress | None,
+             log: Log | None) -> list[str]:
     from adpilot.scoring.fluency import ensure_reference_lms
 
-    return [str(p) for p in ensure_reference_lms(store, progress=progress).values()]
+    return [str(p) for p in ensure_reference_lms(store, sources=sources,
+                                                 progress=progress).values()]
 
 
-def _attractiveness(store: ModelStore, progress: Progress | None, log: Log | None) -> list[str]:
+def _attractiveness(store: ModelStore, sources: DataSources, progress: Progress | None,
+                    log: Log | None) -> list[str]:
     from adpilot.scoring.attractiveness import build_default_model
 
-    return [str(build_default_model(log=log, progress=progress, store=store))]
+    return [str(build_default_model(sources=sources, log=log, progress=progress,
+                                    store=store))]
 
 
 BUILDERS: dict[str, Builder] = {
@@ -61,11 +72,12 @@ COPY_PARTS = ("complaint", "fluency")  # what copy generation and its scorecard 
 
 
 def ensure_copy_models(store: ModelStore, langs: Sequence[str] = ("en", "zh"), *,
-                       parts: Sequence[str] = COPY_PARTS,
+                       sources: DataSources, parts: Sequence[str] = COPY_PARTS,
                        progress: Progress | None = None) -> dict[str, str]:
     """The explicit training step before copy is written or scored (``adpilot run``'s copy
     step, the copy studio, ``adpilot score``): build the complaint classifiers and fluency
-    references of ``langs`` that ``store`` lacks (seconds each, logged with what and why).
+    references of ``langs`` that ``store`` lacks from the data sets of ``sources`` (seconds
+    each, logged with what and why).
     Where their data cannot be had nothing is built and the stage later runs its stated
     fallback; per part ``ok`` or the reason."""
     from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
@@ -76,7 +88,7 @@ def ensure_copy_models(store: ModelStore, langs: Sequence[str] = ("en", "zh"), *
     out = {}
     for part in parts:
         try:
-            builders[part](store, list(langs), progress=progress)
+            builders[part](store, list(langs), sources=sources, progress=progress)
         except (DatasetUnavailableError, ChecksumError) as exc:
             out[part] = f"not built: {exc}"
             continue
@@ -84,16 +96,15 @@ def ensure_copy_models(store: ModelStore, langs: Sequence[str] = ("en", "zh"), *
     return out
 
 
-def fetch_models(parts: list[str] | None = None, *, progress: Progress | None = None,
-                 download_progress: Progress | None = None, log: Log | None = None,
-                 store: ModelStore | None = None) -> dict[str, dict]:
-    """Build each part (default: all of :data:`PARTS`) into ``store`` (the settings' when
-    None); per part ``ok``, the model paths and seconds, or the error. One part's failure does
-    not stop the others."""
+def fetch_models(parts: list[str] | None = None, *, store: ModelStore, sources: DataSources,
+                 progress: Progress | None = None, download_progress: Progress | None = None,
+                 log: Log | None = None) -> dict[str, dict]:
+    """Build each part (default: all of :data:`PARTS`) into ``store`` from the data sets of
+    ``sources``; per part ``ok``, the model paths and seconds, or the error. One part's failure
+    does not stop the others."""
     from adpilot.datasets_fetch import locate
     from adpilot.errors import AdpilotError, ConfigError
 
-    store = store or ModelStore.from_settings()
     chosen = parts or list(PARTS)
     unknown = [p for p in chosen if p not in PARTS]
     if unknown:
@@ -104,10 +115,10 @@ def fetch_models(parts: list[str] | None = None, *, progress: Progress | None = 
         started = time.perf_counter()
         try:
             for name in PARTS[part]:
-                locate(name, progress=download_progress)
+                locate(name, sources, progress=download_progress)
             if log:
                 log(f"building the {part} model(s)")
-            paths = BUILDERS[part](store, progress, log)
+            paths = BUILDERS[part](store, sources, progress, log)
         except AdpilotError as exc:
             out[part] = {"ok": False, "error": str(exc)}
             continue

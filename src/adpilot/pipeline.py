@@ -186,11 +186,17 @@ def step_targeting(ctx: RunContext) -> None:
 
 def _ensure_copy_models(ctx: RunContext) -> None:
     """The explicit training step before copy: the complaint guardrail's classifiers and the
-    scorecard's fluency references, built where missing (a stated fallback without data)."""
+    scorecard's fluency references, built where missing (a stated fallback without data).
+    Without settings (library defaults) there are no data sources to train from: nothing is
+    built here, and the stages use the models already stored or their stated fallbacks."""
     from adpilot.artifacts import ModelStore
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings(ctx.settings), progress=ctx.progress)
+    if ctx.settings is None:
+        return
+    ensure_copy_models(ModelStore.from_settings(ctx.settings), progress=ctx.progress,
+                       sources=DataSources.from_settings(ctx.settings))
 
 
 def step_copy(ctx: RunContext) -> None:

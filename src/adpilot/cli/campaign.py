@@ -151,6 +151,7 @@ def refresh(
     generator = prod = aud = None
     if product is not None or audience is not None:
         from adpilot.config import get_settings
+        from adpilot.datasets_fetch import DataSources
         from adpilot.errors import ConfigError
         from adpilot.generation import CopyGenerator, load_brand
         from adpilot.usecases.llm import build_backend
@@ -163,7 +164,8 @@ def refresh(
                                                 models_dir=get_settings().models_dir),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
                                   cache=get_settings().llm_cache_dir)
-        ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the guardrail's models
+        ensure_copy_models(None, ["en", "zh"], parts=("complaint",),  # the guardrail's models
+                           sources=DataSources.from_settings(get_settings()))
     try:
         result = close_loop(camps, campaign, retire_below=retire_below,
                             min_impressions=min_impressions, keep=keep,

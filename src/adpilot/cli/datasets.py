@@ -18,13 +18,15 @@ app = typer.Typer(help="List, fetch and load the public data sets.",
 @app.command("list")
 def list_datasets(as_json: bool = typer.Option(False, "--json")) -> None:
     """List the data sets of the manifest: file, size, and where a copy is found."""
-    from adpilot.datasets_fetch import MANIFEST, cached_file, dev_data_dir
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import MANIFEST, DataSources, cached_file, dev_data_dir
 
-    base = dev_data_dir()
+    sources = DataSources.from_settings(get_settings())
+    base = dev_data_dir(sources)
     rows = []
     for d in MANIFEST.values():
         where = (str(base / d.file) if base and (base / d.file).is_file()
-                 else str(cached_file(d) or ""))
+                 else str(cached_file(d, sources) or ""))
         rows.append({"name": d.name, "file": d.file, "bytes": d.size, "present": bool(where),
                      "path": where or None, "source": d.url, "derived": d.derived})
     if as_json:
@@ -60,11 +62,13 @@ def fetch(
 ) -> None:
     """Make the data sets available: from ADPILOT_DATA_DIR, the download cache, or a download
     (ADPILOT_DATASETS_MIRROR, else the source of record), each checked against its sha256."""
-    from adpilot.datasets_fetch import fetch_all
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources, fetch_all
 
     bars, update = download_progress()
     with bars:
-        results = fetch_all(names or None, progress=update)
+        results = fetch_all(DataSources.from_settings(get_settings()), names or None,
+                            progress=update)
     failed = [n for n, r in results.items() if not r["ok"]]
     if as_json:
         print_json(results)
@@ -88,11 +92,13 @@ def load(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Load a data set through its loader and report read / kept / quarantined."""
+    from adpilot.config import get_settings
     from adpilot.data.schema import SCHEMAS
     from adpilot.datasets import load_dataset
+    from adpilot.datasets_fetch import DataSources
 
     with err_console.status(f"loading {name} …"):
-        loaded = load_dataset(name, path)
+        loaded = load_dataset(name, path or DataSources.from_settings(get_settings()))
         summary = loaded.summary()
         if store_it or db:
             from adpilot.cli._common import open_store

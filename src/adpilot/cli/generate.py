@@ -41,6 +41,7 @@ def generate(
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
     from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
     from adpilot.usecases.studio import fewshot_libraries, read_audience, read_product
 
@@ -51,7 +52,8 @@ def generate(
     channel_spec(channel, lang)  # fail on a bad channel before loading a model
     aud = read_audience(audience)
     prod = read_product(product) if product is not None else None
-    shots, note = fewshot_libraries(lang, fewshot)
+    sources = DataSources.from_settings(get_settings())
+    shots, note = fewshot_libraries(lang, fewshot, sources)
     if fewshot:
         err_console.print(note, highlight=False)
     llm = open_backend(backend, model, base_url, concurrency)
@@ -60,9 +62,10 @@ def generate(
                         max_attempts=max_attempts, shots=shots, n_shots=max(fewshot, 1))
     try:
         if prod is None:
-            _catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json)
+            _catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,
+                       sources)
             return
-        _one(gen, prod, aud, channel, lang, n, best_of, as_json)
+        _one(gen, prod, aud, channel, lang, n, best_of, as_json, sources)
     finally:
         llm.close()
 
@@ -80,12 +83,14 @@ def open_backend(backend: str, model: str | None, base_url: str | None, concurre
     return get_backend(backend, **options)
 
 
-def _one(gen, prod, aud, channel: str, lang: str, n: int, best_of: int, as_json: bool) -> None:
+def _one(gen, prod, aud, channel: str, lang: str, n: int, best_of: int, as_json: bool,
+         sources) -> None:
     from adpilot.usecases.studio import write_copy
 
     with err_console.status(f"writing {max(n, best_of)} {channel} candidate(s) with "
                             f"{gen.backend.name}, keeping {n} …"):
-        result = write_copy(gen, prod, aud, channel, lang, n=n, best_of=best_of).result
+        result = write_copy(gen, prod, aud, channel, lang, n=n, best_of=best_of,
+                            sources=sources).result
     payload = result.as_dict()
     if as_json:
         print_json(payload)
@@ -99,13 +104,14 @@ def _one(gen, prod, aud, channel: str, lang: str, n: int, best_of: int, as_json:
 
 
 def _catalogue(gen, products: Path, aud, channel: str, lang: str, n: int, best_of: int,
-               out: Path, concurrency: int, as_json: bool) -> None:
+               out: Path, concurrency: int, as_json: bool, sources) -> None:
     from adpilot.cli.progress import progress_reporter
     from adpilot.usecases.catalogue import generate_catalogue
 
     with progress_reporter(labels={"products": f"{channel} copy ({lang})"}) as progress:
         summary = generate_catalogue(gen, products, aud, channel, lang, out=out, n=n,
-                                     best_of=best_of, concurrency=concurrency, progress=progress)
+                                     best_of=best_of, concurrency=concurrency, progress=progress,
+                                     sources=sources)
     if as_json:
         print_json(summary.as_dict())
         return

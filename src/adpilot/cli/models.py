@@ -85,8 +85,11 @@ def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fl
     from adpilot.cli._common import err_console
     from adpilot.cli.datasets import download_progress
     from adpilot.cli.progress import EtaColumn
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import fetch_models
 
+    settings = get_settings()
     downloads, on_download = download_progress()
     bars = Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
                     EtaColumn(), console=err_console, transient=True)
@@ -99,7 +102,8 @@ def fetch(parts: list[str] = typer.Argument(None, help="sentiment, complaint, fl
 
     with downloads, bars:
         results = fetch_models(parts or None, progress=on_progress, download_progress=on_download,
-                               store=ModelStore.from_settings(),
+                               store=ModelStore.from_settings(settings),
+                               sources=DataSources.from_settings(settings),
                                log=lambda msg: bars.console.print(f"[dim]{msg}[/]"))
     if as_json:
         print_json(results)

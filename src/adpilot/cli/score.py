@@ -141,9 +141,13 @@ def score(
     refs = ([r.strip() for r in references.read_text(encoding="utf-8").splitlines() if r.strip()]
             if references else None)
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    ensure_copy_models(ModelStore.from_settings(), parts=("fluency",))  # missing references
+    settings = get_settings()
+    ensure_copy_models(ModelStore.from_settings(settings), parts=("fluency",),  # missing refs
+                       sources=DataSources.from_settings(settings))
     card = Scorecard(attractiveness=attract, guardrails=guards).score(
         copies, product=_load_json(product), audience=_load_json(audience), references=refs)
     if as_json:

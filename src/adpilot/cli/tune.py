@@ -38,9 +38,12 @@ def prepare(
     if kind not in ("sft", "dpo"):
         raise ConfigError(f"--kind must be sft or dpo, got {kind!r}")
     if source == "upworthy":
+        from adpilot.config import get_settings
         from adpilot.datasets import load_dataset
+        from adpilot.datasets_fetch import DataSources
 
-        tests = load_dataset("upworthy", data).tables["upworthy"]
+        tests = load_dataset("upworthy", data or DataSources.from_settings(get_settings())
+                             ).tables["upworthy"]
         if split not in ("train", "heldout", "all"):
             raise ConfigError(f"--split must be train, heldout or all, got {split!r}")
         if split != "all":
@@ -153,6 +156,8 @@ def evaluate(
     """Held-out perplexity, BLEU/ROUGE-L, guardrail pass rate and the attractiveness model's
     win-rate of the tuned model over its base, on the same briefs."""
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
     from adpilot.tuning.evaluate import evaluate_models
     from adpilot.tuning.registry import ModelRegistry
@@ -161,7 +166,8 @@ def evaluate(
     base_ref = base or load_meta(model)["base"]
     store = ModelStore.from_settings()
     with err_console.status("building the complaint guardrail's models where missing …"):
-        ensure_copy_models(store, parts=("complaint",))  # the guardrail pass rate uses them
+        ensure_copy_models(store, parts=("complaint",),  # the guardrail pass rate uses them
+                           sources=DataSources.from_settings(get_settings()))
     with err_console.status("evaluating (perplexity, generation, judging) …"):
         report = evaluate_models(model, base_ref, briefs, n=n, ppl_n=ppl_n,
                                  max_attempts=max_attempts, max_tokens=max_tokens,

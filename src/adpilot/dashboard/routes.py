@@ -232,6 +232,7 @@ def mount(app: FastAPI, state: AppState) -> None:
     async def studio_generate(request: Request) -> Response:
         session = sessions.require(request, "write")
         form = await form_for(request, session)
+        from adpilot.datasets_fetch import DataSources
         from adpilot.usecases.studio import GenerateRequest, generate_copy
 
         body = GenerateRequest(product_id=str(form.get("product_id")),
@@ -239,8 +240,10 @@ def mount(app: FastAPI, state: AppState) -> None:
                                channel=str(form.get("channel") or "email"),
                                lang=str(form.get("copy_lang") or "en"),
                                n=int(form.get("n") or 3))
+        sources = DataSources.from_settings(state.settings)
         job = state.jobs.submit(
-            "generate", lambda progress: generate_copy(state.data, state.copy, body, progress),
+            "generate", lambda progress: generate_copy(state.data, state.copy, body, progress,
+                                                       sources=sources),
             body.model_dump())
         return RedirectResponse(f"/studio/jobs/{job}", status_code=303)
 

@@ -23,13 +23,16 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from adpilot.data import columns as C
 from adpilot.data.records import Product
 from adpilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 ADGEN_SEED, ADGEN_TEST_SHARE = 0, 0.2  # the evaluation's held-out part: never shown as examples
 MAX_SHOT_CHARS = 120  # longer human texts cost prompt tokens and overshoot the channel's length
@@ -115,13 +118,14 @@ def adgen_split(n: int, seed: int = ADGEN_SEED,
     return [int(i) for i in order[cut:]], [int(i) for i in order[:cut]]
 
 
-def adgen_rows(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The AdvertiseGen records (``copy/adgen_zh.jsonl`` in the data folder or download cache)."""
-    if path is None:
-        from adpilot.datasets_fetch import locate
+def adgen_rows(source: str | Path | DataSources) -> list[dict[str, Any]]:
+    """The AdvertiseGen records: the file ``source``, or ``copy/adgen_zh.jsonl`` found through
+    the :class:`~adpilot.datasets_fetch.DataSources` ``source`` (data folder or download
+    cache)."""
+    from adpilot.datasets_fetch import DataSources, locate
 
-        path = locate("adgen_zh")
-    text = Path(path).read_text(encoding="utf-8")
+    path = locate("adgen_zh", source) if isinstance(source, DataSources) else Path(source)
+    text = path.read_text(encoding="utf-8")
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
@@ -133,13 +137,13 @@ def adgen_product(row: dict[str, Any], rid: str) -> Product:
     return Product(id=rid, category=attrs.get("类型", [None])[0], attributes=attrs, language="zh")
 
 
-def adgen_library(path: str | Path | None = None, *, seed: int = ADGEN_SEED,
+def adgen_library(source: str | Path | DataSources, *, seed: int = ADGEN_SEED,
                   test_share: float = ADGEN_TEST_SHARE,
                   max_chars: int = MAX_SHOT_CHARS) -> ShotLibrary:
     """Chinese examples: the training part of the seeded AdvertiseGen split, each record's
     shortest human text within ``max_chars`` without Latin letters (records with none are
     left out)."""
-    rows = adgen_rows(path)
+    rows = adgen_rows(source)
     train, _ = adgen_split(len(rows), seed, test_share)
     shots = []
     for i in train:

@@ -8,8 +8,8 @@ short enough for a subject line, and none on the topics a brand would not go nea
 example's facts are its story (excerpt and lede), so :class:`~.fewshot.ShotLibrary` retrieves
 the winners whose story is most like the product (character n-gram TF-IDF, as for AdvertiseGen).
 
-With ``CopyGenerator(headlines=upworthy_library())``, the nearest winners that fit the field go
-into the prompt of English e-mail (subject), search ads (headline) and push notifications
+With ``CopyGenerator(headlines=upworthy_library(sources))``, the nearest winners that fit the
+field go into the prompt of English e-mail (subject), search ads (headline) and push notifications
 (title) as a style hint; the guardrails treat them as examples: copying one word for word fails.
 """
 
@@ -18,12 +18,16 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from adpilot.data.records import Product
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
 from adpilot.generation.fewshot import Shot, ShotLibrary
 from adpilot.generation.prompts import Prompt, target
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 UPWORTHY_WEEK_SPLIT = 201430  # tests from this week on are held out (tuning.data uses the same)
 MIN_IMPRESSIONS = 1000
@@ -47,16 +51,17 @@ def _plain(text: object, limit: int = 300) -> str:
     return " ".join(html.unescape(_TAG.sub(" ", text)).split())[:limit]
 
 
-def upworthy_winners(path: str | Path | None = None, *, week: int = UPWORTHY_WEEK_SPLIT,
+def upworthy_winners(source: str | Path | DataSources, *, week: int = UPWORTHY_WEEK_SPLIT,
                      min_impressions: int = MIN_IMPRESSIONS):
     """One row per training test (started before ``week``): ``test_id``, the winning
-    ``headline`` (highest CTR of its distinct headlines), its ``ctr`` and the test's ``story``."""
+    ``headline`` (highest CTR of its distinct headlines), its ``ctr`` and the test's ``story``.
+    ``source``: the Upworthy file, or a :class:`~adpilot.datasets_fetch.DataSources` to find
+    it through."""
     import pandas as pd
 
-    if path is None:
-        from adpilot.datasets_fetch import locate
+    from adpilot.datasets_fetch import DataSources, locate
 
-        path = locate("upworthy")
+    path = locate("upworthy", source) if isinstance(source, DataSources) else Path(source)
     tests = pd.read_csv(path)
     start = tests.groupby("clickability_test_id")["test_week"].transform("min")
     tests = tests[start < week]
@@ -75,11 +80,11 @@ def upworthy_winners(path: str | Path | None = None, *, week: int = UPWORTHY_WEE
         ["test_id", "headline", "ctr", "story"]].reset_index(drop=True)
 
 
-def upworthy_library(path: str | Path | None = None, *, week: int = UPWORTHY_WEEK_SPLIT,
+def upworthy_library(source: str | Path | DataSources, *, week: int = UPWORTHY_WEEK_SPLIT,
                      max_chars: int = MAX_HEADLINE_CHARS) -> ShotLibrary:
     """English headline examples: the training tests' winners of at most ``max_chars``,
     none on an off-brand topic, matched by their story."""
-    rows = upworthy_winners(path, week=week)
+    rows = upworthy_winners(source, week=week)
     shots = [Shot(r.story or r.headline, r.headline, source=f"upworthy-{r.test_id}")
              for r in rows.itertuples(index=False)
              if len(r.headline) <= max_chars and not _OFF_BRAND.search(f"{r.headline} {r.story}")]

@@ -20,6 +20,7 @@ import pickle
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,9 @@ from sklearn.pipeline import Pipeline
 from adpilot import artifacts
 from adpilot.artifacts import ModelStore
 from adpilot.data import columns as C
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +49,16 @@ DATASETS = {"en": "womens_clothing", "zh": "online_shopping_zh"}
 FIX = "run `adpilot models fetch complaint` (trains it from the public review sets)"
 
 
-def _training_rows(lang: str) -> tuple[list[str], np.ndarray]:
+def _training_rows(lang: str, sources: DataSources) -> tuple[list[str], np.ndarray]:
     """Review texts and 1 = negative, from the canonical tables of the public sets (raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` when the set cannot be had)."""
     from adpilot.datasets import load_dataset
 
     if lang == "zh":
-        df = load_dataset("online_shopping_zh").tables["reviews"].dropna(subset=[C.TEXT, C.POLARITY])
+        df = load_dataset("online_shopping_zh", sources).tables["reviews"].dropna(subset=[C.TEXT, C.POLARITY])
         texts, negative = df[C.TEXT].astype(str).str.lstrip("\ufeff"), df[C.POLARITY] == 0
     else:
-        df = load_dataset("womens_clothing").tables["reviews"].dropna(subset=[C.TEXT, C.RATING])
+        df = load_dataset("womens_clothing", sources).tables["reviews"].dropna(subset=[C.TEXT, C.RATING])
         df = df[df[C.RATING] != 3]
         texts, negative = df[C.TEXT].astype(str), df[C.RATING] <= 2
     rows = pd.DataFrame({"text": texts, "y": negative.astype(int)})
@@ -136,10 +140,12 @@ _UNAVAILABLE: dict[str, BaseException] = {}  # folder -> why ensure could not bu
 
 
 def ensure_complaint_models(store: ModelStore, langs: Sequence[str] = LANGS, *,
+                            sources: DataSources,
                             progress: Callable[[str, int, int], None] | None = None
                             ) -> dict[str, Path]:
-    """Train the ``langs`` classifiers that are not in ``store`` or whose training rows changed
-    (10-20 s each on 2 cores; each training is logged with what and why); return their folders.
+    """Train the ``langs`` classifiers that are not in ``store`` or whose training rows (from
+    ``sources``) changed (10-20 s each on 2 cores; each training is logged with what and why);
+    return their folders.
     Raises :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data (the check
     then runs its stated lexical fallback)."""
     from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
@@ -150,7 +156,7 @@ def ensure_complaint_models(store: ModelStore, langs: Sequence[str] = LANGS, *,
         folder = model_dir(lang, store)
         if str(folder) not in _CHECKED or not (folder / MODEL_FILE).is_file():
             try:
-                texts, y = _training_rows(lang)
+                texts, y = _training_rows(lang, sources)
             except (DatasetUnavailableError, ChecksumError) as exc:
                 _UNAVAILABLE[str(folder)] = exc
                 raise

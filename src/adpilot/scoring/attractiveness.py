@@ -26,6 +26,7 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -34,6 +35,9 @@ import scipy.sparse as sp
 from adpilot import artifacts
 from adpilot.errors import ArtifactMismatchError, NotFittedError
 from adpilot.scoring.features import headline_features
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 ARTIFACT = "attractiveness"
 FORMAT_VERSION = 1  # 0: the metadata in adpilot.json (before adpilot-artifact.json)
@@ -326,11 +330,11 @@ def load_default_model(*, note_fallback: bool = True,
     return None
 
 
-def build_default_model(*, log=None, finetune_epochs: int | None = None,
+def build_default_model(*, sources: DataSources, log=None, finetune_epochs: int | None = None,
                         progress: Progress | None = None,
                         store: artifacts.ModelStore | None = None) -> Path:
-    """Train the default model on the public Upworthy tests (all pairs) into the models cache
-    unless it is there; return its folder. Raises
+    """Train the default model on the public Upworthy tests (all pairs, found through
+    ``sources``) into the models cache unless it is there; return its folder. Raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data."""
     from adpilot.datasets import load_dataset
     from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
@@ -338,7 +342,7 @@ def build_default_model(*, log=None, finetune_epochs: int | None = None,
     folder = default_model_dir(store)
     if is_saved(folder):
         return folder
-    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy").tables["upworthy"]))
+    pairs = make_pairs(arms_from_upworthy(load_dataset("upworthy", sources).tables["upworthy"]))
     opts = {} if finetune_epochs is None else {"finetune_epochs": finetune_epochs}
     model = AttractivenessModel(**opts).fit(pairs, log=log, progress=progress)
     model.metrics_ = {"train": model.evaluate(pairs)}

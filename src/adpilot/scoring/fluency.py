@@ -14,12 +14,16 @@ import pickle
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from adpilot import artifacts
 from adpilot.data import columns as C
+
+if TYPE_CHECKING:
+    from adpilot.datasets_fetch import DataSources
 
 log = logging.getLogger(__name__)
 KIND = "fluency"  # the reference character LMs in the model store
@@ -136,11 +140,11 @@ def reference_lm(lang: str, *, max_texts: int = 20000,
 
 
 def ensure_reference_lms(store: artifacts.ModelStore, langs: Sequence[str] = ("en", "zh"), *,
-                         max_texts: int = 20000, seed: int = 0,
+                         sources: DataSources, max_texts: int = 20000, seed: int = 0,
                          progress: Callable[[str, int, int], None] | None = None
                          ) -> dict[str, Path]:
-    """Train the reference models of ``langs`` that are not in ``store`` yet (seconds each;
-    each training is logged); return their folders. Raises
+    """Train the reference models of ``langs`` that are not in ``store`` yet from the data
+    sets of ``sources`` (seconds each; each training is logged); return their folders. Raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data (scorecards then
     use the stated fallback of :func:`reference_lm`)."""
     from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
@@ -152,7 +156,8 @@ def ensure_reference_lms(store: artifacts.ModelStore, langs: Sequence[str] = ("e
             out[lang] = folder
             continue
         try:
-            build_reference_lm(lang, max_texts=max_texts, seed=seed, store=store)
+            build_reference_lm(lang, sources=sources, max_texts=max_texts, seed=seed,
+                               store=store)
         except (DatasetUnavailableError, ChecksumError) as exc:
             _UNAVAILABLE[str(folder)] = exc
             raise
@@ -197,9 +202,10 @@ def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
     return done
 
 
-def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0,
+def build_reference_lm(lang: str, *, sources: DataSources, max_texts: int = 20000, seed: int = 0,
                        store: artifacts.ModelStore | None = None) -> CharNgramLM:
-    """Train (or load from the model cache) the reference model on the public data sets."""
+    """Train (or load from the model cache) the reference model on the public data sets
+    (found through ``sources``)."""
     from adpilot.datasets import load_dataset
 
     cached = load_reference_lm(lang, max_texts, store)
@@ -208,10 +214,10 @@ def build_reference_lm(lang: str, *, max_texts: int = 20000, seed: int = 0,
     log.info("training the fluency reference LM (%s) for the scorecard's fluency score: up to "
              "%d texts (no model in the store)", lang, max_texts)
     if lang == "zh":
-        texts = load_dataset("online_shopping_zh").tables["reviews"][C.TEXT]
+        texts = load_dataset("online_shopping_zh", sources).tables["reviews"][C.TEXT]
     else:
-        reviews = load_dataset("womens_clothing").tables["reviews"][C.TEXT]
-        heads = load_dataset("upworthy").tables["upworthy"]["headline"]
+        reviews = load_dataset("womens_clothing", sources).tables["reviews"][C.TEXT]
+        heads = load_dataset("upworthy", sources).tables["upworthy"]["headline"]
         texts = pd.concat([reviews, heads], ignore_index=True)
     texts = texts.dropna().sample(min(max_texts, len(texts)), random_state=seed)
     texts = texts.tolist()

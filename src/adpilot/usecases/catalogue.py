@@ -248,12 +248,14 @@ def product_line(product, studio_result) -> dict[str, Any]:
 
 def generate_catalogue(generator, path: str | Path, audience, channel: str, lang: str, *,
                        out: str | Path, n: int = 1, best_of: int | None = None,
-                       concurrency: int = 1, progress: Progress | None = None
-                       ) -> CatalogueSummary:
+                       concurrency: int = 1, progress: Progress | None = None,
+                       sources: Any = None) -> CatalogueSummary:
     """Write copy for every product of the catalogue at ``path`` into ``out`` (JSON Lines),
     skipping products already there. ``generator`` is a
     :class:`~adpilot.generation.CopyGenerator`; ``concurrency`` products are written at once
-    (worth it with a server behind the backend). ``progress("products", done, total)``."""
+    (worth it with a server behind the backend). ``progress("products", done, total)``;
+    ``sources``: where the copy models' training data are (a
+    :class:`~adpilot.datasets_fetch.DataSources`)."""
     from adpilot.generation import channel_spec
     from adpilot.usecases.studio import write_copy
 
@@ -294,7 +296,7 @@ def generate_catalogue(generator, path: str | Path, audience, channel: str, lang
 
         tick()
         work = lambda rec: write_copy(generator, rec.product, audience, channel, lang,  # noqa: E731
-                                      n=n, best_of=best_of)
+                                      n=n, best_of=best_of, sources=sources)
         for rec, res in _in_flight(work, todo(), max(1, concurrency)):
             done += 1
             if isinstance(res, LLMError):

@@ -56,32 +56,41 @@ def scoring_available() -> bool:
 
 def ensure_copy_models(store: Any, langs: list[str], *,
                        parts: tuple[str, ...] = ("complaint", "fluency"),
-                       progress: Progress | None = None) -> None:
+                       progress: Progress | None = None, sources: Any = None) -> None:
     """The explicit training step before copy is written or scored: of ``parts``, the complaint
     guardrail's classifier and the scorecard's fluency reference of ``langs``, built where
-    ``store`` (a :class:`~adpilot.artifacts.ModelStore`; the settings' when None) lacks them;
+    ``store`` (a :class:`~adpilot.artifacts.ModelStore`; the settings' when None) lacks them,
+    from the data sets of ``sources`` (a :class:`~adpilot.datasets_fetch.DataSources`);
     without their data the stages run their stated fallbacks."""
     from adpilot.artifacts import ModelStore
+    from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models as ensure
+
+    if sources is None:  # transitional (issue 19): usecases.copy_service passes none yet
+        from adpilot.config import get_settings
+
+        sources = DataSources.from_settings(get_settings())
 
     def tick(name: str, done: int, total: int) -> None:
         if progress:
             progress(0.0, f"{name}: {done} of {total} ready")
 
-    ensure(store or ModelStore.from_settings(), langs, parts=parts, progress=tick)
+    ensure(store or ModelStore.from_settings(), langs, sources=sources, parts=parts,
+           progress=tick)
 
 
 def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
                best_of: int | None = None, rank: bool = False,
-               progress: Progress | None = None) -> StudioResult:
+               progress: Progress | None = None, sources: Any = None) -> StudioResult:
     """Write ``n`` variants with ``generator`` (a :class:`~adpilot.generation.CopyGenerator`);
-    with ``rank``, order them best first by the scorecard (each then carries its scores)."""
+    with ``rank``, order them best first by the scorecard (each then carries its scores).
+    ``sources``: where the copy models' training data are (see :func:`ensure_copy_models`)."""
     from adpilot.generation import channel_spec
 
     channel_spec(channel, lang)
     with fallbacks.recording() as used:  # stages that ran without their default model
         ensure_copy_models(None, [lang], parts=("complaint", "fluency") if rank
-                           else ("complaint",), progress=progress)
+                           else ("complaint",), progress=progress, sources=sources)
         result = generator.generate(product, audience, channel, lang, n=n, best_of=best_of)
         if rank:
             if progress:
@@ -90,10 +99,12 @@ def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
     return StudioResult(result, scored=rank, fallbacks=[f.as_dict() for f in used.values()])
 
 
-def generate_copy(data, copy, body: GenerateRequest, progress: Progress | None = None) -> dict:
+def generate_copy(data, copy, body: GenerateRequest, progress: Progress | None = None, *,
+                  sources: Any = None) -> dict:
     """Resolve the product and audience of ``body`` from ``data`` (the store's records, e.g.
     :class:`adpilot.usecases.data_overview.DataService`) and write with ``copy``'s generator (a service
-    with ``lock`` and ``generator(on_message=...)``), one generation at a time."""
+    with ``lock`` and ``generator(on_message=...)``), one generation at a time. ``sources``: where
+    the copy models' training data are (see :func:`ensure_copy_models`)."""
     from adpilot.generation import channel_spec
 
     channel_spec(body.channel, body.lang)
@@ -109,7 +120,8 @@ def generate_copy(data, copy, body: GenerateRequest, progress: Progress | None =
 
     with copy.lock:
         out = write_copy(copy.generator(on_message=tick), product, audience, body.channel,
-                         body.lang, n=body.n, rank=scoring_available(), progress=progress)
+                         body.lang, n=body.n, rank=scoring_available(), progress=progress,
+                         sources=sources)
     return {**out.result.as_dict(), "product_id": body.product_id,
             "audience": audience.describe(body.lang), **out.as_dict(extras_only=True)}
 
@@ -147,10 +159,11 @@ def read_audience(path: Path):
         raise InputError(f"not a valid audience: {exc}", path=str(path)) from None
 
 
-def fewshot_libraries(lang: str, n_shots: int) -> tuple[dict, str]:
+def fewshot_libraries(lang: str, n_shots: int, sources: Any) -> tuple[dict, str]:
     """``(shots, note)`` for :class:`~adpilot.generation.CopyGenerator`'s ``shots``: with
     ``n_shots`` > 0 and Chinese copy, the AdvertiseGen library (the training part of its seeded
-    split, :func:`adpilot.generation.fewshot.adgen_library`). ``note`` says what was used, or
+    split, :func:`adpilot.generation.fewshot.adgen_library`, found through the
+    :class:`~adpilot.datasets_fetch.DataSources` ``sources``). ``note`` says what was used, or
     why nothing was (no library for the language). A missing data file raises
     :class:`~adpilot.errors.InputError` naming where it was looked for and how to get it."""
     if n_shots <= 0:
@@ -162,7 +175,7 @@ def fewshot_libraries(lang: str, n_shots: int) -> tuple[dict, str]:
     from adpilot.generation.fewshot import adgen_library
 
     try:
-        library = adgen_library()
+        library = adgen_library(sources)
     except DatasetUnavailableError as exc:
         raise InputError(
             f"--fewshot needs the AdvertiseGen records (copy/adgen_zh.jsonl): {exc}. Put the "

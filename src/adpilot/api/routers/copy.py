@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from adpilot.api.security import AppState, Read, State, Write
+from adpilot.datasets_fetch import DataSources
 from adpilot.errors import ConfigError
 from adpilot.usecases.copy_service import audience_copy, score_copy
 from adpilot.usecases.studio import Channel, GenerateRequest, Lang, generate_copy
@@ -44,8 +45,10 @@ def generate(body: GenerateRequest, state: State, request: Request,
     if not (body.segment or body.user_id or body.audience):
         raise ConfigError("give a segment, a user_id or an audience description")
     state.copy.check()  # 501 now, not in the job, when generation cannot run here
+    sources = DataSources.from_settings(state.settings)
     job_id = state.jobs.submit(
-        "generate", lambda progress: generate_copy(state.data, state.copy, body, progress),
+        "generate", lambda progress: generate_copy(state.data, state.copy, body, progress,
+                                                   sources=sources),
         body.model_dump())
     return _job_reply(state, request, job_id, wait)
 
