@@ -236,10 +236,11 @@ def test_openai_backend_against_real_server(llama_server):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("form", ["json_schema", "schema", "json_object"])
+@pytest.mark.parametrize("form", ["llguidance", "json_schema", "schema", "json_object"])
 def test_llama_server_enforces_the_schema_forms(llama_server, form):
     """A reply no model writes unprompted: only a schema the server enforces yields it. The
-    standard json_schema form and llama.cpp's own both are; plain JSON mode is not."""
+    standard json_schema form, llama.cpp's own and its LLGuidance grammar are; plain JSON mode
+    is not."""
     backend = get_backend("openai", base_url=llama_server, model="gemma-test", max_retries=0,
                           response_format=form)
     schema = {"type": "object", "required": ["text"],
@@ -249,6 +250,8 @@ def test_llama_server_enforces_the_schema_forms(llama_server, form):
     assert (out.text.replace(" ", "").replace("\n", "") == '{"text":"zq-42linen"}') is (
         form != "json_object"), out.text
     assert backend.enforces_schema is (form != "json_object")  # the server took the form as sent
+    if form == "llguidance":  # the in-process backend's grammar: compact, one way to write it
+        assert out.text == '{"text": "zq-42 linen"}', out.text
     backend.close()
 
 

@@ -29,9 +29,11 @@ PARAMS = GenerationParams(max_tokens=40, temperature=0.0, json_schema=SCHEMA)
 class ChatStub:
     """An OpenAI-style chat server that takes only the ``response_format`` types in ``accepts``
     and answers any other with ``status`` and llama.cpp's message naming response_format;
-    without ``schema_key`` it also refuses a ``schema`` inside json_object (llama.cpp's form)."""
+    without ``schema_key`` it also refuses a ``schema`` inside json_object (llama.cpp's form),
+    without ``grammar`` a ``grammar`` field (as a server without LLGuidance does)."""
 
-    def __init__(self, accepts: set[str], status: int = 400, schema_key: bool = True) -> None:
+    def __init__(self, accepts: set[str], status: int = 400, schema_key: bool = True,
+                 grammar: bool = True) -> None:
         import uvicorn
 
         self.bodies: list[dict] = []
@@ -47,6 +49,9 @@ class ChatStub:
                 return JSONResponse({"error": {"code": 400, "message": "'messages' is required",
                                                "type": "invalid_request_error"}}, status_code=400)
             kind = (body.get("response_format") or {}).get("type", "text")
+            if not grammar and "grammar" in body:
+                return JSONResponse({"error": {"code": 400, "message": "Failed to parse grammar"}},
+                                    status_code=400)
             if not schema_key and "schema" in (body.get("response_format") or {}):
                 return JSONResponse({"error": {"code": 400, "message": "response_format: unknown "
                                                "key 'schema'"}}, status_code=400)
@@ -157,4 +162,23 @@ def test_a_server_refusing_json_mode_as_well_is_an_error():
         with pytest.raises(LLMError, match="HTTP 400.*but got: json_object"):
             ask(backend)
         assert srv.kinds() == ["json_schema", "json_object"]  # one fallback, then the error
+        backend.close()
+
+
+def test_llguidance_sends_the_in_process_grammar_and_falls_back_in_order(caplog, monkeypatch):
+    monkeypatch.setenv("ADPILOT_LLM_RESPONSE_FORMAT", "llguidance")  # the default form, by env
+    with ChatStub({"json_object"}, grammar=False) as srv:
+        backend = get_backend("openai", base_url=srv.url, max_retries=0)
+        assert backend.response_format == "llguidance" and backend.enforces_schema
+        with caplog.at_level(logging.WARNING, logger="adpilot.backends.llm.openai_compat"):
+            assert ask(backend) == ['{"text": "Linen shirts, json_object. Shop now."}']
+        first = srv.bodies[0]
+        assert "response_format" not in first
+        head, schema = first["grammar"].split(" %json ", 1)
+        assert head == "%llguidance {}\nstart:"
+        assert json.loads(schema)["x-guidance"]["whitespace_flexible"] is False
+        # no LLGuidance: the standard form next; refused as well: JSON mode
+        assert srv.kinds() == ["text", "json_schema", "json_object"]
+        assert "grammar" not in srv.bodies[1] and len(caplog.records) == 2
+        assert backend.response_format == "json_object"
         backend.close()

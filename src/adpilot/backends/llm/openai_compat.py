@@ -8,6 +8,7 @@ transient failures (connection errors, 429, 5xx) are retried with exponential ba
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -43,12 +44,23 @@ def _schema_name(schema: dict[str, Any]) -> str:
     return re.sub(r"[^A-Za-z0-9_-]", "_", str(schema.get("title") or "reply"))[:64] or "reply"
 
 
+def llguidance_grammar(schema: dict[str, Any]) -> str:
+    """llama.cpp's LLGuidance grammar for ``schema``: what the in-process ``llamacpp`` backend
+    samples with (closed objects, compact whitespace), sent as the request's ``grammar``."""
+    return "%llguidance {}\nstart: %json " + json.dumps(grammar_schema(schema),
+                                                        separators=(",", ":"))
+
+
 # how a JSON schema is passed on. "json_schema" (default) is OpenAI's structured outputs, which
 # OpenAI, vLLM, Ollama and llama.cpp's server (xllamacpp 2026.10) all enforce while sampling;
-# "schema" is llama.cpp's own form (the schema inside json_object, with grammar_schema's
-# whitespace hint for its LLGuidance builds); "json_object" is plain JSON mode (the schema is
-# not enforced: only the prompt describes it); "none" sends no response_format at all
+# "schema" is llama.cpp's own form (the schema inside json_object); llama.cpp's server turns
+# both into a grammar that lets the model pretty-print (``{\n  "text": ...``: other tokens,
+# so other copy, than the in-process backend). "llguidance" sends llama.cpp's ``grammar``
+# field instead (servers built with LLGuidance, as xllamacpp's): the in-process backend's
+# exact grammar. "json_object" is plain JSON mode (the schema is not enforced: only the
+# prompt describes it); "none" sends no response_format at all
 RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
+    "llguidance": lambda schema: None,  # the grammar goes in the body (_payload)
     "json_schema": lambda schema: {"type": "json_schema", "json_schema": {
         "name": _schema_name(schema), "schema": strict_schema(schema), "strict": True}},
     "schema": lambda schema: {"type": "json_object", "schema": grammar_schema(schema)},
@@ -56,7 +68,9 @@ RESPONSE_FORMATS: dict[str, Callable[[dict], dict | None]] = {
     "none": lambda schema: None,
 }
 # formats that make the server enforce the schema (a prompt need not spell it out)
-ENFORCING = frozenset({"json_schema", "schema"})
+ENFORCING = frozenset({"llguidance", "json_schema", "schema"})
+# what a server that refuses a form is asked with instead
+FALLBACK = {"llguidance": "json_schema", "json_schema": "json_object", "schema": "json_object"}
 
 
 @llm.register_backend("openai")
@@ -67,10 +81,12 @@ class OpenAICompatBackend(llm.LLMBackend):
     read from the variable named by ``api_key_env`` (default ``ADPILOT_LLM_API_KEY``, then
     ``OPENAI_API_KEY``); local servers usually need none.
 
-    A JSON schema goes out as ``response_format`` (:data:`RESPONSE_FORMATS`, default
-    ``json_schema``). A server that refuses that form (an HTTP 400 naming ``response_format``)
-    is asked again at once in plain JSON mode (``json_object``), and this backend keeps to
-    JSON mode from then on (logged once); :attr:`enforces_schema` says which holds now.
+    A JSON schema goes out as ``response_format`` (:data:`RESPONSE_FORMATS`; default
+    ``ADPILOT_LLM_RESPONSE_FORMAT``, else ``json_schema``). A server that refuses that form
+    (an HTTP 400 naming ``response_format``, or ``grammar`` for ``llguidance``) is asked again
+    at once in the :data:`FALLBACK` form (``json_schema`` → plain JSON mode), which this
+    backend keeps to from then on (logged once); :attr:`enforces_schema` says whether the
+    form in use makes the server enforce the schema.
     """
 
     name = "openai"
@@ -78,7 +94,7 @@ class OpenAICompatBackend(llm.LLMBackend):
 
     def __init__(self, base_url: str | None = None, model: str | None = None, *,
                  api_key_env: str | None = None, timeout: float = 60.0, max_retries: int = 3,
-                 backoff: float = 0.5, concurrency: int = 4, response_format: str = "json_schema") -> None:
+                 backoff: float = 0.5, concurrency: int = 4, response_format: str | None = None) -> None:
         self.base_url = (base_url or os.environ.get("ADPILOT_LLM_BASE_URL") or "").rstrip("/")
         if not self.base_url:
             raise ConfigError("the openai backend needs a base URL (--base-url or "
@@ -90,6 +106,8 @@ class OpenAICompatBackend(llm.LLMBackend):
             raise ConfigError(f"The 'concurrency' parameter of OpenAICompatBackend must be an int "
                               f">= 1. Got {concurrency}.")
         self.timeout, self.max_retries, self.backoff = timeout, max_retries, backoff
+        response_format = (response_format or os.environ.get("ADPILOT_LLM_RESPONSE_FORMAT")
+                           or "json_schema")
         if response_format not in RESPONSE_FORMATS:
             raise ConfigError(f"unknown response_format {response_format!r}; choose one of "
                               f"{', '.join(RESPONSE_FORMATS)}")
@@ -121,28 +139,36 @@ class OpenAICompatBackend(llm.LLMBackend):
                if params.json_schema is not None else None)
         if fmt is not None:
             body["response_format"] = fmt
+        if params.json_schema is not None and self.response_format == "llguidance":
+            body["grammar"] = llguidance_grammar(params.json_schema)
         return body
 
     def _refused_format(self, body: dict, resp: Any) -> bool:
         """If ``resp`` refuses ``body``'s schema form, fall back to JSON mode (once per backend,
         logged once) and return True: the caller asks again."""
         fmt = body.get("response_format") or {}
-        schema_form = fmt.get("type") == "json_schema" or "schema" in fmt
-        if (not schema_form or resp.status_code not in _REFUSED_STATUS
-                or "response_format" not in resp.text):
+        if "grammar" in body:
+            sent, key = "llguidance", "grammar"
+        elif fmt.get("type") == "json_schema":
+            sent, key = "json_schema", "response_format"
+        elif "schema" in fmt:
+            sent, key = "schema", "response_format"
+        else:
+            return False
+        if resp.status_code not in _REFUSED_STATUS or key not in resp.text:
             return False
         with self._format_lock:
-            if self.response_format in ENFORCING:
-                log.warning("%s refused response_format %r (HTTP %s: %s); this backend sends "
-                            "json_object (JSON mode, schema not enforced) from now on",
-                            self.base_url, self.response_format, resp.status_code,
-                            resp.text[:200])
-                self.response_format = "json_object"
+            if self.response_format == sent:  # not yet moved on by a concurrent request
+                self.response_format = FALLBACK[sent]
+                log.warning("%s refused %s %r (HTTP %s: %s); this backend sends %r from now on%s",
+                            self.base_url, key, sent, resp.status_code, resp.text[:200],
+                            self.response_format, "" if self.enforces_schema
+                            else " (JSON mode: the schema is not enforced)")
         return True
 
     def complete(self, messages: Sequence[llm.Message], params: llm.GenerationParams) -> llm.Completion:
         body = self._payload(messages, params)
-        fell_back, last, attempt = False, "", 0
+        fallbacks, last, attempt = 0, "", 0
         while attempt <= self.max_retries:
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -153,8 +179,8 @@ class OpenAICompatBackend(llm.LLMBackend):
             except self._httpx.TransportError as exc:  # connect/read timeouts, refused, reset
                 last = f"{type(exc).__name__}: {exc}"
                 continue
-            if not fell_back and self._refused_format(body, resp):
-                body, fell_back = self._payload(messages, params), True
+            if fallbacks < len(FALLBACK) and self._refused_format(body, resp):
+                body, fallbacks = self._payload(messages, params), fallbacks + 1
                 attempt -= 1  # asked again at once in JSON mode: not one of the retries
                 continue
             if resp.status_code in _RETRY_STATUS:
