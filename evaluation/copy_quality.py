@@ -212,7 +212,8 @@ def write_report(results: dict, records: dict[str, dict], args) -> str:
              "checkout's prompts, `fewshot` = the same plus two examples retrieved from the "
              "AdvertiseGen training split (the rows the seeded test split leaves out) as earlier "
              "chat turns; `@openai` = the same version through the `openai` backend (HTTP, "
-             f"`response_format` json_object with the schema) against {server}; without it, "
+             f"the schema sent as `{os.environ.get('ADPILOT_LLM_RESPONSE_FORMAT') or 'json_schema'}`, "
+             f"`openai_compat.RESPONSE_FORMATS`) against {server}; without it, "
              "the GGUF in-process (`llamacpp` backend, grammar). `unsupported_value_rate`: texts "
              "naming an AdvertiseGen attribute value (colour, material, pattern, cut, collar …) "
              "the record lacks.", "",
