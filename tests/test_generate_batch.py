@@ -226,7 +226,10 @@ def qwen_server(local_qwen, tmp_path):
 
 
 @pytest.mark.slow
-def test_real_llamacpp_server_writes_one_line_per_product(qwen_server, tmp_path):
+def test_real_llamacpp_server_writes_one_line_per_product(qwen_server, shared_data, tmp_path,
+                                                          monkeypatch):
+    monkeypatch.setenv("ADPILOT_DATA_DIR", str(shared_data))  # the real guardrail models
+    monkeypatch.delenv("ADPILOT_OFFLINE")
     res = batch(tmp_path, qwen_server, "--model", "qwen-test", "--max-retries", "1",
                 "--timeout", "300", records=PRODUCTS[1:])
     assert res.exit_code == 0, res.output

@@ -35,7 +35,8 @@ def generate_batch(
     temperature: float = typer.Option(0.0, "--temperature", min=0.0, max=2.0,
                                       help="With --briefs."),
     max_retries: int = typer.Option(3, "--max-retries", min=0, help="Retries per request on a "
-                                    "connection error, timeout, 429 or 5xx (exponential backoff)."),
+                                    "connection error, timeout or HTTP 408/409/429/500/502/"
+                                    "503/504 (exponential backoff)."),
     backoff: float = typer.Option(0.5, "--backoff", min=0.0, help="First retry delay, seconds."),
     timeout: float = typer.Option(120.0, "--timeout", min=1.0, help="Seconds per request."),
     out: Path = typer.Option(None, "--out", help="With --products: the JSONL output (resumed "
@@ -143,6 +144,7 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
     from adpilot.backends.llm import get_backend
     from adpilot.cli.generate import _catalogue as run_catalogue
     from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
     from adpilot.usecases.studio import fewshot_libraries, read_audience
 
@@ -153,13 +155,15 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
                                  param_hint="--out")
     channel_spec(channel, lang)  # fail on a bad channel before contacting the server
     aud = read_audience(audience)
-    shots, note = fewshot_libraries(lang, fewshot)
+    sources = DataSources.from_settings(get_settings())
+    shots, note = fewshot_libraries(lang, fewshot, sources)
     if fewshot:
         err_console.print(note, highlight=False)
     llm = get_backend("openai", **{k: v for k, v in client.items() if v is not None})
     gen = CopyGenerator(llm, brand=load_brand(None), cache=get_settings().llm_cache_dir,
                         max_attempts=3, shots=shots, n_shots=max(fewshot, 1))
     try:
-        run_catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json)
+        run_catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,
+                      sources)
     finally:
         llm.close()
