@@ -26,6 +26,8 @@ from adpilot.backends.llm import (
     unregister_backend,
 )
 from adpilot.cli import main
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.generation import Audience, CopyGenerator
 from adpilot.usecases.catalogue import CopiesFile, generate_catalogue, read_catalogue
 
@@ -94,10 +96,15 @@ def lines_of(path: Path) -> list[dict]:
     return [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines()]
 
 
+def sources() -> DataSources:
+    """Where the guardrail models' training data are, from the settings of the test."""
+    return DataSources.from_settings(get_settings())
+
+
 def run(llm, catalogue: Path, out: Path, **kw):
     gen = CopyGenerator(llm, cache=False, max_attempts=1)
     return generate_catalogue(gen, catalogue, AUDIENCE, kw.pop("channel", "social"),
-                              kw.pop("lang", "en"), out=out, **kw)
+                              kw.pop("lang", "en"), out=out, sources=sources(), **kw)
 
 
 def test_jsonl_catalogue_one_line_per_product_with_guardrail_results(tmp_path):
@@ -210,7 +217,7 @@ def test_best_of_n_ranks_each_product_by_the_scorecard(tmp_path):
     gen = CopyGenerator(CatalogueLLM(), cache=False, max_attempts=1,
                         scorecard=Scorecard(embedder="lsa"))
     generate_catalogue(gen, cat, AUDIENCE, "social", "en", out=tmp_path / "o.jsonl", n=1,
-                       best_of=2)
+                       best_of=2, sources=sources())
     for line in lines_of(tmp_path / "o.jsonl"):
         assert line["candidates"] == 2 and len(line["variants"]) == 1
         assert 0 < line["variants"][0]["scores"]["overall"] <= 1

@@ -62,10 +62,12 @@ class CopyService:
 def audience_copy(data, copy: CopyService, *, segment: str | None = None,
                   channels: list[str] | tuple[str, ...] = ("email",), mode: str = "segment",
                   max_users: int | None = None, progress: Progress | None = None,
-                  first: int = 1000) -> dict:
+                  first: int = 1000, sources: Any = None) -> dict:
     """A personalised message for every user (of ``segment``; all users without one): copy per
     segment × product, filled per user (:func:`adpilot.generation.campaign.plan_campaign`).
-    Returns the counts of messages, passed and personalised ones, and the ``first`` messages."""
+    Returns the counts of messages, passed and personalised ones, and the ``first`` messages.
+    ``sources``: where the complaint models' training data are (a
+    :class:`~adpilot.datasets_fetch.DataSources`)."""
     from adpilot.generation.campaign import plan_campaign
 
     profiles = data.table("profiles")
@@ -74,7 +76,8 @@ def audience_copy(data, copy: CopyService, *, segment: str | None = None,
         profiles = profiles[profiles[C.SEGMENT].astype(str) == segment]
     if progress:
         progress(0.05, f"{len(profiles)} users")
-    ensure_copy_models(None, ["en", "zh"], parts=("complaint",))  # the complaint classifiers
+    ensure_copy_models(None, ["en", "zh"], parts=("complaint",),  # the complaint classifiers
+                       sources=sources)
     with copy.lock:
         plan = plan_campaign(profiles, data.table("segments"), data.store.read("products"),
                              data.store.read("reviews"), copy.generator(), channels=list(channels),
@@ -84,7 +87,8 @@ def audience_copy(data, copy: CopyService, *, segment: str | None = None,
 
 
 def score_copy(data, texts: list[str], *, product_id: str | None = None,
-               segment: str | None = None, lang: str | None = None) -> dict:
+               segment: str | None = None, lang: str | None = None,
+               sources: Any = None) -> dict:
     """A scorecard per text (fluency, relevance to ``product_id``, personalisation for
     ``segment``, diversity, readability, tone, predicted attractiveness where the A/B-trained
     model is in the model cache) and of the set, JSON-ready. :class:`MissingDependencyError`
@@ -105,7 +109,8 @@ def score_copy(data, texts: list[str], *, product_id: str | None = None,
         audience = match.iloc[0].to_dict()
     folder = default_model_dir()
     attract = AttractivenessModel.load(folder) if is_saved(folder) else None
-    ensure_copy_models(None, [lang] if lang else ["en", "zh"], parts=("fluency",))
+    ensure_copy_models(None, [lang] if lang else ["en", "zh"], parts=("fluency",),
+                       sources=sources)
     record = _as_dict(product)
     card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record)).score(
         texts, product=record, audience=audience, lang=lang)

@@ -66,10 +66,9 @@ def ensure_copy_models(store: Any, langs: list[str], *,
     from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models as ensure
 
-    if sources is None:  # transitional (issue 19): usecases.copy_service passes none yet
-        from adpilot.config import get_settings
-
-        sources = DataSources.from_settings(get_settings())
+    if not isinstance(sources, DataSources):
+        raise TypeError("ensure_copy_models needs sources=DataSources(...): where the models' "
+                        "training data are (a shell builds it with DataSources.from_settings)")
 
     def tick(name: str, done: int, total: int) -> None:
         if progress:

@@ -68,7 +68,8 @@ def generate_for_audience(body: AudienceRequest, state: State, request: Request)
     def run(progress) -> dict:
         return audience_copy(state.data, state.copy, segment=body.segment,
                              channels=body.channels, mode=body.mode, max_users=body.max_users,
-                             progress=progress, first=1000)
+                             progress=progress, first=1000,
+                             sources=DataSources.from_settings(state.settings))
 
     job_id = state.jobs.submit("generate_audience", run, body.model_dump())
     return {"job": job_id, "status_url": str(request.url_for("job", job_id=job_id))}
@@ -87,4 +88,5 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     and predicted attractiveness (the A/B-trained model, when it is in the model cache), each
     with a one-line explanation, and an overall score."""
     return JSONResponse(score_copy(state.data, body.texts, product_id=body.product_id,
-                                   segment=body.segment, lang=body.lang))
+                                   segment=body.segment, lang=body.lang,
+                                   sources=DataSources.from_settings(state.settings)))
