@@ -200,7 +200,8 @@ def check_mixed_language(fields: Fields, ctx: GuardContext) -> list[str]:
 # --- grounded in the record ------------------------------------------------------------------------
 
 _NAME_KEYS = {"name", "category", "名称", "品类", "类型", "price", "价格"}
-_EN_STOP = {"with", "from", "into", "your", "this", "that", "have", "made", "when", "them"}
+_EN_STOP = {"with", "from", "into", "your", "this", "that", "have", "made", "when", "them",
+            "customers", "countries", "country", "ordered"}  # who bought it is no fact stated
 
 
 def record_facts(facts: str) -> list[str]:
@@ -220,6 +221,9 @@ def fact_stated(fact: str, low: str, name: str = "") -> bool:
     if name.strip():  # the product's name is not a fact about it
         low = low.replace(name.strip().lower(), " ")
     words = [w for w in re.findall(r"[a-z][a-z0-9-]{3,}", fact.lower()) if w not in _EN_STOP]
+    nums = re.findall(r"(?<![\d.])\d+(?:\.\d+)?%?(?![\d])", fact)  # "194 customers", "2%"
+    if any(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", low) for n in nums):
+        return True
     if any(re.search(rf"(?<![a-z]){re.escape(w[:max(4, len(w) - 2)])}", low) for w in words):
         return True
     fact_low = fact.lower()
@@ -235,17 +239,57 @@ def fact_stated(fact: str, low: str, name: str = "") -> bool:
     return len(pairs) >= 3 and sum(p in low for p in pairs) >= len(pairs) / 2
 
 
+def price_of(facts: str) -> str:
+    """The record's price line's value ("0.83 GBP"), '' when the record has none."""
+    return next((line.partition(":")[2].strip() for line in facts.splitlines()
+                 if line.partition(":")[0].strip().lower() in ("price", "价格")), "")
+
+
+def price_stated(price: str, low: str) -> bool:
+    """Whether the copy states the record's price (its number standing alone: 89 is not 1899;
+    2.1 and 2.10 are the same price)."""
+    m = re.search(r"\d+(?:\.\d+)?", price)
+    if not m:
+        return False
+    value = float(m.group(0))
+    return any(float(n) == value for n in re.findall(r"(?<![\d.])\d+(?:\.\d+)?(?![\d])", low))
+
+
+def name_of(facts: str) -> str:
+    """The record's name line's value."""
+    return next((line.partition(":")[2] for line in facts.splitlines()
+                 if line.partition(":")[0].strip() in ("name", "名称")), "")
+
+
+def stated_facts(facts: str, text: str) -> list[str]:
+    """The record facts (:func:`record_facts`, and the price) that ``text`` states outside the
+    product's name."""
+    low, name = text.lower(), name_of(facts)
+    out = [f for f in dict.fromkeys(record_facts(facts)) if fact_stated(f, low, name)]
+    price = price_of(facts)
+    if price and price_stated(price, low.replace(name.strip().lower() or "\0", " ")):
+        out.append(f"price {price}")
+    return out
+
+
+MIN_FACTS = 2  # facts of the record beyond its name every copy states (issue 18)
+
+
 @guardrail("grounded")
 def check_grounded(fields: Fields, ctx: GuardContext) -> list[str]:
-    """The copy states at least one fact of the record besides its name (what it is made of,
-    what it does): "exclusive fabric and comfort fit" says nothing."""
-    facts = record_facts(ctx.facts)
-    low = _text(fields, ctx).lower()
-    name = next((line.partition(":")[2] for line in ctx.facts.splitlines()
-                 if line.partition(":")[0].strip() in ("name", "名称")), "")
-    if not facts or any(fact_stated(f, low, name) for f in facts):
+    """The copy states at least two facts of the record besides its name (its price, what it
+    is made of, what it does), or all it has when it has fewer: "exclusive fabric and comfort
+    fit" says nothing."""
+    facts = list(dict.fromkeys(record_facts(ctx.facts)))
+    price = price_of(ctx.facts)
+    need = min(MIN_FACTS, len(facts) + bool(price))
+    stated = stated_facts(ctx.facts, _text(fields, ctx))
+    if len(stated) >= need:
         return []
-    return [f"the copy states no fact from the product record: use two of {facts[:4]}"]
+    ask = ([f"the price ({price})"] if price and not any(s.startswith("price ") for s in stated)
+           else []) + [repr(f) for f in facts if f not in stated][:3]
+    return [f"the copy states {len(stated)} fact(s) from the product record, {need} needed: "
+            f"state {' and '.join(ask[:2]) if ask else 'two of them'}"]
 
 
 # --- our instructions or JSON in the copy ---------------------------------------------------------

@@ -38,6 +38,7 @@ from adpilot.generation.copy_checks import dedupe_clauses, with_cta
 from adpilot.generation.copy_tidy import tidy
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.fewshot import ShotLibrary, borrowed_facts
+from adpilot.generation.grounding import with_facts
 from adpilot.generation.guardrails import (
     ENDS_SENTENCE,
     GuardContext,
@@ -359,12 +360,16 @@ class CopyGenerator:
         def edited(value: BaseModel) -> tuple[dict[str, str], list[Violation], list[str]]:
             """Finalised fields; if they fail, the copy without its failing sentences when
             that passes every guardrail (one edit instead of another model call); copy with
-            no call to action gets the channel's own."""
-            fields = with_cta(tidy(finalize(value, spec, self.brand), ctx), spec, self.brand)
+            no call to action gets the channel's own, copy that leaves out the price or states
+            fewer than two record facts gets them from the record (:mod:`.grounding`)."""
+            def complete(f: dict[str, str]) -> dict[str, str]:
+                return with_facts(with_cta(f, spec, self.brand), spec, self.brand, ctx.facts)
+
+            fields = complete(tidy(finalize(value, spec, self.brand), ctx))
             violations = check_copy(fields, ctx)
             for clauses in (False, True) if violations else ():  # whole sentences first
                 fixed, dropped = drop_failing_sentences(fields, ctx, clauses=clauses)
-                fixed = with_cta(fixed, spec, self.brand)
+                fixed = complete(fixed)
                 if dropped and not check_copy(fixed, ctx):
                     return fixed, [], dropped
             return fields, violations, []

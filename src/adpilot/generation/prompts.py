@@ -121,12 +121,42 @@ def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand:
                   emoji=cfg["emoji"][lang][brand.emoji], facts=facts, audience=described.text,
                   reviews=reviews, angle=angles[variant % len(angles)], shape=shape,
                   examples=examples or [], cta=cta_for(spec),
-                  points=sep.join(selling_points(product, spec, brand)))
+                  points=sep.join(selling_points(product, spec, brand)),
+                  name=product.title or "", numbered=numbered_facts(product, lang),
+                  price=price_text(product, lang))
     return Prompt([Message("system", system), *shot_turns(shots or [], spec, cfg, brand_name),
                    Message("user", user)],
                   sensitive=[s for s in sensitive if s], injected=injected,
                   facts=facts + "\n" + brand_name, reviews=reviews,
                   audience=audience_descriptors(audience))
+
+
+def price_text(product: Product, lang: str) -> str:
+    """The record's price as copy states it ("0.83 GBP", "89 USD", "199元"); '' without one.
+    Two decimals unless whole, so "2.10" and not "2.1"."""
+    if product.price is None:
+        return ""
+    p = product.price
+    num = f"{p:g}" if float(p).is_integer() else f"{p:.2f}"
+    if lang == "zh" and (product.currency or "CNY").upper() in ("CNY", "RMB"):
+        return f"{num}元"
+    return f"{num} {product.currency}".strip() if product.currency else num
+
+
+def numbered_facts(product: Product, lang: str) -> list[str]:
+    """The record's facts beyond its name, one per line for a numbered list (price first, then
+    the description's sentences, then each attribute as ``key: value``): a small model states
+    facts it is shown as a short list far more often than facts inside a paragraph."""
+    out = [f"{'价格' if lang == 'zh' else 'price'}: {price_text(product, lang)}"] \
+        if product.price is not None else []
+    if product.description:
+        out += [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*", product.description) if s.strip()]
+    for key, value in product.attributes.items():
+        if value in (None, "", []):
+            continue
+        vals = value if isinstance(value, list | tuple) else [value]
+        out.append(f"{key}: {', '.join(str(v) for v in vals)}")
+    return out
 
 
 CHARS_PER_POINT = {"en": 50, "zh": 15}  # room a stated fact takes in copy, roughly
