@@ -431,9 +431,10 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     assert close_cut("Short and sweet", 30, 10) == "Short and sweet"  # not at the cap: untouched
     llm = CannedLLM([sms(("Breathable linen for warm days. " * 5)[:109])])  # the sms target: 110
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
-    # closed at its last sentence, the model's repeated sentences kept once, the CTA appended
-    assert v.passed and v.fields["text"] == ("Breathable linen for warm days. Shop now. "
-                                             "Reply STOP to opt out.")
+    # closed at its last sentence, the model's repeated sentences kept once, a second record
+    # fact (grounding.with_facts) and the CTA appended
+    assert v.passed and v.fields["text"] == ("Breathable linen for warm days. Relaxed fit. "
+                                             "Shop now. Reply STOP to opt out.")
     assert v.closed == ["text"] and v.as_dict()["closed"] == ["text"]
 
 

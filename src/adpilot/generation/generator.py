@@ -365,10 +365,14 @@ class CopyGenerator:
             def complete(f: dict[str, str]) -> dict[str, str]:
                 return with_facts(with_cta(f, spec, self.brand), spec, self.brand, ctx.facts)
 
-            fields = complete(tidy(finalize(value, spec, self.brand), ctx))
+            written = tidy(finalize(value, spec, self.brand), ctx)
+            fields = complete(written)
             violations = check_copy(fields, ctx)
             for clauses in (False, True) if violations else ():  # whole sentences first
-                fixed, dropped = drop_failing_sentences(fields, ctx, clauses=clauses)
+                # the model's own sentences are edited, then completed (what it wrote must
+                # still state a fact: an edit never leaves only our completion)
+                fixed, dropped = drop_failing_sentences(with_cta(written, spec, self.brand), ctx,
+                                                        clauses=clauses)
                 fixed = complete(fixed)
                 if dropped and not check_copy(fixed, ctx):
                     return fixed, [], dropped
