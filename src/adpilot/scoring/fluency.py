@@ -55,8 +55,10 @@ class CharNgramLM:
         prefix = pd.Series(grams.index.str[:-1], index=grams.index)
         by_prefix = pd.DataFrame({"prefix": prefix.to_numpy(), "n": grams.to_numpy()}).groupby(
             "prefix")["n"].agg(["sum", "size"])
-        self.context_ = {k: (int(s), int(z)) for k, (s, z) in by_prefix.iterrows()}
-        self.vocab_size_ = int(sum(1 for g in grams.index if len(g) == 1))
+        # zip over whole columns, not iterrows: 690k contexts for Chinese (87 s -> under 1 s)
+        self.context_ = dict(zip(by_prefix.index, zip(by_prefix["sum"].astype(int).tolist(),
+                                                      by_prefix["size"].astype(int).tolist())))
+        self.vocab_size_ = int((grams.index.str.len() == 1).sum())
         return self
 
     def _prob(self, history: str, char: str) -> float:
