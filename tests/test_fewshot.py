@@ -157,5 +157,5 @@ def test_the_prompt_asks_for_the_records_selling_points_as_room_allows():
     assert "这些卖点：宽松、白色、印花、撞色、百褶、连衣裙、收腰" in ask
     plain = Product(id="p", title="Linen shirt", description="breathable linen, relaxed fit")
     assert selling_points(plain, channel_spec("email", "en"), kit) == []
-    assert "give two facts from the list" in build_prompt(
+    assert "state at least two facts from the list" in build_prompt(
         plain, Audience(), channel_spec("email", "en"), kit).messages[-1].content
