@@ -363,13 +363,16 @@ def memory_mode(args) -> dict:
 def sentiment_child(args) -> dict:
     from profile_build import make_rows
 
+    from adpilot.artifacts import ModelStore
     from adpilot.backends.executor import Stage
+    from adpilot.config import get_settings
     from adpilot.profiling.sentiment import default_model_dir
     from adpilot.profiling.steps import SentimentStage
 
-    models_dir = str(default_model_dir("polarity", "en").parent)
+    store = ModelStore.from_settings(get_settings())
+    models_dir = str(default_model_dir("polarity", "en", store).parent)
     if not (Path(models_dir) / "sentiment-polarity-zh" / "meta.json").is_file():
-        raise SystemExit(f"train the default models first (adpilot sentiment train-defaults); "
+        raise SystemExit(f"build the default models first (adpilot models fetch sentiment); "
                          f"none in {models_dir}")
     reviews, _ = make_rows(args.rows)
     stage = Stage("sentiment", SentimentStage, {"mode": "model", "models_dir": models_dir,

@@ -42,6 +42,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.artifacts import ModelStore
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.profiling.sentiment import (
     SentimentModel,
     default_model_dir,
@@ -104,13 +107,16 @@ def main() -> None:
     ap.add_argument("--out", default="sentiment_throughput.json")
     args = ap.parse_args()
 
+    models = ModelStore.from_settings(get_settings())
+    sources = DataSources.from_settings(get_settings())
     if args.model is None:
-        ensure_default_models([("rating", "en")], num_threads=args.threads)
-    folder = args.model or default_model_dir("rating", "en")
+        ensure_default_models([("rating", "en")], store=models, sources=sources,
+                              num_threads=args.threads)
+    folder = args.model or default_model_dir("rating", "en", models)
     model = SentimentModel.load(folder, task="rating", device="cpu")
     model.num_threads = args.threads
     set_threads(args.threads)
-    _, (texts, labels) = default_split("rating", "en")
+    _, (texts, labels) = default_split("rating", "en", sources)
     texts, labels = texts[:args.n], np.asarray(labels[:args.n])
     quantized = copy.deepcopy(model).quantize()
     bf16 = SentimentModel.load(folder, task="rating", device="cpu", precision="bf16")

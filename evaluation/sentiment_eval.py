@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.artifacts import ModelStore
 from adpilot.config import get_settings
 from adpilot.datasets_fetch import DataSources
 from adpilot.profiling.baseline import reference_baseline
@@ -40,6 +41,7 @@ from adpilot.profiling.sentiment import (
 )
 
 SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
+MODELS = ModelStore.from_settings(get_settings())  # the model cache
 
 RESULTS = Path(__file__).parent / "results"
 BARS = {("rating", "en"): {"accuracy": 0.70, "macro_f1": 0.55},
@@ -109,16 +111,16 @@ def main() -> None:
 
     started = time.perf_counter()
     print("training or loading the default models …", flush=True)
-    ensure_default_models(num_threads=args.threads)
+    ensure_default_models(store=MODELS, sources=SOURCES, num_threads=args.threads)
     transfer_sets = {"amazon_beauty": amazon("amazon_beauty"),
                      "amazon_fashion": amazon("amazon_fashion")}
     rows, report = [], {}
     for task, lang in DEFAULT_MODELS:
         key = f"{task}/{lang}"
         print(f"evaluating {key} …", flush=True)
-        model = SentimentModel.load(default_model_dir(task, lang), task=task, lang=lang)
+        model = SentimentModel.load(default_model_dir(task, lang, MODELS), task=task, lang=lang)
         model.num_threads = args.threads
-        train, test = default_split(task, lang)
+        train, test = default_split(task, lang, SOURCES)
         tests = {"test": test, **(transfer_sets if lang == "en" else {})}
         entry = {"dataset": DEFAULT_MODELS[(task, lang)]["dataset"], "params": model.get_params(),
                  "n_train": model.n_train_, "fit_seconds": model.fit_seconds_,

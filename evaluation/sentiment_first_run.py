@@ -41,6 +41,9 @@ from pathlib import Path
 
 import numpy as np
 
+from adpilot.artifacts import ModelStore
+from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.profiling.sentiment import (
     DEFAULT_MODELS,
     QUICK_MODELS,
@@ -55,6 +58,7 @@ from adpilot.profiling.sentiment import (
     task_labels,
 )
 
+SOURCES = DataSources.from_settings(get_settings())  # data folder, cache or download
 RESULTS = Path(__file__).parent / "results"
 STUDY_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "sentiment_first_run"
 TASKS = [("polarity", "en"), ("rating", "en")]
@@ -105,14 +109,18 @@ def full_slice(task: str, lang: str, texts: list[str], y: np.ndarray, threads: i
 def build_default_cold(threads: int | None) -> dict:
     """Build the quick defaults in an empty model cache, as a first `adpilot run` does (its two
     polarity models first, then rating/en as `adpilot models fetch` adds), timing each."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.profiling.sentiment import ensure_default_models
 
     out = {}
+    sources = DataSources.from_settings(get_settings())
     with tempfile.TemporaryDirectory() as home:
-        os.environ["ADPILOT_HOME"] = home  # settings are read from the environment per call
+        store = ModelStore(Path(home) / "models")  # an empty model cache
         for key in [("polarity", "en"), ("polarity", "zh"), ("rating", "en")]:
             t0 = time.perf_counter()
-            ensure_default_models([key], num_threads=threads)
+            ensure_default_models([key], store=store, sources=sources, num_threads=threads)
             out["/".join(key)] = round(time.perf_counter() - t0, 1)
     return out
 
@@ -137,7 +145,7 @@ def main() -> None:
     rate = None
     for task, lang in TASKS:
         key = f"{task}/{lang}"
-        (tr_texts, tr_labels), (te_texts, te_labels) = default_split(task, lang)
+        (tr_texts, tr_labels), (te_texts, te_labels) = default_split(task, lang, SOURCES)
         tr_k, y_tr = kept(tr_texts, tr_labels, task)
         te_k, y_te = kept(te_texts, te_labels, task)
         if rate is None:
@@ -177,8 +185,9 @@ def main() -> None:
                + sl["seconds_per_step"] * sl["steps"] + rate * sl["n_val"])
         full = {"build_seconds": round(est, 1), "build_seconds_how": "estimated from a timed slice",
                 "slice": sl, "recorded_fit_seconds": recorded[key]["fit_seconds"]}
-        if args.eval_cached_full and (default_model_dir(task, lang) / "meta.json").is_file():
-            m = SentimentModel.load(default_model_dir(task, lang), task=task, lang=lang)
+        full_dir = default_model_dir(task, lang, ModelStore.from_settings(get_settings()))
+        if args.eval_cached_full and (full_dir / "meta.json").is_file():
+            m = SentimentModel.load(full_dir, task=task, lang=lang)
             full["test"], full["test_source"] = test_metrics(m, te_k, y_te), "cached model"
         else:
             rec = recorded[key]["results"]["test"]["shipped"]

@@ -28,7 +28,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from adpilot.artifacts import ModelStore
 from adpilot.config import get_settings
+from adpilot.datasets_fetch import DataSources
 from adpilot.profiling.sentiment import (
     DEFAULT_MODELS,
     SentimentModel,
@@ -68,9 +70,11 @@ def soup(a: SentimentModel, b: SentimentModel, share_b: float) -> SentimentModel
 
 
 def main() -> None:
-    ensure_default_models([("rating", "en")])
-    (train_texts, train_labels), (test_texts, test_labels) = default_split("rating", "en")
-    base = SentimentModel.load(default_model_dir("rating", "en"), task="rating", device="cpu")
+    models = ModelStore.from_settings(get_settings())
+    sources = DataSources.from_settings(get_settings())
+    ensure_default_models([("rating", "en")], store=models, sources=sources)
+    (train_texts, train_labels), (test_texts, test_labels) = default_split("rating", "en", sources)
+    base = SentimentModel.load(default_model_dir("rating", "en", models), task="rating", device="cpu")
     other = variant(train_texts, train_labels)
     # the validation slice exactly as SentimentModel.fit draws it
     y, _ = task_labels(train_labels, "rating")

@@ -198,7 +198,6 @@ SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
     # transitional (issue 19), DataSources from settings where a caller passes none yet:
     "adpilot.datasets",  # load_dataset(name): profiling.sentiment.defaults.default_split
-    "adpilot.profiling.sentiment.defaults",  # models_dir, sentiment_precision
 }
 
 

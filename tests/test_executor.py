@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from adpilot.artifacts import ModelStore
 from adpilot.backends.executor import LocalExecutor, Stage, get_executor
 from adpilot.errors import ConfigError
 from adpilot.profiling.build import profile_tables
@@ -98,7 +99,8 @@ def ray_executor():
 def test_ray_and_local_give_the_in_process_profiles(data, cache, ray_executor, monkeypatch):
     monkeypatch.setenv("ADPILOT_CACHE_DIR", str(cache))
     reviews, customers = data
-    kw = {"customers": customers, "sentiment": "model", "embedder": "lsa", "seed": 0}
+    kw = {"customers": customers, "sentiment": "model", "embedder": "lsa", "seed": 0,
+          "model_store": ModelStore(cache / "models")}
     ref = profile_tables(reviews, **kw)
     local = profile_tables_with(LocalExecutor(), reviews, batch_size=64, **kw)
     ray = profile_tables_with(ray_executor, reviews, batch_size=64, **kw)

@@ -74,7 +74,7 @@ def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data, da
                .dropna(subset=["text"]).head(300))
     SentimentModel("rating", "en", backbone="none").fit(
         reviews["text"].tolist(), reviews["rating"].astype(int).tolist()
-    ).save(default_model_dir("rating", "en"))
+    ).save(default_model_dir("rating", "en", get_settings().models_dir))
     arms = arms_from_upworthy(load_dataset("upworthy", data_sources).tables["upworthy"].head(2000))
     pairs = make_pairs(arms)
     AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(attract_dir())

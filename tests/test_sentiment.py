@@ -279,14 +279,20 @@ def test_interrupted_fine_tuning_resumes_from_checkpoint(tiny_backbone, reviews,
     assert not (ckpt / "checkpoint.pt").exists()
 
 
-def test_default_models_are_never_retrained(fitted):
-    with pytest.raises(InputError, match="train-defaults"):
-        load_default_model("rating", "en")
-    fitted.save(default_model_dir("rating", "en"))
-    # a cached model is returned as is: no data is read, nothing is trained
-    paths = ensure_default_models([("rating", "en")])
-    assert paths[("rating", "en")] == default_model_dir("rating", "en")
-    assert load_default_model("rating", "en").data_sha256_ == fitted.data_sha256_
+def test_default_models_are_never_retrained(fitted, tmp_path):
+    from adpilot.artifacts import ModelStore
+    from adpilot.datasets_fetch import DataSources
+
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(InputError, match="adpilot models fetch sentiment"):
+        load_default_model("rating", "en", store=store)
+    fitted.save(default_model_dir("rating", "en", store))
+    # a cached model is returned as is: no data is read (none can be: an empty offline
+    # source), nothing is trained
+    nothing = DataSources(cache_dir=tmp_path / "empty", offline=True)
+    paths = ensure_default_models([("rating", "en")], store=store, sources=nothing)
+    assert paths[("rating", "en")] == default_model_dir("rating", "en", store)
+    assert load_default_model("rating", "en", store=store).data_sha256_ == fitted.data_sha256_
 
 
 def test_cli_train_eval_predict(tiny_backbone, reviews, tmp_path):

@@ -43,29 +43,34 @@ def _balanced(texts: list[str], labels: np.ndarray, per_class: int) -> tuple[lis
     return [texts[i] for i in chosen], y[chosen]
 
 
-def test_quick_default_is_built_first_predicts_real_reviews_and_yields_to_full(monkeypatch):
+def test_quick_default_is_built_first_predicts_real_reviews_and_yields_to_full(
+        monkeypatch, tmp_path, data_sources):
+    from adpilot.artifacts import ModelStore
+
+    store = ModelStore(tmp_path / "models")
     # a smaller head and validation slice than the shipped settings keep the test short; the
     # data, the split and the code path are those of the first `adpilot run`
     monkeypatch.setitem(QUICK_MODELS, ("polarity", "en"),
                         {**QUICK_MODELS[("polarity", "en")],
                          "max_head_train": 400, "val_fraction": 0.02})
-    assert cached_default_dir("polarity", "en") is None
+    assert cached_default_dir("polarity", "en", store) is None
     seen: list[tuple[str, int, int]] = []
-    paths = ensure_default_models([("polarity", "en")], progress=lambda *a: seen.append(a),
-                                  num_threads=2)
-    assert paths[("polarity", "en")] == quick_model_dir("polarity", "en")
-    assert not (default_model_dir("polarity", "en") / "meta.json").exists()  # nothing fine-tuned
-    meta = json.loads((quick_model_dir("polarity", "en") / "meta.json").read_text())
+    paths = ensure_default_models([("polarity", "en")], store=store, sources=data_sources,
+                                  progress=lambda *a: seen.append(a), num_threads=2)
+    assert paths[("polarity", "en")] == quick_model_dir("polarity", "en", store)
+    # nothing fine-tuned
+    assert not (default_model_dir("polarity", "en", store) / "meta.json").exists()
+    meta = json.loads((quick_model_dir("polarity", "en", store) / "meta.json").read_text())
     assert meta["kind"] == "SentimentHeadModel" and meta["n_train"] > 10_000  # TF-IDF: all
     # progress: texts encoded, from 0 up to the head's subsample + the validation slice
     assert seen[0][0] == "polarity/en" and seen[0][1] == 0
     dones = [d for _, d, _ in seen]
     assert dones == sorted(dones) and seen[-1][1] == seen[-1][2] >= 400
-    assert "quick" in source_label([("polarity", "en")])
+    assert "quick" in source_label([("polarity", "en")], store)
 
-    model = load_default_model("polarity", "en")
+    model = load_default_model("polarity", "en", store=store)
     assert isinstance(model, SentimentHeadModel)
-    _, (te_texts, te_labels) = default_split("polarity", "en")
+    _, (te_texts, te_labels) = default_split("polarity", "en", data_sources)
     texts, y = _balanced(te_texts, te_labels, 100)
     pred = model.predict(texts)
     assert (pred == y).mean() >= BALANCED_ACCURACY_FLOOR, (pred == y).mean()
@@ -77,11 +82,12 @@ def test_quick_default_is_built_first_predicts_real_reviews_and_yields_to_full(m
     # is preferred from then on, and never rebuilt
     full = SentimentModel("polarity", "en", backbone="none", tfidf_char_ngrams=False).fit(
         texts, y)
-    full.save(default_model_dir("polarity", "en"))
-    assert cached_default_dir("polarity", "en") == default_model_dir("polarity", "en")
-    assert type(load_default_model("polarity", "en")) is SentimentModel
-    assert ensure_default_models([("polarity", "en")])[("polarity", "en")] == default_model_dir(
-        "polarity", "en")
+    full.save(default_model_dir("polarity", "en", store))
+    full_dir = default_model_dir("polarity", "en", store)
+    assert cached_default_dir("polarity", "en", store) == full_dir
+    assert type(load_default_model("polarity", "en", store=store)) is SentimentModel
+    again = ensure_default_models([("polarity", "en")], store=store, sources=data_sources)
+    assert again[("polarity", "en")] == full_dir
 
 
 def test_head_model_round_trip_and_embedding_cache(shared_data, tmp_path):

@@ -1,6 +1,7 @@
 """``adpilot models fetch``: build the default models from the public data sets, the explicit
 way to get what the stages otherwise replace with a stated fallback; :func:`ensure_copy_models`,
-the training step ``adpilot run`` and the copy studio take before they write or score copy.
+the training step ``adpilot run`` and the copy studio take before they write or score copy, and
+:func:`ensure_sentiment_models`, the one before profiling.
 
 Each part fetches the data sets it needs (:func:`adpilot.datasets_fetch.locate`: data folder,
 cache, or a sha256-checked download) and calls the part's own builder, which does nothing when
@@ -35,9 +36,8 @@ def _sentiment(store: ModelStore, sources: DataSources, progress: Progress | Non
                log: Log | None) -> list[str]:
     from adpilot.profiling.sentiment import ensure_default_models
 
-    # its training data: still load_dataset's transitional fallback (issue 19, see datasets.py)
-
-    return [str(p) for p in ensure_default_models(progress=progress, store=store).values()]
+    return [str(p) for p in ensure_default_models(progress=progress, store=store,
+                                                  sources=sources).values()]
 
 
 def _complaint(store: ModelStore, sources: DataSources, progress: Progress | None,
@@ -94,6 +94,27 @@ def ensure_copy_models(store: ModelStore, langs: Sequence[str] = ("en", "zh"), *
             continue
         out[part] = "ok"
     return out
+
+
+def ensure_sentiment_models(store: ModelStore, *, sources: DataSources,
+                            progress: Progress | None = None) -> str:
+    """The explicit training step before profiling (``adpilot run``'s profile step,
+    ``adpilot profile build``, the API's and dashboard's profiling jobs): build the polarity
+    models profiling loads (English quick, Chinese TF-IDF + LR; a minute or two on 2 cores)
+    that ``store`` lacks, from the data sets of ``sources``. ``ok``, or ``not built: <why>``
+    where their data or the ``ml`` extra cannot be had (profiling then states the star-rating
+    fallback)."""
+    from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
+    from adpilot.errors import MissingDependencyError
+    from adpilot.profiling.constants import POLARITY_MODELS
+
+    try:
+        from adpilot.profiling.sentiment import ensure_default_models
+
+        ensure_default_models(POLARITY_MODELS, store=store, sources=sources, progress=progress)
+    except (DatasetUnavailableError, ChecksumError, ImportError, MissingDependencyError) as exc:
+        return f"not built: {exc}"
+    return "ok"
 
 
 def fetch_models(parts: list[str] | None = None, *, store: ModelStore, sources: DataSources,

@@ -27,6 +27,7 @@ from adpilot.report.roi import step_roi
 from adpilot.store import Store
 
 if TYPE_CHECKING:  # profiling imports pandas-heavy modules; the run loads it in its step
+    from adpilot.artifacts import ModelStore
     from adpilot.config import Settings
     from adpilot.profiling.build import ProfileRun
 
@@ -124,17 +125,37 @@ def _executor(ctx: RunContext):
     return get_executor(ctx.executor, **({"address": ctx.ray_address} if ctx.executor == "ray" else {}))
 
 
+def _ensure_sentiment_models(ctx: RunContext) -> ModelStore | None:
+    """The explicit training step before profiling: the polarity models, built where missing
+    (a stated fallback without data); the model store profiling loads them from. Without
+    settings (library defaults) there is no store: profiling states the star-rating fallback."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.datasets_fetch import DataSources
+    from adpilot.models_fetch import ensure_sentiment_models
+    from adpilot.profiling.polarity import state_unbuilt
+
+    if ctx.settings is None or ctx.sentiment == "rating":
+        return None
+    store = ModelStore.from_settings(ctx.settings)
+    state_unbuilt(ensure_sentiment_models(store, sources=DataSources.from_settings(ctx.settings),
+                                          progress=ctx.progress), ctx.sentiment)
+    return store
+
+
 def step_profiles(ctx: RunContext) -> None:
     """Profiles and segments / 用户画像与分群: sentiment, aspects, RFM, embeddings, k-means."""
     from adpilot.profiling.build import export_profiles, profile_store
     from adpilot.report.charts import segment_chart
     from adpilot.report.html import table_html
 
+    model_store = _ensure_sentiment_models(ctx)
+    precision = ctx.settings.sentiment_precision if ctx.settings is not None else "fp32"
     # One workflow: with an executor the heavy stages run as batch stages (their outputs as
     # Parquet under out_dir/stages); without one, in process.
     with _executor(ctx) as ex:
         run = profile_store(ctx.store, executor=ex, seed=0, sentiment=ctx.sentiment,
-                            progress=ctx.progress, work_dir=ctx.out_dir / "stages")
+                            model_store=model_store, precision=precision,
+                            work_dir=ctx.out_dir / "stages")
     ctx.profiles = run
     ctx.outputs.update(export_profiles(run, ctx.out_dir))
     sec = ctx.report.section("Profiles and segments · 用户画像与分群")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.table import Table
 
 from adpilot.cli._common import console, err_console, print_json
 from adpilot.errors import ConfigError
+
+if TYPE_CHECKING:
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import Settings
 
 app = typer.Typer(help="User profiles and segments.", no_args_is_help=True)
 
@@ -29,14 +34,18 @@ def build(
     """Build profiles and segments from everything in the store."""
     from adpilot.backends.executor import get_executor
     from adpilot.cli._common import open_store
+    from adpilot.config import get_settings
     from adpilot.profiling.build import export_profiles
     from adpilot.profiling.scaled import profile_store_with
 
     store = open_store(db)
+    settings = get_settings()
+    model_store = _sentiment_models(settings, sentiment) if sentiment != "rating" else None
     opts = {"address": ray_address} if executor == "ray" else {}
     with get_executor(executor, **opts) as ex, err_console.status("profiling …"):
         run = profile_store_with(store, ex, embedder=embedder, k=k, seed=seed,
-                                 sentiment=sentiment)
+                                 sentiment=sentiment, model_store=model_store,
+                                 precision=settings.sentiment_precision)
     summary = run.summary()
     if out:
         summary["outputs"] = export_profiles(run, out)
@@ -47,6 +56,24 @@ def build(
     for row in run.segments.itertuples():
         table.add_row(row.segment, str(row.size), row.name, row.description)
     console.print(table)
+
+
+def _sentiment_models(settings: Settings, mode: str) -> ModelStore:
+    """The explicit training step before profiling: the polarity models the store lacks, built
+    with a progress bar (a minute or two, first run only); the store they load from."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.cli.progress import progress_reporter
+    from adpilot.datasets_fetch import DataSources
+    from adpilot.models_fetch import ensure_sentiment_models
+    from adpilot.profiling.polarity import state_unbuilt
+
+    models = ModelStore.from_settings(settings)
+    with progress_reporter(labels={n: f"building sentiment model {n} (first run only)"
+                                   for n in ("polarity/en", "polarity/zh")}) as report:
+        status = ensure_sentiment_models(models, sources=DataSources.from_settings(settings),
+                                         progress=report)
+    state_unbuilt(status, mode)  # auto: the stated fallback, with why; model: refused
+    return models
 
 
 def _age(value: str | None) -> tuple[int, int] | None:

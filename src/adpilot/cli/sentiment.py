@@ -127,13 +127,16 @@ def train(
 
 
 def _load(model_dir: Path | None, task: str, lang: str, precision: str | None = None):
+    from adpilot.artifacts import ModelStore
     from adpilot.config import get_settings
     from adpilot.profiling.sentiment import SentimentModel, load_default_model
 
-    precision = precision or get_settings().sentiment_precision
+    settings = get_settings()
+    precision = precision or settings.sentiment_precision
     if model_dir is not None:
         return SentimentModel.load(model_dir, precision=precision)
-    return load_default_model(task, lang, precision=precision)
+    return load_default_model(task, lang, store=ModelStore.from_settings(settings),
+                              precision=precision)
 
 
 @app.command("eval")
@@ -223,6 +226,9 @@ def train_defaults(
     Quick by default; ``--full`` fine-tunes. Models already in the cache are kept (a fine-tuned
     one always); an interrupted fine-tune resumes from its last checkpoint.
     """
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+    from adpilot.datasets_fetch import DataSources
     from adpilot.profiling.sentiment import (
         DEFAULT_MODELS,
         QUICK_MODELS,
@@ -231,10 +237,12 @@ def train_defaults(
         ensure_default_models,
     )
 
+    settings = get_settings()
+    store = ModelStore.from_settings(settings)
     labels = {}
     for task, lang in DEFAULT_MODELS:
-        name, cached = f"{task}/{lang}", cached_default_dir(task, lang)
-        if cached is not None and (not full or cached == default_model_dir(task, lang)):
+        name, cached = f"{task}/{lang}", cached_default_dir(task, lang, store)
+        if cached is not None and (not full or cached == default_model_dir(task, lang, store)):
             err_console.print(f"{name}: in the cache ({cached.name})")
         elif not full and (task, lang) in QUICK_MODELS:
             labels[name] = f"{name}: quick model, encoding reviews"
@@ -245,7 +253,8 @@ def train_defaults(
                             "2 quiet cores)")
             err_console.print(f"{labels[name]}; the bar shows the time left as it goes")
     with progress_reporter(labels=labels) as report:
-        paths = ensure_default_models(progress=report, device=device, num_threads=threads,
+        paths = ensure_default_models(store=store, sources=DataSources.from_settings(settings),
+                                      progress=report, device=device, num_threads=threads,
                                       full=full)
     result = {f"{t}/{lg}": str(p) for (t, lg), p in paths.items()}
     if as_json:

@@ -181,9 +181,22 @@ def mount(app: FastAPI, state: AppState) -> None:
 
         embedder = str(form.get("embedder") or "auto")
         sentiment = str(form.get("sentiment") or "auto")
-        job = state.jobs.submit("profile", lambda progress: profile_store(
-            state.store, embedder=embedder, sentiment=sentiment).summary(),
-            {"embedder": embedder, "sentiment": sentiment})
+        def run(progress) -> dict:
+            model_store = None
+            if sentiment != "rating":  # the explicit training step: models the store lacks
+                from adpilot.artifacts import ModelStore
+                from adpilot.datasets_fetch import DataSources
+                from adpilot.models_fetch import ensure_sentiment_models
+                from adpilot.profiling.polarity import state_unbuilt
+
+                model_store = ModelStore.from_settings(state.settings)
+                state_unbuilt(ensure_sentiment_models(
+                    model_store, sources=DataSources.from_settings(state.settings)), sentiment)
+            return profile_store(state.store, embedder=embedder, sentiment=sentiment,
+                                 model_store=model_store,
+                                 precision=state.settings.sentiment_precision).summary()
+
+        job = state.jobs.submit("profile", run, {"embedder": embedder, "sentiment": sentiment})
         return RedirectResponse(f"/jobs/{job}", status_code=303)
 
     def the_job(job_id: str) -> dict:

@@ -31,12 +31,13 @@ from adpilot.errors import ConfigError
 from adpilot.profiling.aspects import extract_aspects
 from adpilot.profiling.constants import FIT_SAMPLE, POLARITY, embedding_columns
 from adpilot.profiling.embeddings import get_embedder
-from adpilot.profiling.polarity import Progress, SentimentScorer, resolve_sentiment
+from adpilot.profiling.polarity import SentimentScorer, resolve_sentiment
 from adpilot.profiling.profiles import Profiles, build_profiles
 from adpilot.profiling.segments import SegmentModel
 from adpilot.profiling.steps import aspect_order, fit_sample, resolve_embedder, run_review_stages
 
 if TYPE_CHECKING:
+    from adpilot.artifacts import ModelStore
     from adpilot.store.sql import Store
 
 TABLES = ("reviews", "customers", "transactions", "products")  # what profiling reads
@@ -89,11 +90,11 @@ def _in_process(reviews: pd.DataFrame, scorer: SentimentScorer, embedder: str,
 
 
 def _on_executor(executor: Executor, reviews: pd.DataFrame, sentiment: str,
-                 progress: Progress | None, embedder: str, *, seed: int,
+                 model_store: ModelStore | None, embedder: str, *, seed: int,
                  work_dir: str | Path | None, batch_size: int,
                  timings: dict[str, float]) -> tuple[str, _ReviewOutputs]:
     """The review steps as batch stages on ``executor``, read back in table order."""
-    choice = resolve_sentiment(sentiment, progress)
+    choice = resolve_sentiment(sentiment, store=model_store)
     with tempfile.TemporaryDirectory(prefix="adpilot-stages-") as tmp:
         work = Path(work_dir or tmp)
         work.mkdir(parents=True, exist_ok=True)
@@ -126,7 +127,8 @@ def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
                    sentiment: tuple[str, SentimentScorer] | str = "auto",
                    embedder: str = "auto", seed: int = 0, k: int | None = None,
                    executor: Executor | None = None, work_dir: str | Path | None = None,
-                   batch_size: int = 512, progress: Progress | None = None) -> ProfileRun:
+                   batch_size: int = 512, model_store: ModelStore | None = None,
+                   precision: str = "fp32") -> ProfileRun:
     """Run the profiling stage on in-memory canonical tables.
 
     ``sentiment``: ``auto`` | ``model`` | ``rating`` (see
@@ -134,23 +136,27 @@ def profile_tables(reviews: pd.DataFrame, *, customers: pd.DataFrame | None = No
     reviews with your own function (in process only). ``embedder``: ``auto`` | ``minilm`` |
     ``lsa``. ``k``: the number of segments (default: chosen by silhouette). ``executor``: run
     the review steps there in batches of ``batch_size``, their Parquet parts under
-    ``work_dir`` (kept) or a temporary folder. ``progress(what, done, total)`` reports
-    training of missing sentiment models.
+    ``work_dir`` (kept) or a temporary folder. ``model_store``: where the sentiment models
+    are loaded from (``precision``: theirs); nothing is trained here: without the models
+    ``auto`` states the star-rating fallback and ``model`` raises, both naming
+    ``adpilot models fetch sentiment`` (:func:`adpilot.models_fetch.ensure_sentiment_models`
+    builds them; the pipeline and ``adpilot profile build`` call it first).
     """
     reviews = reviews.reset_index(drop=True)
     if executor is not None and reviews.empty:  # nothing to run on the executor
-        executor, sentiment, progress = None, "rating", None
+        executor, sentiment = None, "rating"
     timings: dict[str, float] = {}
     name = resolve_embedder(embedder)
     if executor is None:
         if isinstance(sentiment, str):
-            choice = resolve_sentiment(sentiment, progress, load=True)
+            choice = resolve_sentiment(sentiment, store=model_store, load=True,
+                                       precision=precision)
             source, scorer = choice.source, choice.scorer()
         else:
             source, scorer = sentiment
         out = _in_process(reviews, scorer, name, timings)
     elif isinstance(sentiment, str):
-        source, out = _on_executor(executor, reviews, sentiment, progress, name, seed=seed,
+        source, out = _on_executor(executor, reviews, sentiment, model_store, name, seed=seed,
                                    work_dir=work_dir, batch_size=batch_size, timings=timings)
     else:
         raise ConfigError("The 'sentiment' parameter of profile_tables must be 'auto', 'model' "

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from adpilot.artifacts import ModelStore
 from adpilot.data import columns as C
-from adpilot.errors import MissingDependencyError
+from adpilot.errors import InputError, MissingDependencyError
 from adpilot.profiling.constants import POLARITY_MODELS
 
 # A sentiment scorer maps reviews (id, text, language, …) to polarity in [-1, 1] per review.
@@ -63,48 +64,81 @@ class SentimentChoice:
         return lambda reviews: pd.Series(model_polarity(models, reviews), index=reviews.index)
 
 
-def sentiment_fallback(exc: BaseException) -> str:
-    """State the star-rating fallback of ``auto`` sentiment (once per process) and return the
-    label the profiles record for it."""
+def sentiment_fallback(exc: BaseException | str) -> str:
+    """State the star-rating fallback of ``auto`` sentiment (once per process), with why
+    (``exc``: the error, or the reason in words) and the command that builds the models, and
+    return the label the profiles record for it."""
     from adpilot import fallbacks
+    from adpilot.profiling.sentiment.defaults import FETCH_COMMAND
 
-    reason = ("the ml extra is not installed" if isinstance(exc, (ImportError,
-                                                                  MissingDependencyError))
-              else fallbacks.unavailable_reason(exc))
+    if isinstance(exc, str):
+        reason = exc
+    elif isinstance(exc, (ImportError, MissingDependencyError)):
+        reason = "the ml extra is not installed"
+    else:
+        reason = fallbacks.unavailable_reason(exc)
     fallbacks.note("sentiment", "star ratings ((r - 3) / 2; a review without a rating counts "
                    "as neutral)", reason,
-                   "run `adpilot models fetch`, set ADPILOT_DATA_DIR, or train on your own "
-                   "labelled reviews with `adpilot sentiment train --data …`")
+                   f"run `{FETCH_COMMAND}`, or train on your own labelled reviews with "
+                   "`adpilot sentiment train --data …`")
     return "rating (fallback: no sentiment model)"
 
 
-def sentiment_unavailable_errors() -> tuple[type[BaseException], ...]:
-    """What ``auto`` sentiment falls back on: no ml extra, or no data to train the defaults."""
-    from adpilot.datasets_fetch import ChecksumError, DatasetUnavailableError
+def state_unbuilt(status: str, mode: str) -> None:
+    """After the explicit training step: when it could not build the models (``status`` from
+    :func:`adpilot.models_fetch.ensure_sentiment_models`, ``not built: <why>``), ``auto``
+    states the star-rating fallback with that reason (the data set or extra that was missing)
+    and ``model`` raises :class:`~adpilot.errors.InputError` with it."""
+    from adpilot.profiling.sentiment.defaults import FETCH_COMMAND
 
-    return ImportError, MissingDependencyError, DatasetUnavailableError, ChecksumError
+    if status == "ok" or mode == "rating":
+        return
+    if mode == "model":
+        raise InputError(f"--sentiment model: the sentiment models were {status}; build them "
+                         f"with `{FETCH_COMMAND}`")
+    sentiment_fallback(status.removeprefix("not built: "))
 
 
-def resolve_sentiment(mode: str = "auto", progress: Progress | None = None, *,
-                      load: bool = False) -> SentimentChoice:
-    """``rating``: the star rating; ``model``: the default polarity models (trained here first
-    when missing: the quick kind, a minute or two); ``auto``: the models when they can be had
-    (``ml`` extra, the public data or a trained model in the cache), else the rating, a
-    fallback stated once. Training happens here, on the driver, so workers only load.
-    ``load``: also load the models into this process (within the same fallback)."""
+def missing_models(store: ModelStore | None) -> str | None:
+    """Why the polarity models cannot be loaded from ``store`` (None: they are all there)."""
+    from adpilot.profiling.sentiment.defaults import FETCH_COMMAND, cached_default_dir
+
+    if store is None:
+        return f"no model store was given to profiling (build the models with `{FETCH_COMMAND}`)"
+    missing = [f"{task}/{lang}" for task, lang in POLARITY_MODELS
+               if cached_default_dir(task, lang, store) is None]
+    if missing:
+        return (f"the sentiment model(s) {', '.join(missing)} are not built in {store.root} "
+                f"(profiling only loads them; build them with `{FETCH_COMMAND}`)")
+    return None
+
+
+def resolve_sentiment(mode: str = "auto", *, store: ModelStore | None = None,
+                      load: bool = False, precision: str = "fp32") -> SentimentChoice:
+    """``rating``: the star rating; ``model``: the default polarity models in ``store``;
+    ``auto``: those models when they are there and load, else the rating, a fallback stated
+    once with why and the command that builds them. Nothing is trained here: the shells and
+    the pipeline build the models first (:func:`adpilot.models_fetch.ensure_sentiment_models`).
+    ``model`` without them raises :class:`~adpilot.errors.InputError` naming that command.
+    ``load``: also load the models into this process (``precision``: what the shell read)."""
     if mode == "rating":
         return SentimentChoice("rating", "rating")
+    why = missing_models(store)
+    if why is not None:
+        if mode == "model":
+            raise InputError(f"--sentiment model: {why}")
+        return SentimentChoice(sentiment_fallback(why), "rating")
+    assert store is not None
     try:
-        from adpilot.profiling.sentiment import ensure_default_models, load_default_model
+        from adpilot.profiling.sentiment import load_default_model
 
-        ensure_default_models(POLARITY_MODELS, progress=progress)
-        models = ({lang: load_default_model(task, lang) for task, lang in POLARITY_MODELS}
-                  if load else None)
-    except sentiment_unavailable_errors() as exc:
+        models = ({lang: load_default_model(task, lang, store=store, precision=precision)
+                   for task, lang in POLARITY_MODELS} if load else None)
+    except (ImportError, MissingDependencyError) as exc:
         if mode == "model":
             raise
         return SentimentChoice(sentiment_fallback(exc), "rating")
     from adpilot.profiling.sentiment import default_model_dir, source_label
 
-    return SentimentChoice(source_label(POLARITY_MODELS), "model",
-                           str(default_model_dir(*POLARITY_MODELS[0]).parent), models)
+    return SentimentChoice(source_label(POLARITY_MODELS, store), "model",
+                           str(default_model_dir(*POLARITY_MODELS[0], store).parent), models)

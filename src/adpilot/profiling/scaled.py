@@ -23,6 +23,7 @@ from adpilot.profiling.steps import resolve_embedder, run_review_stages
 if TYPE_CHECKING:
     import pandas as pd
 
+    from adpilot.artifacts import ModelStore
     from adpilot.store.sql import Store
 
 
@@ -40,11 +41,12 @@ def profile_parquet(executor: Executor | None, reviews: str | Path, out_dir: str
                     customers: str | Path | None = None, sentiment: str = "rating",
                     embedder: str | None = "lsa", seed: int = 0, k: int | None = 6,
                     batch_size: int = 4096, memory_limit: str = "1GB",
-                    fit_sample: int = FIT_SAMPLE) -> dict:
+                    fit_sample: int = FIT_SAMPLE, model_store: ModelStore | None = None) -> dict:
     """Profiles for data that does not fit in memory: ``reviews`` (Parquet with ``id``,
     ``user_id``, ``text``, ``language``, ``rating``) → stage outputs and ``profiles.parquet``
     (with ``segment``) and ``segment_stats.parquet`` under ``out_dir``. Returns timings/paths.
-    ``executor``: where the review steps run (``None``: in this process, batch by batch)."""
+    ``executor``: where the review steps run (``None``: in this process, batch by batch).
+    ``model_store``: where ``sentiment="auto"|"model"`` loads the polarity models from."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -53,7 +55,7 @@ def profile_parquet(executor: Executor | None, reviews: str | Path, out_dir: str
     executor = executor or LocalExecutor()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    choice = resolve_sentiment(sentiment)
+    choice = resolve_sentiment(sentiment, store=model_store)
     con = duck.connect(memory_limit=memory_limit, temp_dir=out / "duckdb-tmp")
     name = resolve_embedder(embedder) if embedder else None
     fit = duck.sample_texts(con, reviews, fit_sample, seed) if name == "lsa" else None

@@ -131,8 +131,8 @@ class ProfilingJob(BaseModel):
     embedder: str = Field("auto", description="auto | minilm | lsa …")
     k: int | None = Field(None, ge=2, le=50, description="Number of segments (default: chosen).")
     seed: int = 0
-    sentiment: str = Field("auto", description="auto: the fine-tuned models (trained on first "
-                                               "use); rating: star ratings only")
+    sentiment: str = Field("auto", description="auto: the sentiment models (built first where "
+                                               "missing); rating: star ratings only")
 
 
 @router.post("/profiling/jobs", status_code=202, tags=["jobs"], dependencies=[Write])
@@ -141,9 +141,21 @@ def start_profiling(body: ProfilingJob, state: State, request: Request) -> dict:
     from adpilot.profiling.build import profile_store
 
     def run(progress) -> dict:
+        model_store = None
+        if body.sentiment != "rating":  # the explicit training step: models the store lacks
+            from adpilot.artifacts import ModelStore
+            from adpilot.datasets_fetch import DataSources
+            from adpilot.models_fetch import ensure_sentiment_models
+            from adpilot.profiling.polarity import state_unbuilt
+
+            progress(0.02, "building the sentiment models where missing")
+            model_store = ModelStore.from_settings(state.settings)
+            state_unbuilt(ensure_sentiment_models(
+                model_store, sources=DataSources.from_settings(state.settings)), body.sentiment)
         progress(0.05, "reading the store and profiling")
         result = profile_store(state.store, embedder=body.embedder, k=body.k, seed=body.seed,
-                               sentiment=body.sentiment)
+                               sentiment=body.sentiment, model_store=model_store,
+                               precision=state.settings.sentiment_precision)
         return result.summary()
 
     job_id = state.jobs.submit("profile", run, body.model_dump())

@@ -15,6 +15,7 @@ import pandas as pd
 
 from adpilot.artifacts import ModelStore
 from adpilot.data import columns as C
+from adpilot.datasets_fetch import DataSources
 from adpilot.errors import ConfigError, InputError
 from adpilot.profiling.sentiment import artifact
 from adpilot.profiling.sentiment.head import SentimentHeadModel, describe_saved
@@ -46,19 +47,20 @@ SPLIT_SEED = 42
 TEST_SIZE = 0.2
 
 
-def _store(store: ModelStore | str | Path | None) -> ModelStore:
-    if isinstance(store, ModelStore):
-        return store
-    return ModelStore(store) if store is not None else ModelStore.from_settings()
+FETCH_COMMAND = "adpilot models fetch sentiment"  # the command that builds the defaults
 
 
-def default_model_dir(task: str, lang: str, store: ModelStore | None = None) -> Path:
+def _store(store: ModelStore | str | Path) -> ModelStore:
+    return store if isinstance(store, ModelStore) else ModelStore(store)
+
+
+def default_model_dir(task: str, lang: str, store: ModelStore | str | Path) -> Path:
     """Where the default ``task``/``lang`` model lives: ``store.path("sentiment",
-    "<task>-<lang>")`` (the store from settings when None)."""
+    "<task>-<lang>")``."""
     return _store(store).path(artifact.KIND, f"{task}-{lang}")
 
 
-def quick_model_dir(task: str, lang: str, store: ModelStore | None = None) -> Path:
+def quick_model_dir(task: str, lang: str, store: ModelStore | str | Path) -> Path:
     """Where the quick default lives (:class:`~.head.SentimentHeadModel`)."""
     return _store(store).path(artifact.KIND, f"{task}-{lang}-quick")
 
@@ -71,25 +73,26 @@ def default_dir_in(models_dir: str | Path | ModelStore, task: str, lang: str) ->
                                                                        _store(models_dir))
 
 
-def cached_default_dir(task: str, lang: str, store: ModelStore | None = None) -> Path | None:
+def cached_default_dir(task: str, lang: str, store: ModelStore | str | Path) -> Path | None:
     """The cached default: the fully fine-tuned model when there is one, else the quick one."""
     d = default_dir_in(_store(store), task, lang)
     return d if (d / "meta.json").is_file() else None
 
 
-def source_label(tasks: Sequence[tuple[str, str]]) -> str:
-    """``model (polarity; en: quick: …; zh: TF-IDF + LR)``: which cached defaults score."""
+def source_label(tasks: Sequence[tuple[str, str]], store: ModelStore | str | Path) -> str:
+    """``model (polarity; en: quick: …; zh: TF-IDF + LR)``: which defaults in ``store`` score."""
     parts = []
     for task, lang in tasks:
-        d = cached_default_dir(task, lang)
+        d = cached_default_dir(task, lang, store)
         meta = json.loads((d / "meta.json").read_text()) if d else {}
         parts.append(f"{lang}: {describe_saved(meta) if d else 'not built'}")
     return f"model ({tasks[0][0]}; " + "; ".join(parts) + ")"
 
 
-def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
-                                                 tuple[list[str], np.ndarray]]:
-    """``(train, test)`` texts and raw labels for the default ``task``/``lang`` model.
+def default_split(task: str, lang: str, sources: DataSources | str | Path
+                  ) -> tuple[tuple[list[str], np.ndarray], tuple[list[str], np.ndarray]]:
+    """``(train, test)`` texts and raw labels for the default ``task``/``lang`` model, its data
+    set from ``sources`` (:class:`~adpilot.datasets_fetch.DataSources`, or the file itself).
 
     The defaults are trained on the 80 % side of a stratified split (seed 42) of their data set,
     so the evaluation's test numbers are the numbers of the model that ships. The split is made
@@ -104,7 +107,7 @@ def default_split(task: str, lang: str) -> tuple[tuple[list[str], np.ndarray],
         raise ConfigError(f"no default sentiment model for task={task!r}, lang={lang!r}; "
                           f"defaults: {', '.join(f'{t}/{lg}' for t, lg in DEFAULT_MODELS)}")
     name = DEFAULT_MODELS[(task, lang)]["dataset"]
-    reviews = load_dataset(name).tables["reviews"]
+    reviews = load_dataset(name, sources).tables["reviews"]
     label_col = "polarity" if name == "online_shopping_zh" else "rating"
     frame = reviews.dropna(subset=[C.TEXT, label_col]).reset_index(drop=True)
     texts = review_texts(frame) if label_col == "rating" else frame[C.TEXT].astype(str).tolist()
@@ -124,17 +127,18 @@ def review_texts(reviews: pd.DataFrame) -> list[str]:
 
 
 def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
+                          store: ModelStore | str | Path, sources: DataSources,
                           progress: Callable[[str, int, int], None] | None = None,
                           device: str = "auto", num_threads: int | None = None,
-                          full: bool = False,
-                          store: ModelStore | None = None) -> dict[tuple[str, str], Path]:
+                          full: bool = False) -> dict[tuple[str, str], Path]:
     """Build the default models that are not in the cache yet; return their folders.
 
     By default the quick kind (:data:`QUICK_MODELS`: a minute or two on 2 cores);
     ``full=True`` fine-tunes (``DEFAULT_MODELS``: 11-37 min each). A fully fine-tuned model in
     the cache is always the one returned. A finished model is never retrained. Fine-tuning
     checkpoints every 200 steps in ``<dir>.partial``, so an interrupted run resumes there.
-    ``progress(name, done, total)``; ``store``: the model store (from settings when None).
+    ``store``: the model store; ``sources``: where the training data sets come from;
+    ``progress(name, done, total)``.
     """
     store = _store(store)
     out = {}
@@ -145,7 +149,7 @@ def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
             continue
         quick = not full and (task, lang) in QUICK_MODELS
         target = (quick_model_dir if quick else default_model_dir)(task, lang, store)
-        (texts, labels), _ = default_split(task, lang)
+        (texts, labels), _ = default_split(task, lang, sources)
         name = f"{task}/{lang}"
         partial = target.with_name(target.name + ".partial")
         cls, params = ((SentimentHeadModel, {**QUICK_MODELS[(task, lang)], "embedding_cache":
@@ -167,17 +171,13 @@ def ensure_default_models(tasks: Sequence[tuple[str, str]] | None = None, *,
     return out
 
 
-def load_default_model(task: str = "rating", lang: str = "en", *, device: str = "auto",
-                       precision: str | None = None) -> SentimentModel:
-    """The cached default model; raises :class:`InputError` with the command that trains it.
-    ``precision`` defaults to the ``ADPILOT_SENTIMENT_PRECISION`` setting (``fp32``)."""
-    if precision is None:
-        from adpilot.config import get_settings
-
-        precision = get_settings().sentiment_precision
-    d = cached_default_dir(task, lang)
+def load_default_model(task: str = "rating", lang: str = "en", *,
+                       store: ModelStore | str | Path, device: str = "auto",
+                       precision: str = "fp32") -> SentimentModel:
+    """The default model in ``store``; raises :class:`InputError` with the command that builds
+    it. ``precision``: what the shell read (``ADPILOT_SENTIMENT_PRECISION``)."""
+    d = cached_default_dir(task, lang, store)
     if d is None:
         raise InputError(f"no default sentiment model for {task}/{lang} in "
-                         f"{default_model_dir(task, lang).parent}; train it "
-                         f"with: adpilot sentiment train-defaults")
+                         f"{_store(store).root}; build it with: {FETCH_COMMAND}")
     return SentimentModel.load(d, task=task, lang=lang, device=device, precision=precision)
