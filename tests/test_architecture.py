@@ -196,8 +196,6 @@ NOT_LIBRARY = ("adpilot.cli", "adpilot.api", "adpilot.dashboard",
 # and so does an entry that no longer occurs.
 SETTINGS_ALLOWED = {
     "adpilot.artifacts",  # ModelStore.from_settings() with no settings given
-    # transitional (issue 19), DataSources from settings where a caller passes none yet:
-    "adpilot.datasets",  # load_dataset(name): profiling.sentiment.defaults.default_split
 }
 
 

@@ -303,10 +303,9 @@ def load_dataset(name: str, source: str | Path | DataSources | None = None) -> D
 
     if name not in DATASETS:
         raise InputError(f"unknown data set {name!r}; expected one of {', '.join(DATASETS)}")
-    if source is None:  # transitional (issue 19): only profiling.sentiment.defaults still
-        from adpilot.config import get_settings  # calls it without a source
-
-        source = DataSources.from_settings(get_settings())
+    if source is None:
+        raise TypeError(f"load_dataset({name!r}) needs a file or a DataSources (a shell builds "
+                        "it with DataSources.from_settings(settings))")
     if isinstance(source, DataSources):
         return DATASETS[name].loader(locate(name, source))
     return DATASETS[name].loader(Path(source))
