@@ -70,16 +70,18 @@ def store(db_url):
     s.dispose()
 
 
-@pytest.fixture
-def local_qwen(tmp_path) -> Path:
-    """The default local GGUF generator (assembled into ADPILOT_TEST_MODELS, or this test's
-    folder); skips when llama.cpp or the model packages are not installed."""
+@pytest.fixture(scope="session")
+def local_qwen(tmp_path_factory) -> Path:
+    """The default local GGUF generator, assembled once per session (1.1 GB) into
+    ADPILOT_TEST_MODELS or a session folder; skips when llama.cpp or the model packages are
+    not installed."""
     pytest.importorskip("xllamacpp")
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
     from adpilot.errors import MissingDependencyError
 
     try:
         return model_path(DEFAULT_MODEL,
-                          cache_dir=Path(os.environ.get("ADPILOT_TEST_MODELS") or tmp_path))
+                          cache_dir=Path(os.environ.get("ADPILOT_TEST_MODELS")
+                                         or tmp_path_factory.mktemp("models")))
     except MissingDependencyError as exc:
         pytest.skip(str(exc))

@@ -56,8 +56,8 @@ class CharNgramLM:
         by_prefix = pd.DataFrame({"prefix": prefix.to_numpy(), "n": grams.to_numpy()}).groupby(
             "prefix")["n"].agg(["sum", "size"])
         # zip over whole columns, not iterrows: 690k contexts for Chinese (87 s -> under 1 s)
-        self.context_ = dict(zip(by_prefix.index, zip(by_prefix["sum"].astype(int).tolist(),
-                                                      by_prefix["size"].astype(int).tolist())))
+        sums, sizes = by_prefix["sum"].astype(int).tolist(), by_prefix["size"].astype(int).tolist()
+        self.context_ = dict(zip(by_prefix.index, zip(sums, sizes, strict=True), strict=True))
         self.vocab_size_ = int((grams.index.str.len() == 1).sum())
         return self
 
@@ -116,6 +116,7 @@ class CharNgramLM:
 
 FIX = "run `adpilot models fetch fluency` (trains it from the public data sets)"
 _UNAVAILABLE: dict[str, BaseException] = {}  # folder -> why ensure could not build it
+_FITTED: dict[tuple[str, str], CharNgramLM] = {}  # (lang, training rows' hash) -> model
 _CHECKED: set[str] = set()  # folders ensured in this process: not loaded again to check
 
 
@@ -213,8 +214,6 @@ def build_reference_lm(lang: str, *, sources: DataSources, max_texts: int = 2000
     cached = load_reference_lm(lang, max_texts, store)
     if cached is not None:
         return cached
-    log.info("training the fluency reference LM (%s) for the scorecard's fluency score: up to "
-             "%d texts (no model in the store)", lang, max_texts)
     if lang == "zh":
         texts = load_dataset("online_shopping_zh", sources).tables["reviews"][C.TEXT]
     else:
@@ -223,8 +222,12 @@ def build_reference_lm(lang: str, *, sources: DataSources, max_texts: int = 2000
         texts = pd.concat([reviews, heads], ignore_index=True)
     texts = texts.dropna().sample(min(max_texts, len(texts)), random_state=seed)
     texts = texts.tolist()
-    model = CharNgramLM().fit(texts)
     digest = hashlib.sha256("\n".join(map(str, texts)).encode()).hexdigest()
+    model = _FITTED.get((lang, digest))
+    if model is None:  # the same rows were fitted in this process already: save that model
+        log.info("training the fluency reference LM (%s) for the scorecard's fluency score: "
+                 "%d texts (no model in the store)", lang, len(texts))
+        model = _FITTED[(lang, digest)] = CharNgramLM().fit(texts)
     model.save_artifact(reference_dir(lang, max_texts, store), data_hash=digest,
                         config={"lang": lang, "max_texts": max_texts, "seed": seed})
     return model
