@@ -51,6 +51,10 @@ class TemplateLLM(LLMBackend):
         facts = dict(line.split(": ", 1) for line in messages[-1].content.splitlines()
                      if line.startswith(("name: ", "description: ", "名称: ", "描述: ")))
         name, about = facts.get("名称" if zh else "name"), facts.get("描述" if zh else "description")
+        numbered = [m.group(1) for m in re.finditer(r"^\d+\. (.+)$", messages[-1].content, re.M)]
+        named = re.search(r"^Write .+? about (.+)\.$", messages[-1].content, re.M)
+        if not zh and numbered and named:  # the English prompt's numbered fact list
+            name, about = named.group(1), ". ".join(f.rstrip(".") for f in numbered[:3])
         if name and about:
             first = "，".join(re.split(r"[,，。；;]\s*|\.\s+", about)[:2]) if zh else \
                 ", ".join(re.split(r"[,，。；;]\s*|\.\s+", about)[:2])
