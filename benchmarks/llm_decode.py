@@ -77,8 +77,12 @@ def messages_per_hour(backend, n_users: int, segments: int, products: int,
     aspects = ["fit", "quality", "comfort", "style", None]
     targets = [UserTarget(f"u{i}", f"s{i % 2}", f"p{(i // 2) % sample_products}", aspects[i % 5])
                for i in range(n_users)]
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+
     gen = CopyGenerator(backend, cache=PromptCache(Path(os.environ.get("TMPDIR", "/tmp"))
-                                                    / f"adpilot-bench-{time.time_ns()}"))
+                                                    / f"adpilot-bench-{time.time_ns()}"),
+                        store=ModelStore.from_settings(get_settings()))
     seg_run = Personaliser(gen).run(targets, prods, segs, "sms", "en", mode="segment")
     per_variant = seg_run.llm_seconds / seg_run.llm_variants
     users = {t.user_id: Audience(kind="user", description=f"shopper who cares about {t.aspect}")

@@ -41,8 +41,9 @@ def main() -> None:
     tests = next(iter(load_dataset("upworthy", SOURCES).tables.values()))
     col = "headline" if "headline" in tests else [c for c in tests if "headline" in c.lower()][0]
     copies = tests[col].dropna().astype(str).drop_duplicates().head(args.n).tolist()
-    attract = load_default_model()
-    card = Scorecard(attractiveness=attract)
+    store = ModelStore.from_settings(get_settings())
+    attract = load_default_model(store=store)
+    card = Scorecard(attractiveness=attract, store=store)
     product = {"title": "Linen shirt", "description": "breathable linen shirt, relaxed fit"}
     audience = {"description": "readers who share uplifting stories", "interests": ["news"]}
     card.score(copies[:5], product=product, audience=audience)  # warm-up: loads the models

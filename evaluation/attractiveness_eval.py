@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from adpilot.artifacts import ModelStore
 from adpilot.config import get_settings
 from adpilot.datasets import load_dataset
 from adpilot.datasets_fetch import DataSources
@@ -140,7 +141,7 @@ def main() -> None:
                                                                                       test)},
     }
     model.metrics_ = {"pairwise_accuracy": ours["pairwise_accuracy"], "pairs": ours["pairs"]}
-    model.save(default_model_dir())
+    model.save(default_model_dir(ModelStore.from_settings(get_settings())))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "attractiveness.json").write_text(json.dumps(result, indent=2))
     (RESULTS / "attractiveness.md").write_text(render_md(result))

@@ -71,21 +71,36 @@ def default_gguf():
 
 
 def make_generator(mode: str, seed: int, backend="llamacpp"):
-    """The generator of version ``mode`` (:data:`MODES`) on ``backend`` (a name or a backend)."""
+    """The generator of version ``mode`` (:data:`MODES`) on ``backend`` (a name or a backend),
+    its checks' models from the settings' model store."""
     from adpilot.generation import CopyGenerator
 
+    opts = {"cache": False, **model_store_option(CopyGenerator)}
     if mode == "fewshot":
         from adpilot.generation.fewshot import adgen_library
 
-        return CopyGenerator(backend, cache=False,
+        return CopyGenerator(backend, **opts,
                              shots={"zh": adgen_library(ADGEN, seed=seed, test_share=TEST_SHARE)})
     if mode in ("plan", "headlines"):
         from adpilot.generation.headlines import upworthy_library
 
         heads = upworthy_library(ADGEN.parent / "upworthy_headline_tests.csv")
-        return CopyGenerator(backend, cache=False, plan=mode == "plan",
+        return CopyGenerator(backend, **opts, plan=mode == "plan",
                              headlines=heads if mode == "headlines" else None)
-    return CopyGenerator(backend, cache=False)
+    return CopyGenerator(backend, **opts)
+
+
+def model_store_option(generator_class) -> dict:
+    """``{"store": <the settings' ModelStore>}`` where the generator takes one (a checkout
+    before issue 19's ModelStore threading found the store from the settings itself)."""
+    import inspect
+
+    if "store" not in inspect.signature(generator_class).parameters:
+        return {}
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+
+    return {"store": ModelStore.from_settings(get_settings())}
 
 
 def worker(records_path: Path, out_path: Path, mode: str = "prompts", seed: int = 0,
@@ -298,7 +313,7 @@ def main() -> None:
         try:
             from adpilot.datasets_fetch import DataSources
         except ImportError:  # a checkout before DataSources (issue 19)
-            ensure_copy_models(ModelStore.from_settings())
+            ensure_copy_models(ModelStore.from_settings(get_settings()))
         else:
             ensure_copy_models(ModelStore.from_settings(get_settings()),
                                sources=DataSources.from_settings(get_settings()))

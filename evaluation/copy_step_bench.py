@@ -44,7 +44,7 @@ def main() -> None:
         try:
             from adpilot.datasets_fetch import DataSources
         except ImportError:  # a checkout before DataSources (issue 19)
-            ensure_copy_models(ModelStore.from_settings())
+            ensure_copy_models(ModelStore.from_settings(get_settings()))
         else:
             ensure_copy_models(ModelStore.from_settings(get_settings()),
                                sources=DataSources.from_settings(get_settings()))
@@ -65,8 +65,12 @@ def main() -> None:
 
         cache = PromptCache(work / "llm-cache") if args.fresh_cache else False
         gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)  # any checkout
+        import inspect
+
+        store = ({"store": ModelStore.from_settings(get_settings())}  # a checkout since issue 19
+                 if "store" in inspect.signature(CopyGenerator).parameters else {})
         gen = CopyGenerator(get_backend(ctx.llm, model=str(gguf)), cache=cache,
-                            on_message=variants.append)
+                            on_message=variants.append, **store)
         gen.backend._load()  # model load is not copy-writing time
         started = time.perf_counter()
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,

@@ -222,9 +222,10 @@ def main(argv: list[str] | None = None) -> int:
             "transformers": {"model_dir": args.model}}.get(args.backend, {})
     backend = get_backend(args.backend, **{k: v for k, v in opts.items() if v})
     cache = PromptCache(args.cache_dir or get_settings().llm_cache_dir)
-    gens = {"en": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,
+    store = ModelStore.from_settings(get_settings())  # the checks' and scorecard's models
+    gens = {"en": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens, store=store,
                                 brand=load_brand(args.brand_en) if args.brand_en else None),
-            "zh": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens,
+            "zh": CopyGenerator(backend, cache=cache, max_tokens=args.max_tokens, store=store,
                                 brand=load_brand(args.brand_zh))}
     plan = [(i, lang, p, a, CHANNELS[(i + j) % len(CHANNELS)])
             for i, (lang, p, a) in enumerate(items) for j in range(args.channels_per_product)]

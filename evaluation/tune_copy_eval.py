@@ -42,10 +42,18 @@ N_PPL, N_GEN = 100, 50
 GEN = {"max_attempts": 2, "max_tokens": 96, "temperature": 0.7, "seed": SEED}
 
 
+def _store():
+    """The settings' model store (this script is a shell: it reads the settings)."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+
+    return ModelStore.from_settings(get_settings())
+
+
 def _models() -> dict[str, str]:
     from adpilot.tuning.base import resolve_base
 
-    return {"base": str(resolve_base(BASE)), "sft": str(WORK / "gemma-sft"),
+    return {"base": str(resolve_base(BASE, store=_store())), "sft": str(WORK / "gemma-sft"),
             "dpo": str(WORK / "gemma-sft-dpo")}
 
 
@@ -100,7 +108,7 @@ def gen(which: str) -> None:
     ensure_copy_models(ModelStore.from_settings(get_settings()),
                        sources=DataSources.from_settings(get_settings()))
     t0 = time.perf_counter()
-    copies = generate_copies(_models()[which], rows, device="auto", **GEN)
+    copies = generate_copies(_models()[which], rows, device="auto", **GEN, store=_store())
     metrics = copy_metrics(copies, rows)
     _save(f"gen-{which}", {"copies": copies, "metrics": metrics,
                            "seconds": round(time.perf_counter() - t0, 1)})
@@ -112,7 +120,7 @@ def report() -> None:
     from adpilot.tuning.registry import ModelRegistry
     from adpilot.tuning.train import load_meta
 
-    judge = load_judge()
+    judge = load_judge(store=_store())
     res = {"data": "Upworthy headline A/B tests; train = tests before week 201430, held out = "
                    "from 201430", "base": BASE, "seed": SEED, "cpu_cores": os.cpu_count(),
            "sizes": {"perplexity_briefs": N_PPL, "generation_briefs": N_GEN},
@@ -146,7 +154,7 @@ def report() -> None:
     res["examples"] = [{"brief": c["id"], "human_winner": human[i]["text"],
                         **{m: copies[m][i]["text"] for m in done}}
                        for i, c in enumerate(copies["base"][:8])]
-    reg = ModelRegistry()
+    reg = ModelRegistry(_store())
     for m in ("sft", "dpo"):
         try:
             reg.update_metrics(models[m], {"eval": {

@@ -332,20 +332,22 @@ def test_copy_that_echoes_an_unhappy_review_fails_the_complaint_check(data_sourc
     """A lexical model trained on the real review files judges each statement; questions and
     ordinary ad lines pass."""
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
     from adpilot.generation.brand import load_brand
     from adpilot.generation.channels import channel_spec
     from adpilot.generation.guardrails import GuardContext, check_copy
     from adpilot.generation.tone import ensure_complaint_models
 
-    ensure_complaint_models(ModelStore.from_settings(), sources=data_sources)  # the training step
+    store = ModelStore.from_settings(get_settings())
+    ensure_complaint_models(store, sources=data_sources)  # the training step
     kit = load_brand()
-    zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍")
+    zh = GuardContext(channel_spec("social", "zh"), kit, facts="书籍", store=store)
     bad = check_copy({"text": "这是一本简单的故事，但封面折痕严重。后来决定不买了。"}, zh,
                      only=["complaint"])
     assert len(bad) == 2 and "决定不买了" in bad[1].reason
     assert check_copy({"text": "你还在等什么？好书上新，装帧精美，快来挑一本。"}, zh,
                       only=["complaint"]) == []
-    en = GuardContext(channel_spec("social", "en"), kit, facts="dress")
+    en = GuardContext(channel_spec("social", "en"), kit, facts="dress", store=store)
     assert check_copy({"text": "The fabric is thin and cheap looking, very disappointed."}, en,
                       only=["complaint"])
     assert check_copy({"text": "Soft linen that keeps you cool all summer. Tired of dresses "

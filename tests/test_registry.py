@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from adpilot.artifacts import ModelStore
 from adpilot.cli import main
 from adpilot.config import get_settings
 from adpilot.errors import ConfigError, NotFoundError
@@ -77,8 +78,9 @@ def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data, da
     ).save(default_model_dir("rating", "en", get_settings().models_dir))
     arms = arms_from_upworthy(load_dataset("upworthy", data_sources).tables["upworthy"].head(2000))
     pairs = make_pairs(arms)
-    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(attract_dir())
-    reg = ModelRegistry()
+    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(
+        attract_dir(ModelStore(get_settings().models_dir)))
+    reg = ModelRegistry(get_settings().models_dir)
     reg.discover()
     reg.discover()  # idempotent
     entries = {e.ref: e for e in reg.list()}
@@ -93,8 +95,9 @@ def test_discovers_the_saved_sentiment_and_attractiveness_models(shared_data, da
 def test_models_cli_list_show_promote(tmp_path, capsys):
     d = tmp_path / "model"
     d.mkdir()
-    ModelRegistry().register("copy-sft", "generator", d, base_model="gemma3-270m-q4_k_m",
-                             data_hash="abc", metrics={"eval": {"perplexity_tuned": 3.2}})
+    ModelRegistry(get_settings().models_dir).register(
+        "copy-sft", "generator", d, base_model="gemma3-270m-q4_k_m", data_hash="abc",
+        metrics={"eval": {"perplexity_tuned": 3.2}})
     assert main(["models", "list", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     assert [e["ref"] for e in listed] == ["copy-sft:1"] and listed[0]["promoted"] is False

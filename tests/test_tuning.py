@@ -156,9 +156,11 @@ def test_missing_peft_names_the_extra(monkeypatch):
 
 def test_unknown_base_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="unknown base model"):
-        resolve_base("no-such-model")
+        resolve_base("no-such-model", cache_dir=tmp_path)
     with pytest.raises(InputError, match="GGUF file not found"):
-        resolve_base(str(tmp_path / "missing.gguf"))
+        resolve_base(str(tmp_path / "missing.gguf"), cache_dir=tmp_path)
+    with pytest.raises(TypeError, match="needs cache_dir= or store="):  # no settings fallback
+        resolve_base("no-such-model")
 
 
 def test_chat_encoding_matches_what_the_backend_sends(tiny_base, sft_rows):
@@ -180,6 +182,8 @@ def test_chat_encoding_matches_what_the_backend_sends(tiny_base, sft_rows):
 # --- the whole path --------------------------------------------------------------------------------
 
 def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, upworthy, capsys):
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
     from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir
     from adpilot.scoring.pairs import arms_from_upworthy, make_pairs
     from adpilot.tuning.registry import ModelRegistry
@@ -217,7 +221,8 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
 
     # evaluation against the base, judged by a real attractiveness model (LSA embedder: fast)
     pairs = make_pairs(arms_from_upworthy(upworthy.head(3000)))
-    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(default_model_dir())
+    AttractivenessModel(embedder="lsa", finetune_epochs=0).fit(pairs).save(
+        default_model_dir(ModelStore(get_settings().models_dir)))
     briefs = td.write_jsonl(one * 2, tmp_path / "briefs.jsonl")
     code = main(["tune", "eval", "--model", str(sft_dir), "--briefs", str(briefs), "-n", "2",
                  "--ppl-n", "2", "--max-attempts", "1", "--max-tokens", "120", "--temperature", "0",
@@ -229,7 +234,8 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
     assert s["win_rate"]["n"] + report["judge"]["ties"] == 2
     assert 0 <= s["tuned_bleu"] <= 1 and s["tuned_rouge_l"] > 0.5  # it reproduces a reference
     assert report["registry"] == "copy-sft:1"
-    assert ModelRegistry().get("copy-sft:1").metrics["eval"]["perplexity_tuned"] == s["perplexity_tuned"]
+    registered = ModelRegistry(get_settings().models_dir).get("copy-sft:1")
+    assert registered.metrics["eval"]["perplexity_tuned"] == s["perplexity_tuned"]
 
     # promote the SFT model: the transformers backend asked for without a model serves it (the
     # path `adpilot generate --backend transformers` takes); greedy, so the memorised reply comes
@@ -239,7 +245,7 @@ def test_sft_dpo_registry_promote_and_generate(tmp_path, tiny_base, sft_rows, up
 
     assert main(["models", "promote", "copy-sft:1"]) == 0
     capsys.readouterr()
-    backend = build_backend("transformers")
+    backend = build_backend("transformers", models_dir=get_settings().models_dir)
     assert backend.model_id == f"transformers:{sft_dir.resolve()}"
     brief, brand = td.brief_of(one[0])
     gen = CopyGenerator(backend, brand=brand, cache=False, max_attempts=1, temperature=0,

@@ -132,12 +132,8 @@ class ModelStore:
         self.root = Path(root)
 
     @classmethod
-    def from_settings(cls, settings: Any = None) -> ModelStore:
-        """The store at ``settings.models_dir`` (the current settings when None)."""
-        if settings is None:
-            from adpilot.config import get_settings
-
-            settings = get_settings()
+    def from_settings(cls, settings: Any) -> ModelStore:
+        """The store at ``settings.models_dir`` (a shell passes the settings it read)."""
         return cls(settings.models_dir)
 
     def path(self, kind: str, name: str | None = None) -> Path:

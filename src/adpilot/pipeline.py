@@ -205,18 +205,25 @@ def step_targeting(ctx: RunContext) -> None:
     sec.parts.append(table_html(plan.head(12)))
 
 
+def _model_store(ctx: RunContext):
+    """The run's :class:`~adpilot.artifacts.ModelStore` (None without settings: the copy
+    stages then run their stated fallbacks)."""
+    from adpilot.artifacts import ModelStore
+
+    return ModelStore.from_settings(ctx.settings) if ctx.settings is not None else None
+
+
 def _ensure_copy_models(ctx: RunContext) -> None:
     """The explicit training step before copy: the complaint guardrail's classifiers and the
     scorecard's fluency references, built where missing (a stated fallback without data).
     Without settings (library defaults) there are no data sources to train from: nothing is
-    built here, and the stages use the models already stored or their stated fallbacks."""
-    from adpilot.artifacts import ModelStore
+    built here, and the stages use their stated fallbacks."""
     from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
     if ctx.settings is None:
         return
-    ensure_copy_models(ModelStore.from_settings(ctx.settings), progress=ctx.progress,
+    ensure_copy_models(_model_store(ctx), progress=ctx.progress,
                        sources=DataSources.from_settings(ctx.settings))
 
 
@@ -242,7 +249,8 @@ def step_copy(ctx: RunContext) -> None:
         # None: no reply cache, and a registered GGUF model cannot be assembled (pass settings)
         cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None
         models_dir = ctx.settings.models_dir if ctx.settings is not None else None
-        generator = CopyGenerator(build_backend(ctx.llm, models_dir=models_dir), cache=cache)
+        generator = CopyGenerator(build_backend(ctx.llm, models_dir=models_dir), cache=cache,
+                                  store=_model_store(ctx))
         _ensure_copy_models(ctx)
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
                              ctx.table("products"), ctx.table("reviews"),
@@ -263,23 +271,25 @@ def step_copy(ctx: RunContext) -> None:
                                   "personalised": int(plan["personalised"].sum())}))
     sec.parts.append(table_html(plan.head(12)[[C.USER_ID, C.SEGMENT, C.PRODUCT_ID, C.CHANNEL,
                                                "lang", C.TEXT, "passed"]]))
-    card = score_plan(plan)
+    card = score_plan(plan, store=generator.store)
     sec.parts.append("<h3>Scorecard of each distinct copy · 文案评分</h3>")
     sec.parts.append(table_html(card, max_rows=16))
 
 
-def score_plan(plan: pd.DataFrame) -> pd.DataFrame:
-    """The scorecard of each distinct copy in a campaign plan (compliance from its guardrails)."""
+def score_plan(plan: pd.DataFrame, *, store=None) -> pd.DataFrame:
+    """The scorecard of each distinct copy in a campaign plan (compliance from its guardrails;
+    the attractiveness model and fluency references from ``store``, a
+    :class:`~adpilot.artifacts.ModelStore`; None: their stated fallbacks)."""
     from adpilot.generation.violation import parse_violations
     from adpilot.scoring.attractiveness import load_default_model
     from adpilot.scoring.scorecard import Scorecard
 
     distinct = plan.drop_duplicates(C.TEXT).head(16)
     violations = dict(zip(distinct[C.TEXT], distinct["violations"], strict=True))
-    attract = load_default_model()  # None: a stated fallback
+    attract = load_default_model(store=store)  # None: a stated fallback
     card = Scorecard(attractiveness=attract,  # the plan's guardrail results, read back
-                     guardrails=[lambda t: [str(v) for v in parse_violations(violations.get(t))]]
-                     ).score(distinct[C.TEXT].tolist())
+                     guardrails=[lambda t: [str(v) for v in parse_violations(violations.get(t))]],
+                     store=store).score(distinct[C.TEXT].tolist())
     cols = ["copy", "overall", "attractiveness", "fluency", "readability", "diversity", "tone",
             "why_attractiveness", "why_compliance"]
     return card[cols].round(3)

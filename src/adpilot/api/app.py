@@ -27,6 +27,7 @@ from adpilot.api.services import PROFILING_HINT  # noqa: E402
 from adpilot.api.settings import ApiSettings, get_api_settings  # noqa: E402
 from adpilot.api.throttle import AuthThrottle, RateLimiter  # noqa: E402
 from adpilot.api.throttle_store import StoredFailureCounter  # noqa: E402
+from adpilot.artifacts import ModelStore  # noqa: E402
 from adpilot.store.sql import Store  # noqa: E402
 from adpilot.usecases.campaigns import CampaignService  # noqa: E402
 from adpilot.usecases.copy_service import CopyService  # noqa: E402
@@ -60,7 +61,8 @@ def create_app(settings: ApiSettings | None = None, *, llm_backend: object | Non
                      keys=KeyVerifier(store, ttl=settings.key_cache_seconds),
                      campaigns=CampaignService(store, worker_process=settings.events_worker_process),
                      data=DataService(store, build_hint=PROFILING_HINT),
-                     copy=CopyService(factory, cache_dir=settings.llm_cache_dir),
+                     copy=CopyService(factory, cache_dir=settings.llm_cache_dir,
+                                      store=ModelStore.from_settings(settings)),
                      jobs=JobRunner(store, workers=settings.job_workers),
                      # failures and lockouts shared by every process on this store
                      throttle=AuthThrottle.from_settings(

@@ -150,6 +150,7 @@ def refresh(
     camps = _campaigns(db)
     generator = prod = aud = None
     if product is not None or audience is not None:
+        from adpilot.artifacts import ModelStore
         from adpilot.config import get_settings
         from adpilot.datasets_fetch import DataSources
         from adpilot.errors import ConfigError
@@ -163,8 +164,9 @@ def refresh(
         generator = CopyGenerator(build_backend(backend, model, base_url,
                                                 models_dir=get_settings().models_dir),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
-                                  cache=get_settings().llm_cache_dir)
-        ensure_copy_models(None, ["en", "zh"], parts=("complaint",),  # the guardrail's models
+                                  cache=get_settings().llm_cache_dir,
+                                  store=ModelStore.from_settings(get_settings()))
+        ensure_copy_models(generator.store, ["en", "zh"], parts=("complaint",),  # the guardrail's models
                            sources=DataSources.from_settings(get_settings()))
     try:
         result = close_loop(camps, campaign, retire_below=retire_below,

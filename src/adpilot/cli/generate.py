@@ -40,6 +40,7 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
+    from adpilot.artifacts import ModelStore
     from adpilot.config import get_settings
     from adpilot.datasets_fetch import DataSources
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
@@ -59,7 +60,8 @@ def generate(
     llm = open_backend(backend, model, base_url, concurrency)
     gen = CopyGenerator(llm, brand=load_brand(brand),
                         cache=False if no_cache else get_settings().llm_cache_dir,
-                        max_attempts=max_attempts, shots=shots, n_shots=max(fewshot, 1))
+                        max_attempts=max_attempts, shots=shots, n_shots=max(fewshot, 1),
+                        store=ModelStore.from_settings(get_settings()))
     try:
         if prod is None:
             _catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,

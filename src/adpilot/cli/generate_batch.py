@@ -141,6 +141,7 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
                as_json: bool) -> None:
     """``adpilot generate --products`` with an openai backend built from ``client`` (base_url,
     model, concurrency, max_retries, backoff, timeout)."""
+    from adpilot.artifacts import ModelStore
     from adpilot.backends.llm import get_backend
     from adpilot.cli.generate import _catalogue as run_catalogue
     from adpilot.config import get_settings
@@ -161,7 +162,8 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
         err_console.print(note, highlight=False)
     llm = get_backend("openai", **{k: v for k, v in client.items() if v is not None})
     gen = CopyGenerator(llm, brand=load_brand(None), cache=get_settings().llm_cache_dir,
-                        max_attempts=3, shots=shots, n_shots=max(fewshot, 1))
+                        max_attempts=3, shots=shots, n_shots=max(fewshot, 1),
+                        store=ModelStore.from_settings(get_settings()))
     try:
         run_catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,
                       sources)

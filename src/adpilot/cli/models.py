@@ -16,9 +16,10 @@ app = typer.Typer(help="Registered models (tuned generators, sentiment, attracti
 
 def _registry():
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
     from adpilot.tuning.registry import ModelRegistry
 
-    reg = ModelRegistry(ModelStore.from_settings())
+    reg = ModelRegistry(ModelStore.from_settings(get_settings()))
     reg.discover()  # the sentiment and attractiveness models in the cache
     return reg
 

@@ -75,7 +75,7 @@ def train(
         model = AttractivenessModel(**opts).fit(pairs, progress=report)
     with err_console.status("scoring the training pairs …"):
         model.metrics_ = {"train": model.evaluate(pairs)}
-        folder = model.save(out or default_model_dir())
+        folder = model.save(out or default_model_dir(_store()))
     summary = {"model": str(folder), "pairs": len(pairs), **model.metrics_["train"]}
     print_json(summary) if as_json else console.print(summary)
 
@@ -93,10 +93,18 @@ def evaluate(
     pairs = _pairs(data)
     if from_week:
         pairs = pairs[pairs["test_week"] >= from_week]
-    m = AttractivenessModel.load(model or default_model_dir())
+    m = AttractivenessModel.load(model or default_model_dir(_store()))
     with err_console.status(f"scoring {len(pairs):,} pairs …"):
         result = m.evaluate(pairs)
     print_json(result) if as_json else console.print(result)
+
+
+def _store():
+    """The model store of the current settings (this shell reads them)."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+
+    return ModelStore.from_settings(get_settings())
 
 
 def _load_json(path: Path | None) -> dict | None:
@@ -133,22 +141,21 @@ def score(
         copies = [line.strip() for line in text.splitlines() if line.strip()]
     if not copies:
         raise InputError("no copies to score", path=str(copy))
-    model_dir = default_model_dir()
+    store = _store()
+    model_dir = default_model_dir(store)
     attract = AttractivenessModel.load(model_dir) if is_saved(model_dir) else None
     from adpilot.generation.compliance import scorecard_guardrails
 
     guards = scorecard_guardrails(product=_load_json(product))
     refs = ([r.strip() for r in references.read_text(encoding="utf-8").splitlines() if r.strip()]
             if references else None)
-    from adpilot.artifacts import ModelStore
     from adpilot.config import get_settings
     from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
 
-    settings = get_settings()
-    ensure_copy_models(ModelStore.from_settings(settings), parts=("fluency",),  # missing refs
-                       sources=DataSources.from_settings(settings))
-    card = Scorecard(attractiveness=attract, guardrails=guards).score(
+    ensure_copy_models(store, parts=("fluency",),  # missing refs
+                       sources=DataSources.from_settings(get_settings()))
+    card = Scorecard(attractiveness=attract, guardrails=guards, store=store).score(
         copies, product=_load_json(product), audience=_load_json(audience), references=refs)
     if as_json:
         print_json({"copies": card.drop(columns=[C.LANGUAGE]).to_dict("records"),

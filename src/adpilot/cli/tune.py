@@ -118,9 +118,10 @@ def copy(
             err_console.print(f"step {step}/{total} loss {loss:.4f}", highlight=False)
 
     from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
     from adpilot.tuning.registry import ModelRegistry
 
-    store = ModelStore.from_settings()
+    store = ModelStore.from_settings(get_settings())
     result = tune(rows, base, out, config, progress=progress, store=store)
     payload = {"out": str(result.out_dir), **result.meta}
     if register:
@@ -164,7 +165,7 @@ def evaluate(
     from adpilot.tuning.train import load_meta
 
     base_ref = base or load_meta(model)["base"]
-    store = ModelStore.from_settings()
+    store = ModelStore.from_settings(get_settings())
     with err_console.status("building the complaint guardrail's models where missing …"):
         ensure_copy_models(store, parts=("complaint",),  # the guardrail pass rate uses them
                            sources=DataSources.from_settings(get_settings()))

@@ -220,6 +220,9 @@ class CopyGenerator:
     ``plan=True`` asks for a plan (facts, angle, call to action) before each copy
     (:mod:`.plan`); ``headlines`` (:func:`~adpilot.generation.headlines.upworthy_library`)
     adds winning headlines to English subject and headline prompts.
+    ``store`` (a shell passes ``ModelStore.from_settings(settings)``) holds the trained models
+    the checks and the ranking load: the complaint classifiers, the attractiveness model and
+    the fluency references; None: their stated fallbacks.
     """
 
     def __init__(self, backend: LLMBackend | str = DEFAULT_BACKEND, *, brand: BrandKit | None = None,
@@ -229,7 +232,8 @@ class CopyGenerator:
                  examples: ExampleBank | None = None, n_examples: int = 3,
                  best_of: int = 1, scorecard: Any = None,
                  shots: dict[str, ShotLibrary] | None = None, n_shots: int = 2,
-                 plan: bool = False, headlines: ShotLibrary | None = None) -> None:
+                 plan: bool = False, headlines: ShotLibrary | None = None,
+                 store: Any = None) -> None:
         if max_attempts < 1:
             raise ConfigError(f"The 'max_attempts' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {max_attempts}.")
@@ -249,7 +253,7 @@ class CopyGenerator:
         if best_of < 1:
             raise ConfigError(f"The 'best_of' parameter of CopyGenerator must be an int >= 1. "
                               f"Got {best_of}.")
-        self.best_of = best_of
+        self.best_of, self.store = best_of, store
         self._scorecard = scorecard  # a Scorecard; built on first use (loads small models)
 
     def _call(self, convo: list[Message], params: GenerationParams,
@@ -297,7 +301,8 @@ class CopyGenerator:
         if self._scorecard is None:
             from adpilot.scoring.attractiveness import load_default_model
 
-            self._scorecard = Scorecard(attractiveness=load_default_model())
+            self._scorecard = Scorecard(attractiveness=load_default_model(store=self.store),
+                                        store=self.store)
         card = self._scorecard.score([v.text for v in variants], lang=lang,
                                      product=product.model_dump(mode="json"),
                                      audience=audience.model_dump(mode="json"),
@@ -352,7 +357,8 @@ class CopyGenerator:
         ctx = GuardContext(spec, self.brand, facts=prompt.facts, sensitive=prompt.sensitive,
                            injected=prompt.injected, reviews=prompt.reviews,
                            audience=prompt.audience, shots=[s.text for s in near] + heads,
-                           borrowed=borrowed_facts(near, prompt.facts) + headline_runs(heads))
+                           borrowed=borrowed_facts(near, prompt.facts) + headline_runs(heads),
+                           store=self.store)
         schema = spec.schema()
         params = GenerationParams(max_tokens=min(self.max_tokens, max_tokens_for(spec, self.brand)),
                                   temperature=self.temperature,

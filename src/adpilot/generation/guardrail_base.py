@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
@@ -30,6 +31,8 @@ class GuardContext:
     audience: list[str] = field(default_factory=list)   # segment traits the copy must not restate
     shots: list[str] = field(default_factory=list)      # few-shot example texts (never copied)
     borrowed: list[str] = field(default_factory=list)   # examples' facts this record lacks
+    # the ModelStore of the complaint classifiers (None: the stated lexical complaint check)
+    store: Any = None
 
     @property
     def lang(self) -> str:

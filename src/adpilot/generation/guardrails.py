@@ -275,7 +275,7 @@ def check_complaint(fields: Fields, ctx: GuardContext) -> list[str]:
                  if len(s.strip()) >= _MIN_COMPLAINT.get(ctx.lang, 6)
                  and not s.strip().endswith(("？", "?"))
                  and s.strip().lower() not in ctx.facts.lower()]  # the product's own name
-    p = complaint_probability(sentences, ctx.lang)
+    p = complaint_probability(sentences, ctx.lang, ctx.store)
     if p is None:
         return []
     return [f"this reads like a complaint, not an ad: {s!r} — say what is good instead"

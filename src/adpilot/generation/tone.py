@@ -71,9 +71,9 @@ def _data_hash(texts: list[str], y: np.ndarray) -> str:
                           .to_numpy().tobytes() + y.tobytes()).hexdigest()[:16]
 
 
-def model_dir(lang: str, store: ModelStore | None = None) -> Path:
+def model_dir(lang: str, store: ModelStore) -> Path:
     """The folder of the ``lang`` classifier: ``store.path("complaint", lang)``."""
-    return (store or ModelStore.from_settings()).path(KIND, lang)
+    return store.path(KIND, lang)
 
 
 def _read(path: Path) -> Pipeline:
@@ -100,7 +100,7 @@ def _save(folder: Path, model: Pipeline, lang: str, data_hash: str | None,
 _LOADED: dict[tuple[str, int], Pipeline] = {}  # (model file, its mtime) -> model
 
 
-def load_complaint_model(lang: str, store: ModelStore | None = None) -> Pipeline | None:
+def load_complaint_model(lang: str, store: ModelStore) -> Pipeline | None:
     """The trained classifier in the store (its document checked), or None when it is not
     built. A pickle of an older version (``complaint-<lang>.pkl``) is migrated on first load."""
     folder = model_dir(lang, store)
@@ -181,7 +181,7 @@ def ensure_complaint_models(store: ModelStore, langs: Sequence[str] = LANGS, *,
     return out
 
 
-def complaint_model(lang: str, store: ModelStore | None = None) -> Pipeline | None:
+def complaint_model(lang: str, store: ModelStore) -> Pipeline | None:
     """The trained classifier for ``lang``, or None (and a stated fallback) when there is none
     (see :func:`ensure_complaint_models`); never trains."""
     from adpilot import fallbacks
@@ -207,10 +207,19 @@ def lexical_complaint(sentences: list[str], lang: str) -> np.ndarray:
 
 
 def complaint_probability(sentences: list[str], lang: str,
-                          store: ModelStore | None = None) -> np.ndarray:
-    """P(the sentence is a complaint) per sentence: the model's, or the lexical check's 0/1."""
+                          store: ModelStore | None) -> np.ndarray:
+    """P(the sentence is a complaint) per sentence: the model in ``store``, or the lexical
+    check's 0/1 (a stated fallback) when it holds none or no store is given (None)."""
     if not sentences:
         return np.zeros(0)
+    if store is None:
+        from adpilot import fallbacks
+
+        fallbacks.note(f"complaint guardrail ({lang})", "an opinion-word lexicon check",
+                       "no model store given (the caller passed none)",
+                       "pass the ModelStore of the settings (GuardContext(store=...), "
+                       "CopyGenerator(store=...))")
+        return lexical_complaint(sentences, lang)
     model = complaint_model(lang, store)
     if model is None:
         return lexical_complaint(sentences, lang)

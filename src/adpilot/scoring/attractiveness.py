@@ -307,32 +307,32 @@ def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
     return [folder]
 
 
-def default_model_dir(store: artifacts.ModelStore | None = None) -> Path:
-    """The default model's folder: ``store.path("attractiveness")`` (store from settings when
-    None)."""
-    return (store or artifacts.ModelStore.from_settings()).path(ARTIFACT)
+def default_model_dir(store: artifacts.ModelStore) -> Path:
+    """The default model's folder: ``store.path("attractiveness")``."""
+    return store.path(ARTIFACT)
 
 
-def load_default_model(*, note_fallback: bool = True,
-                       store: artifacts.ModelStore | None = None) -> AttractivenessModel | None:
-    """The trained model in the models cache, or None when none has been trained yet
-    (``adpilot models fetch`` or ``adpilot attract train``); scorecards then leave
-    attractiveness empty and weigh the other scores, a fallback stated once."""
-    folder = default_model_dir(store)
-    if is_saved(folder):
+def load_default_model(*, store: artifacts.ModelStore | None,
+                       note_fallback: bool = True) -> AttractivenessModel | None:
+    """The trained model in ``store``, or None when none has been trained yet (``adpilot
+    models fetch`` or ``adpilot attract train``) or no store is given (None); scorecards then
+    leave attractiveness empty and weigh the other scores, a fallback stated once."""
+    folder = default_model_dir(store) if store is not None else None
+    if folder is not None and is_saved(folder):
         return AttractivenessModel.load(folder)
     if note_fallback:
         from adpilot import fallbacks
 
         fallbacks.note("attractiveness", "no attractiveness score (the overall score weighs "
-                       "the other scores)", f"no trained model in {folder.parent}",
-                       "run `adpilot models fetch` or `adpilot attract train`")
+                       "the other scores)", f"no trained model in {folder.parent}"
+                       if folder is not None else "no model store given (the caller passed "
+                       "none)", "run `adpilot models fetch` or `adpilot attract train`")
     return None
 
 
-def build_default_model(*, sources: DataSources, log=None, finetune_epochs: int | None = None,
-                        progress: Progress | None = None,
-                        store: artifacts.ModelStore | None = None) -> Path:
+def build_default_model(*, sources: DataSources, store: artifacts.ModelStore, log=None,
+                        finetune_epochs: int | None = None,
+                        progress: Progress | None = None) -> Path:
     """Train the default model on the public Upworthy tests (all pairs, found through
     ``sources``) into the models cache unless it is there; return its folder. Raises
     :class:`~adpilot.datasets_fetch.DatasetUnavailableError` without the data."""

@@ -120,23 +120,26 @@ _FITTED: dict[tuple[str, str], CharNgramLM] = {}  # (lang, training rows' hash) 
 _CHECKED: set[str] = set()  # folders ensured in this process: not loaded again to check
 
 
-def reference_lm(lang: str, *, max_texts: int = 20000,
-                 store: artifacts.ModelStore | None = None) -> CharNgramLM:
-    """The reference model for ``lang`` from the model store (built by
-    :func:`ensure_reference_lms`); never trains. Without it, a small reference from the
-    package's own sample texts, a stated fallback (the real reference is used as soon as it is
-    built)."""
-    model = load_reference_lm(lang, max_texts, store)
+def reference_lm(lang: str, *, store: artifacts.ModelStore | None,
+                 max_texts: int = 20000) -> CharNgramLM:
+    """The reference model for ``lang`` from ``store`` (built by :func:`ensure_reference_lms`);
+    never trains. Without it (or with no store, None), a small reference from the package's
+    own sample texts, a stated fallback (the real reference is used as soon as it is built)."""
+    model = load_reference_lm(lang, max_texts, store) if store is not None else None
     if model is not None:
         return model
     from adpilot import fallbacks
 
-    folder = reference_dir(lang, max_texts, store)
-    exc = _UNAVAILABLE.get(str(folder))
     fallback, n = packaged_reference_lm(lang)
-    fallbacks.note(f"fluency ({lang})",
-                   f"a small reference LM from the {n} built-in sample texts (perplexities "
-                   "are rougher than with the public corpus)",
+    instead = (f"a small reference LM from the {n} built-in sample texts (perplexities are "
+               "rougher than with the public corpus)")
+    if store is None:
+        fallbacks.note(f"fluency ({lang})", instead, "no model store given (the caller passed "
+                       "none)", "pass the ModelStore of the settings (Scorecard(store=...))")
+        return fallback
+    folder = reference_dir(lang, max_texts, store=store)
+    exc = _UNAVAILABLE.get(str(folder))
+    fallbacks.note(f"fluency ({lang})", instead,
                    fallbacks.unavailable_reason(exc) if exc is not None
                    else f"no reference LM in {folder.parent}", FIX + " or set ADPILOT_DATA_DIR")
     return fallback
@@ -154,7 +157,7 @@ def ensure_reference_lms(store: artifacts.ModelStore, langs: Sequence[str] = ("e
 
     out = {}
     for i, lang in enumerate(langs):
-        folder = reference_dir(lang, max_texts, store)
+        folder = reference_dir(lang, max_texts, store=store)
         if str(folder) in _CHECKED and (folder / MODEL_FILE).is_file():
             out[lang] = folder
             continue
@@ -172,17 +175,17 @@ def ensure_reference_lms(store: artifacts.ModelStore, langs: Sequence[str] = ("e
     return out
 
 
-def reference_dir(lang: str, max_texts: int = 20000,
-                  store: artifacts.ModelStore | None = None) -> Path:
+def reference_dir(lang: str, max_texts: int = 20000, *,
+                  store: artifacts.ModelStore) -> Path:
     """The reference model's folder: ``store.path("fluency", "<lang>-<max_texts>")``."""
-    return (store or artifacts.ModelStore.from_settings()).path(KIND, f"{lang}-{max_texts}")
+    return store.path(KIND, f"{lang}-{max_texts}")
 
 
-def load_reference_lm(lang: str, max_texts: int = 20000,
-                      store: artifacts.ModelStore | None = None) -> CharNgramLM | None:
+def load_reference_lm(lang: str, max_texts: int,
+                      store: artifacts.ModelStore) -> CharNgramLM | None:
     """The cached reference model, or None when it is not built. A bare pickle of an older
     version (``charlm-<lang>-<n>.pkl``) is migrated to the artifact folder on first load."""
-    folder = reference_dir(lang, max_texts, store)
+    folder = reference_dir(lang, max_texts, store=store)
     if (folder / MODEL_FILE).is_file():
         return CharNgramLM.load_artifact(folder)
     legacy = folder.parent / f"charlm-{lang}-{max_texts}.pkl"  # format version 0
@@ -201,12 +204,12 @@ def migrate_legacy(store: artifacts.ModelStore) -> list[Path]:
     for legacy in sorted(store.root.glob("charlm-*-*.pkl")):
         lang, _, n = legacy.stem.removeprefix("charlm-").rpartition("-")
         if lang and n.isdigit() and load_reference_lm(lang, int(n), store) is not None:
-            done.append(reference_dir(lang, int(n), store))
+            done.append(reference_dir(lang, int(n), store=store))
     return done
 
 
-def build_reference_lm(lang: str, *, sources: DataSources, max_texts: int = 20000, seed: int = 0,
-                       store: artifacts.ModelStore | None = None) -> CharNgramLM:
+def build_reference_lm(lang: str, *, sources: DataSources, store: artifacts.ModelStore,
+                       max_texts: int = 20000, seed: int = 0) -> CharNgramLM:
     """Train (or load from the model cache) the reference model on the public data sets
     (found through ``sources``)."""
     from adpilot.datasets import load_dataset
@@ -228,7 +231,7 @@ def build_reference_lm(lang: str, *, sources: DataSources, max_texts: int = 2000
         log.info("training the fluency reference LM (%s) for the scorecard's fluency score: "
                  "%d texts (no model in the store)", lang, len(texts))
         model = _FITTED[(lang, digest)] = CharNgramLM().fit(texts)
-    model.save_artifact(reference_dir(lang, max_texts, store), data_hash=digest,
+    model.save_artifact(reference_dir(lang, max_texts, store=store), data_hash=digest,
                         config={"lang": lang, "max_texts": max_texts, "seed": seed})
     return model
 

@@ -61,13 +61,14 @@ def _product_text(product: dict | None) -> str:
 @dataclass
 class Scorecard:
     """Scores copies; pass an :class:`AttractivenessModel` and guardrails when available.
-    Fluency uses the reference LMs built by :func:`~adpilot.scoring.fluency.ensure_reference_lms`
-    (a stated fallback without them)."""
+    Fluency uses the reference LMs that :func:`~adpilot.scoring.fluency.ensure_reference_lms`
+    built in ``store`` (the shell's :class:`~adpilot.artifacts.ModelStore`); a stated fallback
+    without them or without a store (None)."""
 
     attractiveness: object | None = None
     guardrails: list[Guardrail] = field(default_factory=list)
     embedder: str = "minilm"
-    store: object | None = None  # the ModelStore of the reference LMs (from settings when None)
+    store: object | None = None  # the ModelStore of the reference LMs (None: the fallback)
     _lms: dict = field(default_factory=dict, init=False, repr=False)
 
     def _lm(self, lang: str):

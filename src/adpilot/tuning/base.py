@@ -108,13 +108,16 @@ def resolve_base(base: str | Path, *, cache_dir: Path | None = None,
                  store: ModelStore | None = None) -> Path:
     """A HF directory for ``base``: itself when it is one, else the GGUF dequantised once into
     ``<models folder>/hf/<name>`` (with a chat template and stop tokens set); the models folder
-    is ``cache_dir``, else ``store``'s root (the settings' store when both are None)."""
+    is ``cache_dir``, else ``store``'s root (one of the two must be given)."""
     p = Path(base)
     if p.is_dir():
         if not is_hf_dir(p):
             raise InputError("not a Hugging Face model directory (no config.json)", path=str(p))
         return p
-    root = Path(cache_dir) if cache_dir else (store or ModelStore.from_settings()).root
+    if not cache_dir and store is None:
+        raise TypeError("resolve_base needs cache_dir= or store=: the models folder (a shell "
+                        "passes ModelStore.from_settings(settings))")
+    root = Path(cache_dir) if cache_dir else store.root
     gguf_path = _gguf_source(str(base), root)
     if gguf_path is None:
         raise InputError(f"unknown base model {str(base)!r}: give a HF directory, a .gguf file, "

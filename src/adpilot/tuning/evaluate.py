@@ -46,8 +46,9 @@ def perplexity_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def generate_copies(model_dir: str | Path, rows: list[dict[str, Any]], *, max_attempts: int = 2,
                     max_tokens: int = 96, temperature: float = 0.7, seed: int = 0,
-                    device: str = "auto") -> list[dict[str, Any]]:
-    """One variant per brief from the model in ``model_dir`` via the real generator."""
+                    device: str = "auto", store: Any = None) -> list[dict[str, Any]]:
+    """One variant per brief from the model in ``model_dir`` via the real generator (its
+    complaint guardrail's models from ``store``, a :class:`~adpilot.artifacts.ModelStore`)."""
     from adpilot.backends.llm import StructuredOutputError, get_backend
     from adpilot.generation import CopyGenerator
     from adpilot.tuning.base import resolve_device
@@ -58,7 +59,8 @@ def generate_copies(model_dir: str | Path, rows: list[dict[str, Any]], *, max_at
         for r in rows:
             brief, brand = brief_of(r)
             gen = CopyGenerator(backend, brand=brand, cache=False, max_attempts=max_attempts,
-                                temperature=temperature, max_tokens=max_tokens, seed=seed)
+                                temperature=temperature, max_tokens=max_tokens, seed=seed,
+                                store=store)
             started = time.perf_counter()
             try:
                 v = gen.generate(brief.product, brief.audience, brief.channel, brief.lang).variants[0]
@@ -137,13 +139,16 @@ def win_rate(tuned: list[dict[str, Any]], base: list[dict[str, Any]], judge: Any
                           for i, x, y in zip(ids, st, sb, strict=True)]}
 
 
-def load_judge(folder: str | Path | None = None):
-    """The attractiveness model from the model cache (trained by evaluation/attractiveness_eval.py
-    or `adpilot attract train`)."""
+def load_judge(folder: str | Path | None = None, *, store: Any = None):
+    """The attractiveness model in ``folder``, else in ``store`` (a
+    :class:`~adpilot.artifacts.ModelStore`; trained by evaluation/attractiveness_eval.py or
+    `adpilot attract train`)."""
     from adpilot.errors import NotFoundError
     from adpilot.scoring.attractiveness import AttractivenessModel, default_model_dir, is_saved
 
-    folder = Path(folder or default_model_dir())
+    if folder is None and store is None:
+        raise TypeError("load_judge needs the model's folder or store=")
+    folder = Path(folder or default_model_dir(store))
     if not is_saved(folder):
         raise NotFoundError(f"no attractiveness model in {folder}: train it with "
                             "adpilot attract train --data <upworthy csv> --before-week 201430")
@@ -156,7 +161,8 @@ def evaluate_models(model: str | Path, base: str | Path, briefs: str | Path, *, 
                     judge_dir: str | Path | None = None,
                     store: Any = None) -> dict[str, Any]:
     """Everything in the module docstring for ``model`` (tuned) against ``base``; ``store``:
-    the :class:`~adpilot.artifacts.ModelStore` holding the converted base (settings' if None)."""
+    the :class:`~adpilot.artifacts.ModelStore` holding the converted base, the judge and the
+    complaint guardrail's models."""
     from adpilot.tuning.base import resolve_base
     from adpilot.tuning.train import perplexity
 
@@ -168,9 +174,9 @@ def evaluate_models(model: str | Path, base: str | Path, briefs: str | Path, *, 
     gen_rows = rows[:n]
     settings = {"max_attempts": max_attempts, "max_tokens": max_tokens,
                 "temperature": temperature, "seed": seed, "device": device}
-    copies = {"base": generate_copies(base_dir, gen_rows, **settings),
-              "tuned": generate_copies(model, gen_rows, **settings)}
-    judged = win_rate(copies["tuned"], copies["base"], load_judge(judge_dir))
+    copies = {"base": generate_copies(base_dir, gen_rows, **settings, store=store),
+              "tuned": generate_copies(model, gen_rows, **settings, store=store)}
+    judged = win_rate(copies["tuned"], copies["base"], load_judge(judge_dir, store=store))
     metrics = {k: copy_metrics(v, gen_rows) for k, v in copies.items()}
     summary = {"perplexity_base": ppl["base"]["perplexity"],
                "perplexity_tuned": ppl["tuned"]["perplexity"],

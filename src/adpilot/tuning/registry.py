@@ -53,12 +53,12 @@ class ModelEntry:
 
 class ModelRegistry:
     """Registry over ``<folder>/registry.json``: ``folder`` a models folder or a
-    :class:`~adpilot.artifacts.ModelStore` (the shell builds it from settings; None: the
-    settings' store)."""
+    :class:`~adpilot.artifacts.ModelStore` (a shell builds it with
+    ``ModelStore.from_settings(settings)``)."""
 
-    def __init__(self, folder: str | Path | ModelStore | None = None) -> None:
+    def __init__(self, folder: str | Path | ModelStore) -> None:
         if not isinstance(folder, ModelStore):
-            folder = ModelStore(folder) if folder is not None else ModelStore.from_settings()
+            folder = ModelStore(folder)
         self.folder = folder.root
         self.path = self.folder / "registry.json"
 
@@ -183,13 +183,13 @@ class ModelRegistry:
         return found
 
 
-def register_tuned(model_dir: str | Path, *, name: str | None = None,
-                   registry: ModelRegistry | None = None) -> ModelEntry:
+def register_tuned(model_dir: str | Path, *, registry: ModelRegistry,
+                   name: str | None = None) -> ModelEntry:
     """Register a model written by :func:`adpilot.tuning.train.tune` from its ``adpilot.json``."""
     from adpilot.tuning.train import load_meta
 
     meta = load_meta(model_dir)
-    reg = registry or ModelRegistry()
+    reg = registry
     return reg.register(name or f"copy-{meta['method']}", "generator", model_dir,
                         base_model=meta.get("base"), data_hash=meta.get("data_hash"),
                         config={**meta.get("config", {}), "method": meta["method"],
@@ -198,9 +198,9 @@ def register_tuned(model_dir: str | Path, *, name: str | None = None,
                         metrics=meta.get("metrics", {}), adpilot_version=meta.get("adpilot_version"))
 
 
-def promoted_generator_dir(registry: ModelRegistry | None = None) -> Path:
+def promoted_generator_dir(registry: ModelRegistry) -> Path:
     """Directory of the promoted generator; :class:`NotFoundError` naming the fix if none."""
-    entry = (registry or ModelRegistry()).promoted("generator")
+    entry = registry.promoted("generator")
     if entry is None:
         raise NotFoundError("no generator is promoted: tune one (adpilot tune copy) and promote "
                             "it (adpilot models promote NAME:VERSION), or pass --model DIR")

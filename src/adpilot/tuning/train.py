@@ -192,7 +192,7 @@ def tune(rows: list[dict[str, Any]], base: str | Path, out_dir: str | Path,
          store: artifacts.ModelStore | None = None) -> TuneResult:
     """Fit a LoRA adapter on ``rows`` (SFT or DPO examples, see :mod:`adpilot.tuning.data`)
     over ``base`` and save the merged model to ``out_dir``. ``progress(step, steps, loss)``;
-    ``store``: where a GGUF base is converted once (the settings' store when None)."""
+    ``store``: where a GGUF base is converted once (needed for a GGUF base)."""
     config = config or TuneConfig()
     kind = kind_of(rows)
     if kind != config.method:

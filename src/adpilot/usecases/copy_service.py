@@ -26,11 +26,15 @@ NO_SCORING = ("copy scoring is not available in this installation: the adpilot.s
 class CopyService:
     """Copy generation with one lazily built LLM backend, used by one job at a time
     (in-process models are not thread-safe and take the whole machine anyway). Replies are
-    cached in ``cache_dir`` (``Settings.llm_cache_dir``; None: not cached)."""
+    cached in ``cache_dir`` (``Settings.llm_cache_dir``; None: not cached). ``store`` (the
+    shell's :class:`~adpilot.artifacts.ModelStore`) holds the models the checks and the ranking
+    load; None: their stated fallbacks."""
 
-    def __init__(self, backend_factory: BackendFactory, cache_dir: Path | None = None) -> None:
+    def __init__(self, backend_factory: BackendFactory, cache_dir: Path | None = None, *,
+                 store: Any = None) -> None:
         self._factory = backend_factory
         self._cache_dir = cache_dir
+        self.store = store
         self._backend = None
         self.lock = threading.Lock()  # held while a generation runs
         self._build_lock = threading.Lock()
@@ -47,7 +51,8 @@ class CopyService:
                     self._backend = self._factory()
                 except ImportError as exc:
                     raise MissingDependencyError(f"the LLM backend cannot be loaded: {exc}") from None
-        return CopyGenerator(self._backend, **{"cache": self._cache_dir, **options})
+        return CopyGenerator(self._backend,
+                             **{"cache": self._cache_dir, "store": self.store, **options})
 
     def check(self) -> None:
         """Raise :class:`MissingDependencyError` if copy cannot be generated here."""
@@ -76,7 +81,7 @@ def audience_copy(data, copy: CopyService, *, segment: str | None = None,
         profiles = profiles[profiles[C.SEGMENT].astype(str) == segment]
     if progress:
         progress(0.05, f"{len(profiles)} users")
-    ensure_copy_models(None, ["en", "zh"], parts=("complaint",),  # the complaint classifiers
+    ensure_copy_models(copy.store, ["en", "zh"], parts=("complaint",),  # the complaint models
                        sources=sources)
     with copy.lock:
         plan = plan_campaign(profiles, data.table("segments"), data.store.read("products"),
@@ -88,11 +93,12 @@ def audience_copy(data, copy: CopyService, *, segment: str | None = None,
 
 def score_copy(data, texts: list[str], *, product_id: str | None = None,
                segment: str | None = None, lang: str | None = None,
-               sources: Any = None) -> dict:
+               sources: Any = None, store: Any = None) -> dict:
     """A scorecard per text (fluency, relevance to ``product_id``, personalisation for
     ``segment``, diversity, readability, tone, predicted attractiveness where the A/B-trained
-    model is in the model cache) and of the set, JSON-ready. :class:`MissingDependencyError`
-    without the scoring stage; :class:`ConfigError` for an unknown segment."""
+    model is in ``store``, a :class:`~adpilot.artifacts.ModelStore`) and of the set,
+    JSON-ready. :class:`MissingDependencyError` without the scoring stage;
+    :class:`ConfigError` for an unknown segment."""
     if not scoring_available():
         raise MissingDependencyError(NO_SCORING)
     from adpilot.generation.compliance import scorecard_guardrails
@@ -107,13 +113,14 @@ def score_copy(data, texts: list[str], *, product_id: str | None = None,
         if match.empty:
             raise ConfigError(f"unknown segment {segment!r}")
         audience = match.iloc[0].to_dict()
-    folder = default_model_dir()
-    attract = AttractivenessModel.load(folder) if is_saved(folder) else None
-    ensure_copy_models(None, [lang] if lang else ["en", "zh"], parts=("fluency",),
-                       sources=sources)
+    folder = default_model_dir(store) if store is not None else None
+    attract = AttractivenessModel.load(folder) if folder and is_saved(folder) else None
+    if store is not None:
+        ensure_copy_models(store, [lang] if lang else ["en", "zh"], parts=("fluency",),
+                           sources=sources)
     record = _as_dict(product)
-    card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record)).score(
-        texts, product=record, audience=audience, lang=lang)
+    card = Scorecard(attractiveness=attract, guardrails=scorecard_guardrails(record),
+                     store=store).score(texts, product=record, audience=audience, lang=lang)
     return plain({"copies": card.drop(columns=[C.LANGUAGE]).to_dict("records"),
                   "set": card.attrs.get("set_diversity"),
                   "attractiveness_model": folder.name if attract else None})

@@ -21,9 +21,13 @@ def backend_options(backend: str, model: str | None = None, base_url: str | None
                "transformers": {"model_dir": model}}.get(backend, {})
     options = {k: v for k, v in options.items() if v}
     if backend == "transformers" and "model_dir" not in options:
-        from adpilot.tuning.registry import promoted_generator_dir
+        from adpilot.errors import ConfigError
+        from adpilot.tuning.registry import ModelRegistry, promoted_generator_dir
 
-        options["model_dir"] = str(promoted_generator_dir())
+        if not models_dir:
+            raise ConfigError("the transformers backend needs a model: pass one, or the models "
+                              "folder whose registry holds the promoted generator")
+        options["model_dir"] = str(promoted_generator_dir(ModelRegistry(models_dir)))
     return options
 
 

@@ -59,10 +59,9 @@ def ensure_copy_models(store: Any, langs: list[str], *,
                        progress: Progress | None = None, sources: Any = None) -> None:
     """The explicit training step before copy is written or scored: of ``parts``, the complaint
     guardrail's classifier and the scorecard's fluency reference of ``langs``, built where
-    ``store`` (a :class:`~adpilot.artifacts.ModelStore`; the settings' when None) lacks them,
-    from the data sets of ``sources`` (a :class:`~adpilot.datasets_fetch.DataSources`);
-    without their data the stages run their stated fallbacks."""
-    from adpilot.artifacts import ModelStore
+    ``store`` (a :class:`~adpilot.artifacts.ModelStore`) lacks them, from the data sets of
+    ``sources`` (a :class:`~adpilot.datasets_fetch.DataSources`); without their data, or with
+    no store (None: nothing to build into), the stages run their stated fallbacks."""
     from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models as ensure
 
@@ -74,8 +73,8 @@ def ensure_copy_models(store: Any, langs: list[str], *,
         if progress:
             progress(0.0, f"{name}: {done} of {total} ready")
 
-    ensure(store or ModelStore.from_settings(), langs, sources=sources, parts=parts,
-           progress=tick)
+    if store is not None:
+        ensure(store, langs, sources=sources, parts=parts, progress=tick)
 
 
 def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
@@ -88,8 +87,9 @@ def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
 
     channel_spec(channel, lang)
     with fallbacks.recording() as used:  # stages that ran without their default model
-        ensure_copy_models(None, [lang], parts=("complaint", "fluency") if rank
-                           else ("complaint",), progress=progress, sources=sources)
+        ensure_copy_models(getattr(generator, "store", None), [lang],
+                           parts=("complaint", "fluency") if rank else ("complaint",),
+                           progress=progress, sources=sources)
         result = generator.generate(product, audience, channel, lang, n=n, best_of=best_of)
         if rank:
             if progress:

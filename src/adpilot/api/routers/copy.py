@@ -89,4 +89,5 @@ def score(body: ScoreRequest, state: State) -> JSONResponse:
     with a one-line explanation, and an overall score."""
     return JSONResponse(score_copy(state.data, body.texts, product_id=body.product_id,
                                    segment=body.segment, lang=body.lang,
-                                   sources=DataSources.from_settings(state.settings)))
+                                   sources=DataSources.from_settings(state.settings),
+                                   store=state.copy.store))
