@@ -490,9 +490,34 @@ def test_prompt_has_facts_and_angle_not_segment_traits_nor_do_words():
                      SEGMENT, "sms", "zh")
     zh_user = zh.calls[0][1].content
     assert "针织衫" in zh_user and "knitwear" not in zh_user and "耐穿" not in zh_user
+    # a serum has no fit fact: the segment's aspect is not put in front of the model at all
+    serum = CannedLLM([sms("2% hyaluronic acid, fragrance-free. Shop now.")])
+    gen(serum).generate(Product(id="P04", title="Hydrating Serum", category="skincare",
+                                description="Water-based serum with 2% hyaluronic acid."),
+                        SEGMENT, "sms", "en")
+    assert "fit" not in serum.calls[0][1].content.lower()
     untitled = CannedLLM([sms("Soft knit top. Shop now.")])
     gen(untitled).generate(Product(id="style 1078", category="knits"), Audience(), "sms", "en")
     assert "1078" not in untitled.calls[0][1].content
+
+
+def test_an_aspect_is_an_angle_only_where_the_record_has_a_fact_about_it():
+    from adpilot.generation.audience import audience_angle, product_speaks_to
+
+    bag = Product(id="u1", title="Lunch Bag Black Skull", attributes={"colour": "black",
+                                                                      "pack size": "set of 6"})
+    dress = Product(id="P01", title="Linen Wrap Midi Dress", price=89,
+                    description="100% linen in a relaxed fit; midi length.")
+    assert not product_speaks_to(bag, "fit & size", "en")  # an attribute key is no fact
+    assert product_speaks_to(dress, "fit", "en") and product_speaks_to(dress, "quality", "en")
+    assert product_speaks_to(dress, "price & value", "en") and not product_speaks_to(
+        bag, "price", "en")
+    assert product_speaks_to(bag, "something new", "en")  # not an aspect: kept
+    assert audience_angle(SEGMENT, "en", bag) == ""
+    assert audience_angle(SEGMENT, "en", dress) == "they care about fit & size"
+    qipao = Product(id="z1", title="真丝连衣裙", description="修身版型，真丝面料")
+    zh_segment = Audience(description="满意尺码合身；满意物流服务")
+    assert audience_angle(zh_segment, "zh", qipao) == "在意尺码合身"
 
 
 def test_copy_restating_the_segment_is_edited_and_a_missing_cta_appended_without_a_reask():

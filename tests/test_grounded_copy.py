@@ -40,7 +40,8 @@ def test_the_prompt_lists_the_facts_price_first_and_asks_for_the_price():
                         load_brand()).messages[-1].content
     assert "1. price: 2.10 GBP\n2. material: silk\n3. ordered by" in user
     assert "state its price (2.10 GBP) and at least two more facts" in user
-    assert "only where the product really has such a fact" in user  # interests do not fit all
+    # a fan has no fit fact: the segment's aspect is no angle for it, so no reader line at all
+    assert "The reader" not in user and "fit" not in user
     assert "47" not in user and "unhappy" not in user
 
 

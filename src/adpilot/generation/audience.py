@@ -101,9 +101,11 @@ def _traits(description: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def audience_angle(audience: Audience, lang: str) -> str:
+def audience_angle(audience: Audience, lang: str, product: Product | None = None) -> str:
     """What the copy should speak to, from the audience: aspects they care about and free-text
-    interests; never who they are (age, spend, segment traits). '' when nothing is left."""
+    interests; never who they are (age, spend, segment traits). With ``product``, only the
+    aspects its record has a fact about (a small model otherwise writes "fits perfectly" on a
+    thermometer because the segment cares about fit). '' when nothing is left."""
     cares: list[str] = []
     other: list[str] = []
     labels = _aspect_labels(lang)
@@ -114,12 +116,35 @@ def audience_angle(audience: Audience, lang: str) -> str:
             other.append(t)
     cares += [labels.get(a, a) for a in audience.likes + audience.dislikes]
     cares = list(dict.fromkeys(cares))
+    if product is not None:
+        cares = [c for c in cares if product_speaks_to(product, c, lang)]
     sep = "、" if lang == "zh" else ", "
     parts = []
     if cares:
         parts.append(("在意" if lang == "zh" else "they care about ") + sep.join(cares))
     parts += other
     return ("；" if lang == "zh" else "; ").join(parts)
+
+
+def product_speaks_to(product: Product, aspect: str, lang: str) -> bool:
+    """Whether ``product``'s record has a fact about ``aspect`` (its key or its label, e.g.
+    "fit" / "fit & size"): a mention from the aspect lexicon in its title, category,
+    description or attribute values (not their keys: "pack size" is no fit), or a price for
+    the price aspect. An aspect the lexicon does not know is kept."""
+    from adpilot.profiling.aspects import lexicon
+
+    labels = _aspect_labels(lang)
+    key = next((k for k, label in labels.items()
+                if aspect.strip().lower() in (k, label.lower())), None)
+    if key is None:
+        return True
+    if key == "price" and product.price is not None:
+        return True
+    values = [v for value in product.attributes.values()
+              for v in (value if isinstance(value, list | tuple) else [value])]
+    text = " ".join(str(x) for x in [product.title, product.category, product.description,
+                                      *values] if x)
+    return re.search(lexicon(lang).aspects[key], text.lower()) is not None
 
 
 def audience_descriptors(audience: Audience) -> list[str]:

@@ -102,7 +102,8 @@ def build_prompt(product: Product, audience: Audience, spec: ChannelSpec, brand:
         injected += c.injected
         if re.sub(r"\[removed\]|[\W_]", "", c.text) and len(reviews) < MAX_REVIEWS:
             reviews.append(c.text)
-    described = mask_pii(audience_angle(audience, lang))  # free text can carry PII too
+    # the aspects the product has a fact about (free text can carry PII too)
+    described = mask_pii(audience_angle(audience, lang, product))
     sensitive += described.pii
     facts = product_facts(product, lang)
     unit = "characters" if lang == "en" else "字"
