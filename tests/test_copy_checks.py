@@ -100,6 +100,26 @@ def test_unsupported_material_size_and_use():
     assert fails({"text": "真丝衬衫，夏天跑步还是冬天散步都合适。快来看看。"}, silk, "unsupported")
 
 
+def test_a_fit_claim_needs_a_fit_or_size_fact_in_the_record():
+    """"Perfect Fit & Size" on a serum or a lunch bag is a claim no record made; a dress cut in
+    a relaxed fit and a case that fits an iPhone may speak of fit."""
+    assert fails(email("Hyaluronic acid for your skin routine. Shop now.",
+                       "Serum: Perfect Fit & Size"), ctx("P04"), "unsupported")
+    assert not fails(email("100% European linen, a relaxed fit you can move in. Shop now.",
+                           "The perfect fit for summer"), ctx("P01"), "unsupported")
+    assert not fails(email("Clear polycarbonate that fits iPhone 15. Shop now."), ctx("P07"),
+                     "unsupported")
+    assert fails({"text": "雪纺碎花连衣裙，尺码合身。快来看看。"}, ctx("P11", "social"), "unsupported")
+    assert not fails({"text": "50%羊毛混纺，常规版型，穿着合身。快来看看。"}, ctx("P10", "social"),
+                     "unsupported")
+
+
+def test_an_instruction_in_angle_brackets_is_a_placeholder():
+    c = ctx("P04")
+    text = email("<The most useful fact from the list, lead with it> Shop it today!")
+    assert fails(text, c, "placeholder") and fails(text, c, "prompt_echo")
+
+
 def test_unsupported_value_and_colour_claims_in_chinese():
     assert fails({"text": "这款开衫价格实惠，性价比非常高。快来看看。"}, ctx("P10", "social"), "unsupported")
     assert fails({"text": "碎花雪纺连衣裙，红色很显白。快来看看。"}, ctx("P11", "social"), "unsupported")

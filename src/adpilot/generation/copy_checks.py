@@ -138,8 +138,12 @@ MATERIALS = [
     ["ceramic", "陶瓷"], ["polycarbonate"]]
 SIZES = {
     "en": [["true to size"], ["runs small"], ["runs large"], ["one size"], ["fits all"],
-           ["plus size", "plus-size"], ["petite"], ["xs"], ["xl"], ["xxl"]],
-    "zh": [["均码"], ["大码"], ["小码"], ["正码"], ["尺码标准"], ["尺码偏小", "偏小"], ["尺码偏大", "偏大"]],
+           ["plus size", "plus-size"], ["petite"], ["xs"], ["xl"], ["xxl"],
+           # fit: "Perfect Fit & Size" on a lunch bag; backed by any fit or size word in the record
+           ["perfect fit", "fits perfectly", "fit & size", "fit and size", "fits well", "fit",
+            "fits", "fitted", "size", "sizes", "sizing", "length", "waist"]],
+    "zh": [["均码"], ["大码"], ["小码"], ["正码"], ["尺码标准"], ["尺码偏小", "偏小"], ["尺码偏大", "偏大"],
+           ["尺码合身", "合身", "尺码", "码数", "版型"]],
 }
 VALUE = {  # value-for-money claims need a price in the record and are still opinion: none allowed
     "en": [["affordable"], ["great value"], ["value for money"], ["budget-friendly"], ["bargain"],
@@ -296,7 +300,7 @@ def check_grounded(fields: Fields, ctx: GuardContext) -> list[str]:
 
 ECHO = {
     "en": re.compile(r"words we like|product facts|never use:|reply with|json|\bangle:|audience:|"
-                     r"call to action:|\bfacts:", re.I),
+                     r"call to action:|\bfacts:|from the list|the reader's", re.I),
     "zh": re.compile(r"推荐用词|推荐用|商品信息|目标人群|角度[:：]|语气[:：]|禁用词|JSON|等词|行动号召"),
 }
 DEBRIS = re.compile(r"[{}]|\"\s*:|\\n|\\\"")

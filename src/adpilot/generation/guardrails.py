@@ -368,7 +368,8 @@ EMOJI = re.compile("[\U0001F300-\U0001FAFF\U00002600-\U000027BF\U0001F1E6-\U0001
 
 # a template slot the model left unfilled: [Name], [顾客姓名], {first_name}, <PRODUCT>
 # (not 【…】: Chinese shops use those brackets for labels such as 【新品】)
-PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}|<[A-Za-z_ !.?]{2,30}>")
+# a slot may be a whole instruction: "<The most useful fact from the list, lead with it>"
+PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}|<[A-Za-z_ !.?,;'’&-]{2,80}>")
 
 
 @guardrail("placeholder")
