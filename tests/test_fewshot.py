@@ -154,7 +154,7 @@ def test_the_prompt_asks_for_the_records_selling_points_as_room_allows():
     assert selling_points(product, social, kit) == ["宽松", "白色", "印花", "撞色", "百褶", "连衣裙", "收腰"]
     assert selling_points(product, sms, kit) == ["宽松", "白色", "印花"]
     ask = build_prompt(product, Audience(), social, kit).messages[-1].content
-    assert "这些卖点：宽松、白色、印花、撞色、百褶、连衣裙、收腰" in ask
+    assert "这些卖点（每个都写到）：宽松、白色、印花、撞色、百褶、连衣裙、收腰" in ask
     plain = Product(id="p", title="Linen shirt", description="breathable linen, relaxed fit")
     assert selling_points(plain, channel_spec("email", "en"), kit) == []
     assert "state at least two facts from the list" in build_prompt(
