@@ -237,7 +237,10 @@ def write_report(results: dict, records: dict[str, dict], args) -> str:
              "attribute value or the price), has a call to action, restates no audience trait "
              "(the product's `audience` guardrail and this evaluation's own pattern: ages, the "
              "segment's figures, unhappy/complain, spenders) and is not a review (the `voice` "
-             "guardrail and I/my/stars).", "",
+             "guardrail and I/my/stars). `sendable_rate`: every one of those checks, no claim "
+             "the record lacks (`unsupported_fact`: colour, material, size or fit, value, use; "
+             "measured on every version with this checkout's checks) and the version's own "
+             "guardrails passed.", "",
              "Seconds depend on the load of the shared machine (other engineers' jobs ran at "
              "the same time); generated tokens do not.", ""]
     keys = sorted({k for v in results.values() for s in v["summary"].values() for k in s})

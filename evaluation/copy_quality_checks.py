@@ -202,4 +202,7 @@ def summarise(ms: list[dict]) -> dict:
         out["facts_stated_mean"] = float(np.mean([m["facts_stated"] for m in ms]))
         out["all_checks_rate"] = _mean(ms, "all_checks")
         out["all_checks_failed"] = sum(not m["all_checks"] for m in ms)
+        # what could be sent as written: every check, no claim the record lacks, guardrails passed
+        out["sendable_rate"] = float(np.mean([m["all_checks"] and not m["unsupported_any"]
+                                              and m["passed"] for m in ms]))
     return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in out.items()}
