@@ -118,6 +118,9 @@ def test_an_instruction_in_angle_brackets_is_a_placeholder():
     c = ctx("P04")
     text = email("<The most useful fact from the list, lead with it> Shop it today!")
     assert fails(text, c, "placeholder") and fails(text, c, "prompt_echo")
+    # the brand's voice line described back to the customer (what make demo wrote on P08)
+    assert fails(email("Warm, confident voice speaks to you about organic cotton twill "
+                       "trousers. Shop now."), ctx("P08"), "prompt_echo")
 
 
 def test_unsupported_value_and_colour_claims_in_chinese():

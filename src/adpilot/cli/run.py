@@ -52,7 +52,9 @@ def run(
         lines = None if err_console.is_terminal else LineProgress(err_console)  # logs, pipes
 
         def on_progress(name: str, done: int, total: int) -> None:
-            label = f"building sentiment model {name} (first run only)"
+            # sentiment steps report "polarity/en"; the copy models a readable name
+            what = name if " " in name else f"sentiment model {name}"
+            label = f"building {what} (first run only)"
             if lines is not None:
                 lines(label, done, total)
             if name not in sub:

@@ -300,7 +300,10 @@ def check_grounded(fields: Fields, ctx: GuardContext) -> list[str]:
 
 ECHO = {
     "en": re.compile(r"words we like|product facts|never use:|reply with|json|\bangle:|audience:|"
-                     r"call to action:|\bfacts:|from the list|the reader's", re.I),
+                     r"call to action:|\bfacts:|from the list|the reader's|"
+                     # the voice line described back: "Warm, confident voice speaks to you"
+                     r"plain-spoken|short sentences|speaks to (?:one person|you)|confident voice",
+                     re.I),
     "zh": re.compile(r"推荐用词|推荐用|商品信息|目标人群|角度[:：]|语气[:：]|禁用词|JSON|等词|行动号召"),
 }
 DEBRIS = re.compile(r"[{}]|\"\s*:|\\n|\\\"")
