@@ -27,3 +27,12 @@ def open_store(db: str | None = None) -> Store:
     from adpilot.store import open_store as open_url
 
     return open_url(db or get_settings().db_url)
+
+
+def model_store():
+    """The :class:`~adpilot.artifacts.ModelStore` of the configured models folder
+    (``ADPILOT_CACHE_DIR``/models): the CLI reads the settings and passes the store in."""
+    from adpilot.artifacts import ModelStore
+    from adpilot.config import get_settings
+
+    return ModelStore.from_settings(get_settings())

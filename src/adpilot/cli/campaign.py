@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from adpilot.cli._common import console, print_json
+from adpilot.cli._common import console, model_store, print_json
 
 app = typer.Typer(help="Campaigns: variants, allocation, decisions, reports.",
                   no_args_is_help=True)
@@ -150,7 +150,6 @@ def refresh(
     camps = _campaigns(db)
     generator = prod = aud = None
     if product is not None or audience is not None:
-        from adpilot.artifacts import ModelStore
         from adpilot.config import get_settings
         from adpilot.datasets_fetch import DataSources
         from adpilot.errors import ConfigError
@@ -165,7 +164,7 @@ def refresh(
                                                 models_dir=get_settings().models_dir),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
                                   cache=get_settings().llm_cache_dir,
-                                  store=ModelStore.from_settings(get_settings()))
+                                  store=model_store())
         ensure_copy_models(generator.store, ["en", "zh"], parts=("complaint",),  # the guardrail's models
                            sources=DataSources.from_settings(get_settings()))
     try:

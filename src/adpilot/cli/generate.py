@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from adpilot.cli._common import console, err_console, print_json
+from adpilot.cli._common import console, err_console, model_store, print_json
 
 
 def generate(
@@ -40,7 +40,6 @@ def generate(
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Generate copy variants; each reports its guardrail violations and whether it passed."""
-    from adpilot.artifacts import ModelStore
     from adpilot.config import get_settings
     from adpilot.datasets_fetch import DataSources
     from adpilot.generation import CopyGenerator, channel_spec, load_brand
@@ -61,7 +60,7 @@ def generate(
     gen = CopyGenerator(llm, brand=load_brand(brand),
                         cache=False if no_cache else get_settings().llm_cache_dir,
                         max_attempts=max_attempts, shots=shots, n_shots=max(fewshot, 1),
-                        store=ModelStore.from_settings(get_settings()))
+                        store=model_store())
     try:
         if prod is None:
             _catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,

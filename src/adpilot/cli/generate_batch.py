@@ -10,7 +10,7 @@ from pathlib import Path
 
 import typer
 
-from adpilot.cli._common import console, err_console, print_json
+from adpilot.cli._common import console, err_console, model_store, print_json
 
 
 def generate_batch(
@@ -141,7 +141,6 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
                as_json: bool) -> None:
     """``adpilot generate --products`` with an openai backend built from ``client`` (base_url,
     model, concurrency, max_retries, backoff, timeout)."""
-    from adpilot.artifacts import ModelStore
     from adpilot.backends.llm import get_backend
     from adpilot.cli.generate import _catalogue as run_catalogue
     from adpilot.config import get_settings
@@ -163,7 +162,7 @@ def _catalogue(products: Path, audience: Path | None, channel: str, lang: str, n
     llm = get_backend("openai", **{k: v for k, v in client.items() if v is not None})
     gen = CopyGenerator(llm, brand=load_brand(None), cache=get_settings().llm_cache_dir,
                         max_attempts=3, shots=shots, n_shots=max(fewshot, 1),
-                        store=ModelStore.from_settings(get_settings()))
+                        store=model_store())
     try:
         run_catalogue(gen, products, aud, channel, lang, n, best_of, out, concurrency, as_json,
                       sources)

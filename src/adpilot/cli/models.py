@@ -8,18 +8,16 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from adpilot.cli._common import console, print_json
+from adpilot.cli._common import console, model_store, print_json
 
 app = typer.Typer(help="Registered models (tuned generators, sentiment, attractiveness).",
                   no_args_is_help=True)
 
 
 def _registry():
-    from adpilot.artifacts import ModelStore
-    from adpilot.config import get_settings
     from adpilot.tuning.registry import ModelRegistry
 
-    reg = ModelRegistry(ModelStore.from_settings(get_settings()))
+    reg = ModelRegistry(model_store())
     reg.discover()  # the sentiment and attractiveness models in the cache
     return reg
 

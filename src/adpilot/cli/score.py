@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from adpilot.cli._common import console, err_console, print_json
+from adpilot.cli._common import console, err_console, model_store, print_json
 from adpilot.errors import ConfigError, InputError
 
 attract_app = typer.Typer(help="The attractiveness model trained on real A/B outcomes.",
@@ -75,7 +75,7 @@ def train(
         model = AttractivenessModel(**opts).fit(pairs, progress=report)
     with err_console.status("scoring the training pairs …"):
         model.metrics_ = {"train": model.evaluate(pairs)}
-        folder = model.save(out or default_model_dir(_store()))
+        folder = model.save(out or default_model_dir(model_store()))
     summary = {"model": str(folder), "pairs": len(pairs), **model.metrics_["train"]}
     print_json(summary) if as_json else console.print(summary)
 
@@ -93,18 +93,10 @@ def evaluate(
     pairs = _pairs(data)
     if from_week:
         pairs = pairs[pairs["test_week"] >= from_week]
-    m = AttractivenessModel.load(model or default_model_dir(_store()))
+    m = AttractivenessModel.load(model or default_model_dir(model_store()))
     with err_console.status(f"scoring {len(pairs):,} pairs …"):
         result = m.evaluate(pairs)
     print_json(result) if as_json else console.print(result)
-
-
-def _store():
-    """The model store of the current settings (this shell reads them)."""
-    from adpilot.artifacts import ModelStore
-    from adpilot.config import get_settings
-
-    return ModelStore.from_settings(get_settings())
 
 
 def _load_json(path: Path | None) -> dict | None:
@@ -141,7 +133,7 @@ def score(
         copies = [line.strip() for line in text.splitlines() if line.strip()]
     if not copies:
         raise InputError("no copies to score", path=str(copy))
-    store = _store()
+    store = model_store()
     model_dir = default_model_dir(store)
     attract = AttractivenessModel.load(model_dir) if is_saved(model_dir) else None
     from adpilot.generation.compliance import scorecard_guardrails

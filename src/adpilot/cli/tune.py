@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from adpilot.cli._common import console, err_console, print_json
+from adpilot.cli._common import console, err_console, model_store, print_json
 from adpilot.errors import ConfigError
 
 app = typer.Typer(help="Fine-tune the copy generator on the company's data (LoRA SFT, DPO).",
@@ -117,11 +117,9 @@ def copy(
         if not as_json:
             err_console.print(f"step {step}/{total} loss {loss:.4f}", highlight=False)
 
-    from adpilot.artifacts import ModelStore
-    from adpilot.config import get_settings
     from adpilot.tuning.registry import ModelRegistry
 
-    store = ModelStore.from_settings(get_settings())
+    store = model_store()
     result = tune(rows, base, out, config, progress=progress, store=store)
     payload = {"out": str(result.out_dir), **result.meta}
     if register:
@@ -156,7 +154,6 @@ def evaluate(
 ) -> None:
     """Held-out perplexity, BLEU/ROUGE-L, guardrail pass rate and the attractiveness model's
     win-rate of the tuned model over its base, on the same briefs."""
-    from adpilot.artifacts import ModelStore
     from adpilot.config import get_settings
     from adpilot.datasets_fetch import DataSources
     from adpilot.models_fetch import ensure_copy_models
@@ -165,7 +162,7 @@ def evaluate(
     from adpilot.tuning.train import load_meta
 
     base_ref = base or load_meta(model)["base"]
-    store = ModelStore.from_settings(get_settings())
+    store = model_store()
     with err_console.status("building the complaint guardrail's models where missing …"):
         ensure_copy_models(store, parts=("complaint",),  # the guardrail pass rate uses them
                            sources=DataSources.from_settings(get_settings()))

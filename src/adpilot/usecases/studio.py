@@ -87,7 +87,7 @@ def write_copy(generator, product, audience, channel: str, lang: str, *, n: int,
 
     channel_spec(channel, lang)
     with fallbacks.recording() as used:  # stages that ran without their default model
-        ensure_copy_models(getattr(generator, "store", None), [lang],
+        ensure_copy_models(generator.store, [lang],
                            parts=("complaint", "fluency") if rank else ("complaint",),
                            progress=progress, sources=sources)
         result = generator.generate(product, audience, channel, lang, n=n, best_of=best_of)
