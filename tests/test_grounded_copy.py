@@ -71,10 +71,14 @@ def test_missing_price_and_fact_are_completed_before_the_call_to_action():
     silk = {"subject": "Our new favourite", "body": "A silk fan for warm days. Shop it today."}
     assert with_facts(silk, spec, kit, facts)["body"] == (
         "A silk fan for warm days. Ordered by: 194 customers in 10 countries. Shop it today.")
-    # grounded copy is left as it is; so is copy that states no fact itself (it is re-asked)
+    # grounded copy is left as it is; copy that names the product but states none of its
+    # facts is completed; copy about nothing in particular is left for a re-ask
     good = {"subject": "Our fan", "body": "A silk fan, 2.10 GBP. Shop it today."}
     assert with_facts(good, spec, kit, facts_of(FAN, "en")) == good
-    vague = {"subject": "Our fan", "body": "Meet the Assorted Colours Silk Fan. Shop it today."}
+    named = {"subject": "Our fan", "body": "Meet the Assorted Colours Silk Fan. Shop it today."}
+    assert with_facts(named, spec, kit, facts_of(FAN, "en"))["body"] == (
+        "Meet the Assorted Colours Silk Fan. Yours for 2.10 GBP. Material: silk. Shop it today.")
+    vague = {"subject": "Our fan", "body": "Something lovely for warm days. Shop it today."}
     assert with_facts(vague, spec, kit, facts_of(FAN, "en")) == vague
     # no completion that would break the field's length limit
     long = {"subject": "Our fan", "body": "Silk. " + "x" * (spec.limits["body"][1] - 10) + "."}

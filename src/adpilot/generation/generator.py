@@ -185,13 +185,21 @@ def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, 
     return fields
 
 
+# characters no copy needs and a small model writes when it drifts into a letter template or
+# markup: tags and placeholders (<Your name>, <br>, <review>, [Company]), braces, markdown
+# emphasis; in English copy also CJK characters and punctuation ("A Warm and自信" in a subject)
+_NO_COPY_CHARS = {"en": r"<>{}\[\]*\\\u3000-\u9fff\uff00-\uffef", "zh": r"<>{}\[\]*\\"}
+
+
 def output_schema(spec: ChannelSpec, brand: BrandKit) -> dict[str, Any]:
-    """JSON schema sent to the backend: the reply model plus each field's target length, which
-    grammar-constrained backends (llama.cpp) enforce while sampling: no run-away copy, and
-    fewer tokens to pay for."""
+    """JSON schema sent to the backend: the reply model plus each field's target length and the
+    characters copy never needs (:data:`_NO_COPY_CHARS`), which grammar-constrained backends
+    (llama.cpp, OpenAI's strict structured output) enforce while sampling: no run-away copy, no
+    placeholder to reject and re-ask afterwards, and fewer tokens to pay for."""
     schema = spec.schema().model_json_schema()
     for name, prop in schema["properties"].items():
         prop["maxLength"] = target(spec, brand, name)
+        prop["pattern"] = f"^[^{_NO_COPY_CHARS[spec.lang]}]*$"
     return schema
 
 

@@ -77,9 +77,11 @@ def with_facts(fields: Fields, spec: ChannelSpec, brand: BrandKit, facts: str) -
     """The copy completed with the record's facts it left out: its price when it has one and
     the copy does not state it, then record facts until :data:`MIN_FACTS` are stated (or none
     is left), each as one short sentence in the main field before its call to action and the
-    disclaimer. Only copy that states at least one record fact itself is completed (copy that
-    says nothing, or that an edit emptied, goes back to the model); a completion that would
-    break the field's length limit is not made."""
+    disclaimer. Only copy that names the product or states a record fact itself is completed
+    (copy about nothing in particular, or that an edit emptied, goes back to the model): a
+    small model that writes a fine sentence about the product but forgets its price and colour
+    is completed, not re-asked (measured: re-asks mostly came back with no facts either); a
+    completion that would break the field's length limit is not made."""
     main, lang = spec.main_field, spec.lang
     disclaimer = brand.disclaimer_for(spec.channel, lang)
     body = fields.get(main, "").strip()
@@ -93,10 +95,10 @@ def with_facts(fields: Fields, spec: ChannelSpec, brand: BrandKit, facts: str) -
         rest = [v for k, v in fields.items() if k != main]
         return "\n".join([*rest, body])
 
-    if not stated_facts(facts, text()):  # a top-up, never the copy itself: vague copy is re-asked
-        return fields
-    limit = spec.limits[main][1] - (len(tail) + 1 if tail else 0)
     name = name_of(facts).strip().lower()
+    if not stated_facts(facts, text()) and (not name or name not in text().lower()):
+        return fields  # a top-up, never the copy itself: copy about nothing in particular is re-asked
+    limit = spec.limits[main][1] - (len(tail) + 1 if tail else 0)
     price = price_of(facts)
     if price and not price_stated(price, text().lower().replace(name or "\0", " ")):
         new = _insert(body, PRICE_LINE[lang].format(price=_price(price, lang)), lang)
