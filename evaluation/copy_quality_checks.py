@@ -59,17 +59,23 @@ def _words(text: str) -> list[str]:
     return [w for w in re.findall(r"[a-z0-9%][a-z0-9%-]{2,}", text.lower()) if w not in EN_STOP]
 
 
+def _content(text: str) -> list[str]:
+    """A fact's content words, or when it has none its numbers ("71 customers in 3 countries":
+    customers and countries are stop words, 71 and 3 too short for words)."""
+    return _words(text) or re.findall(r"(?<![\d.])\d+(?:\.\d+)?%?(?!\d)", text)
+
+
 def en_facts(product: dict) -> list[tuple[str, list[str], bool]]:
     """The record's facts beyond its name, each as (label, content words, whether any one of
     the words is enough): the description's clauses, every attribute value, and the price."""
     out = []
     for c in re.split(r"[.;,]|\bwith\b|\band\b", product.get("description") or ""):
-        if _words(c):
-            out.append((c.strip(), _words(c), False))
+        if _content(c):
+            out.append((c.strip(), _content(c), False))
     for k, v in (product.get("attributes") or {}).items():
         for part in (v if isinstance(v, list) else str(v).split(",")):
-            if _words(str(part)):
-                out.append((f"{k}: {str(part).strip()}", _words(str(part)), False))
+            if _content(str(part)):
+                out.append((f"{k}: {str(part).strip()}", _content(str(part)), False))
     if product.get("price") is not None:  # 12.5 or 12.50
         p = product["price"]
         out.append((f"price {p:g}", [f"{p:g}", f"{p:.2f}"], True))
@@ -78,9 +84,9 @@ def en_facts(product: dict) -> list[tuple[str, list[str], bool]]:
 
 def _hit(w: str, low: str) -> bool:
     """A word prefix-matched ("pockets" finds "pocket"; a short one whole); a number standing
-    alone (89 is not 1899, 2.1 is not 2.15)."""
+    alone (89 is not 1899, 2.1 is not 2.15, 3 is not in 3.75)."""
     if re.fullmatch(r"[\d.%]+", w):
-        return re.search(rf"(?<![\d.]){re.escape(w)}(?!\d)", low) is not None
+        return re.search(rf"(?<![\d.]){re.escape(w)}(?!\.?\d)", low) is not None
     if len(w) <= 4:  # red is not redefine, tin not tint
         return re.search(rf"(?<![a-z]){re.escape(w)}(?:s|es)?(?![a-z])", low) is not None
     return re.search(rf"(?<![a-z]){re.escape(w[:len(w) - 2])}", low) is not None

@@ -248,7 +248,11 @@ def test_an_email_gets_no_sms_opt_out_and_loses_one_the_model_wrote():
 
 @pytest.mark.parametrize(("before", "after"), [
     ("Just wanted to tell you about our Linen Wrap Midi Dress: 100% European linen. Shop it today.",
-     "Our Linen Wrap Midi Dress: 100% European linen. Shop it today."),
+     "Meet our Linen Wrap Midi Dress: 100% European linen. Shop it today."),
+    ("I'm excited to tell you about the Linen Wrap Midi Dress, in 100% European linen. Shop it "
+     "today.", "Meet the Linen Wrap Midi Dress, in 100% European linen. Shop it today."),
+    ("We're thrilled to share with you our linen dress with a tie waist. Shop it today.",
+     "Meet our linen dress with a tie waist. Shop it today."),
     ("Hey there, ladies! The Linen Wrap Midi Dress has side pockets. Shop it today.",
      "The Linen Wrap Midi Dress has side pockets. Shop it today."),
     ("We're thrilled to share that our linen dress has a tie waist. Shop it today.",
@@ -260,6 +264,20 @@ def test_filler_openers_are_cut(before, after):
     c = ctx("P01")
     assert tidy(email(before), c)["body"] == after
     assert not fails(tidy(email(before), c), c, "opener")
+
+
+def test_for_those_who_prefer_becomes_what_the_product_is_for():
+    from adpilot.generation.copy_tidy import tidy
+
+    c = ctx("P01")
+    before = email("A linen dress perfect for those who prefer a relaxed fit. Shop it today.")
+    assert fails(before, c, "audience")
+    fixed = tidy(before, c)
+    assert fixed["body"] == "A linen dress perfect for a relaxed fit. Shop it today."
+    assert not fails(fixed, c, "audience")
+    # no noun phrase after it: the cut would not be a sentence, so the check still asks
+    clause = email("A linen dress for those who love linen. Shop it today.")
+    assert tidy(clause, c) == clause and fails(clause, c, "audience")
 
 
 def test_chinese_greeting_openers_are_cut_and_filler_mid_copy_fails():

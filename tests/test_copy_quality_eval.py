@@ -44,6 +44,11 @@ def test_facts_are_counted_outside_the_name():
     assert said == ["colour: red", "material: tin", "ordered by: 120 customers in 12 countries",
                     "price 6.75"]
     assert facts_stated(TIN, "Redefine your kitchen for 16.75") == []  # red ⊄ redefine
+    # a fact of figures only counts by its figures standing alone (3 is not in 3.75)
+    cover = {"id": "uci-21466", "title": "Red Flower Crochet Food Cover", "price": 3.75,
+             "attributes": {"colour": "red", "ordered by": "71 customers in 3 countries"}}
+    assert facts_stated(cover, "Red Flower Crochet Food Cover, 3.75 GBP.") == ["price 3.75"]
+    assert facts_stated(cover, "Loved in 3 countries.") == ["ordered by: 71 customers in 3 countries"]
     assert names_product(TIN["title"], "our vintage biscuit tin")
     assert not names_product(TIN["title"], "a lovely gift")
 

@@ -56,6 +56,8 @@ def test_one_fact_is_not_grounded_two_are_and_the_price_counts():
     assert stated_facts(c.facts, "Ordered by 194 customers.") == ["194 customers in 10 countries"]
     # 21 is not the price 2.1, nor is the name a fact
     assert stated_facts(c.facts, "Assorted Colours Silk Fan, 21 of them.") == []
+    # the 10 of "10 countries" is not in a price of 10.50
+    assert stated_facts(c.facts, "Assorted Colours Silk Fan, now 10.50 GBP.") == []
 
 
 def test_missing_price_and_fact_are_completed_before_the_call_to_action():

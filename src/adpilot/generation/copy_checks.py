@@ -226,7 +226,8 @@ def fact_stated(fact: str, low: str, name: str = "") -> bool:
         low = low.replace(name.strip().lower(), " ")
     words = [w for w in re.findall(r"[a-z][a-z0-9-]{3,}", fact.lower()) if w not in _EN_STOP]
     nums = re.findall(r"(?<![\d.])\d+(?:\.\d+)?%?(?![\d])", fact)  # "194 customers", "2%"
-    if any(re.search(rf"(?<![\d.]){re.escape(n)}(?![\d])", low) for n in nums):
+    # a number standing alone: the 3 of "3 countries" is not in the price "3.75"
+    if any(re.search(rf"(?<![\d.]){re.escape(n)}(?!\.?\d)", low) for n in nums):
         return True
     if any(re.search(rf"(?<![a-z]){re.escape(w[:max(4, len(w) - 2)])}", low) for w in words):
         return True

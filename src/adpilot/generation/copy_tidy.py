@@ -26,10 +26,11 @@ OPENER: dict[str, re.Pattern[str]] = {
     # (a greeting may carry an unfilled name slot: "Hey there, <name!>! " goes with it)
     "en": re.compile(r"^\s*(?:(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
                      r"(?:,?\s*(?:<[^<>\n]{1,30}>|\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}))?"
-                     r"\s*[!,.]+\s*)+|(?:we\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
-                     r"you\s+(?:know\s+)?about\s+|(?:we(?:'re|’re|\s+are)\s+)?(?:so\s+)?(?:thrilled|"
-                     r"excited|happy|delighted)\s+to\s+(?:share|introduce|announce|present|tell you"
-                     r"\s+about)(?:\s+that)?\s+)", re.I),
+                     r"\s*[!,.]+\s*)+|(?:(?:we|i)\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
+                     r"you\s+(?:know\s+)?about\s+|(?:(?:we|i)(?:'re|’re|'m|’m|\s+are|\s+am)\s+)?(?:so\s+)?"
+                     r"(?:thrilled|excited|happy|delighted)\s+to\s+(?:share(?:\s+with\s+you)?|"
+                     r"introduce(?:\s+you\s+to)?|announce|present|tell\s+you\s+about)(?:\s+that)?\s+)",
+                     re.I),
     "zh": re.compile(r"^\s*(?:(?:亲爱的[^，,！!。\s]{0,8}|嗨|哈喽|你们好|你好|您好|大家好|各位)"
                      r"[，,！!。～~\s]+)+|^\s*(?:我们)?(?:今天)?想(?:告诉|分享给)你[，,：:]?"),
 }
@@ -39,6 +40,21 @@ FILLER: dict[str, re.Pattern[str]] = {
                      r"\bold friends\b", re.I),
     "zh": re.compile(r"亲爱的(?:朋友|顾客|用户|家人)|你们好|大家好"),
 }
+
+
+# "…to tell you about / introduce / share with you" + a noun phrase: an editor writes "Meet …"
+# ("Meet the Set of 4 Knick Knack Tins" instead of the fragment "The Set of 4 Knick Knack Tins")
+_INTRODUCES = re.compile(r"(?:about|introduce(?:\s+you\s+to)?|present|share\s+with\s+you)\s*$", re.I)
+_NOUN_PHRASE = re.compile(r"(?:the|our|a|an|this|these)\s|[A-Z]")
+
+
+def _after_opener(opener: str, rest: str, lang: str) -> str:
+    """What is left of a field once its filler ``opener`` is cut, as a sentence start."""
+    if lang != "en":
+        return rest
+    if _INTRODUCES.search(opener) and _NOUN_PHRASE.match(rest):
+        return "Meet " + rest
+    return rest[:1].upper() + rest[1:]
 
 
 @guardrail("opener")
@@ -61,15 +77,21 @@ def check_opt_out(fields: Fields, ctx: GuardContext) -> list[str]:
     return []
 
 
+# "perfect for those who prefer a classic look" says who the reader is; "perfect for a classic
+# look" says what the product is for (only before a noun phrase, where the cut stays grammatical)
+_FOR_THOSE_WHO = re.compile(r"\bfor (?:customers?|shoppers?|buyers?|people|those|readers|anyone|"
+                            r"everyone|someone) who (?:prefer|love|like|want|enjoy|appreciate|need|"
+                            r"value)s? (?=(?:a|an|the)\s)", re.I)
 _SLOT = re.compile(r"[<{\[]([^<>{}\[\]\n]{2,60})[>}\]]")
 PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
 
 
 def tidy(fields: Fields, ctx: GuardContext) -> Fields:
     """Repairs that need no model call, made before the checks: a filler opener cut (the rest
-    capitalised), a product name or record phrase in ``<…>``/``{…}``/``[…]`` unwrapped (an unknown
-    slot such as ``<name!>`` stays for the placeholder check), stray braces removed, and an SMS
-    opt-out dropped from a channel whose disclaimer is not one."""
+    capitalised, or introduced with "Meet"), "for those who prefer a …" as "for a …", a
+    product name or record phrase in ``<…>``/``{…}``/``[…]`` unwrapped (an unknown slot such as
+    ``<name!>`` stays for the placeholder check), stray braces removed, and an SMS opt-out
+    dropped from a channel whose disclaimer is not one."""
     facts = ctx.facts.lower()
     disclaimer = ctx.brand.disclaimer_for(ctx.spec.channel, ctx.lang)
     out = {}
@@ -78,7 +100,9 @@ def tidy(fields: Fields, ctx: GuardContext) -> Fields:
         rest = text[m.end():] if m else ""
         # not when the "greeting" is the record's own words (a Hello Kitty bag)
         if m and len(rest.strip()) >= 3 and m.group(0).strip(" !,.，！。").lower() not in facts:
-            text = rest[:1].upper() + rest[1:] if ctx.lang == "en" else rest
+            text = _after_opener(m.group(0), rest, ctx.lang)
+        if ctx.lang == "en":
+            text = _FOR_THOSE_WHO.sub("for ", text)
         text = _SLOT.sub(lambda m: m.group(1) if m.group(1).strip().lower() in facts
                          else m.group(0), text)
         slots = [m.span() for m in PLACEHOLDER_SLOT.finditer(text)]
