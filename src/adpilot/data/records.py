@@ -41,6 +41,27 @@ class Product(_Record):
     language: Language | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
 
+    def attribute_values(self) -> dict[str, list[str]]:
+        """Each attribute's values as strings (a single value as a list of one; empty values
+        and attributes dropped): the one reading of ``attributes`` prompts and checks share."""
+        out: dict[str, list[str]] = {}
+        for key, value in self.attributes.items():
+            vals = value if isinstance(value, list | tuple) else [value]
+            vals = [str(v).strip() for v in vals if v not in (None, "") and str(v).strip()]
+            if vals:
+                out[key] = vals
+        return out
+
+    def fact_values(self) -> list[str]:
+        """The attribute values that are facts for copy to state: the type or category key
+        aside, each value once, the product's own title not repeated."""
+        values = [v for key, vals in self.attribute_values().items() if key not in TYPE_KEYS
+                  for v in vals]
+        return [v for v in dict.fromkeys(values) if v != self.title]
+
+
+TYPE_KEYS = ("类型", "type", "category")  # what the product is, not a fact about it
+
 
 class Review(_Record):
     id: str

@@ -140,8 +140,7 @@ def product_speaks_to(product: Product, aspect: str, lang: str) -> bool:
         return True
     if key == "price" and product.price is not None:
         return True
-    values = [v for value in product.attributes.values()
-              for v in (value if isinstance(value, list | tuple) else [value])]
+    values = [v for vals in product.attribute_values().values() for v in vals]
     text = " ".join(str(x) for x in [product.title, product.category, product.description,
                                       *values] if x)
     return re.search(lexicon(lang).aspects[key], text.lower()) is not None
@@ -177,10 +176,6 @@ def category_name(category: str | None, lang: str) -> str | None:
     return None if lang == "zh" and re.fullmatch(r"[\x00-\x7f]+", category) else category
 
 
-def _value(v: Any, lang: str) -> str:
-    return ("、" if lang == "zh" else ", ").join(map(str, v)) if isinstance(v, list | tuple) else str(v)
-
-
 def product_facts(product: Product, lang: str = "en") -> str:
     """The product record as the list of facts the copy may use (no price line when unknown;
     categories by their display name in ``lang``; ids are never shown as names)."""
@@ -194,6 +189,5 @@ def product_facts(product: Product, lang: str = "en") -> str:
         lines.append(f"{'价格' if zh else 'price'}: {product.price:g}{cur}")
     if product.description:
         lines.append(f"{'描述' if zh else 'description'}: {product.description}")
-    lines += [f"{k}: {_value(v, lang)}" for k, v in product.attributes.items()
-              if v not in (None, "", [])]
+    lines += [f"{k}: {('、' if zh else ', ').join(v)}" for k, v in product.attribute_values().items()]
     return "\n".join(lines)

@@ -52,11 +52,8 @@ def facts_line(product: Product, lang: str) -> str:
     shows, and what a query is matched on."""
     sep, kv, join = ("；", "：", "、") if lang == "zh" else ("; ", ": ", ", ")
     parts = [str(x) for x in (product.title, product.category) if x]
-    for key, value in product.attributes.items():
-        values = value if isinstance(value, list | tuple) else [value]
-        values = [str(v) for v in values if v not in (None, "")]
-        if values and key != "类型":
-            parts.append(f"{key}{kv}{join.join(dict.fromkeys(values))}")
+    parts += [f"{key}{kv}{join.join(dict.fromkeys(values))}"
+              for key, values in product.attribute_values().items() if key != "类型"]
     if product.description:
         parts.append(product.description)
     return sep.join(dict.fromkeys(parts))

@@ -91,12 +91,7 @@ def record_facts(product: Product, lang: str) -> list[str]:
     """The facts a plan may choose from: the record's attribute values (its type aside), or,
     for a record without attributes, the clauses of its description (``100% European linen in
     a relaxed fit``, ``side pockets`` …)."""
-    values: list[str] = []
-    for key, value in product.attributes.items():
-        if key in ("类型", "type", "category") or value in (None, "", []):
-            continue
-        values += [str(v).strip() for v in (value if isinstance(value, list | tuple) else [value])]
-    values = [v for v in dict.fromkeys(values) if v and v != product.title]
+    values = product.fact_values()
     if values or not product.description:
         return values
     splitter = r"[。；;，,！!？?]|\.(?:\s|$)" if lang == "zh" else r"[.;,!?](?:\s|$)|\s+with\s+|\s+and\s+"

@@ -152,11 +152,7 @@ def numbered_facts(product: Product, lang: str) -> list[str]:
         if product.price is not None else []
     if product.description:
         out += [s.strip() for s in re.split(r"(?<=[.!?。！？])\s*", product.description) if s.strip()]
-    for key, value in product.attributes.items():
-        if value in (None, "", []):
-            continue
-        vals = value if isinstance(value, list | tuple) else [value]
-        out.append(f"{key}: {', '.join(str(v) for v in vals)}")
+    out += [f"{key}: {', '.join(vals)}" for key, vals in product.attribute_values().items()]
     return out
 
 
@@ -168,12 +164,7 @@ def selling_points(product: Product, spec: ChannelSpec, brand: BrandKit) -> list
     the main field has room for (at least two): asking for "two facts" capped what a small
     model wrote at two, where people's ads for these records state nine in ten. Empty for a
     record without attributes (the prompt then asks for two facts of its description)."""
-    values: list[str] = []
-    for key, value in product.attributes.items():
-        if key in ("类型", "type", "category") or value in (None, "", []):
-            continue
-        values += [str(v) for v in (value if isinstance(value, list | tuple) else [value])]
-    values = [v for v in dict.fromkeys(values) if v != product.title]
+    values = product.fact_values()
     room = target(spec, brand, spec.main_field) // CHARS_PER_POINT[spec.lang]
     return values[: max(2, room)]
 
