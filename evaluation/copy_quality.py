@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+from checkout_models import ensure_checkout_models, model_store_option
 from copy_quality_checks import measure, summarise
 from copy_quality_records import ADGEN, SEGMENT, TEST_SHARE, adgen_test, english_products
 
@@ -88,19 +89,6 @@ def make_generator(mode: str, seed: int, backend="llamacpp"):
         return CopyGenerator(backend, **opts, plan=mode == "plan",
                              headlines=heads if mode == "headlines" else None)
     return CopyGenerator(backend, **opts)
-
-
-def model_store_option(generator_class) -> dict:
-    """``{"store": <the settings' ModelStore>}`` where the generator takes one (a checkout
-    before issue 19's ModelStore threading found the store from the settings itself)."""
-    import inspect
-
-    if "store" not in inspect.signature(generator_class).parameters:
-        return {}
-    from adpilot.artifacts import ModelStore
-    from adpilot.config import get_settings
-
-    return {"store": ModelStore.from_settings(get_settings())}
 
 
 def worker(records_path: Path, out_path: Path, mode: str = "prompts", seed: int = 0,
@@ -305,21 +293,7 @@ def main() -> None:
     ap.add_argument("--serve", action="store_true",
                     help="start llama.cpp's server for the default GGUF on 127.0.0.1 for openai")
     args = ap.parse_args()
-    try:  # the explicit training step of the models the guardrails and scorecard load
-        from adpilot.artifacts import ModelStore
-        from adpilot.models_fetch import ensure_copy_models
-    except ImportError:  # an older checkout (--src) trains them on first use
-        pass
-    else:
-        from adpilot.config import get_settings
-
-        try:
-            from adpilot.datasets_fetch import DataSources
-        except ImportError:  # a checkout before DataSources (issue 19)
-            ensure_copy_models(ModelStore.from_settings(get_settings()))
-        else:
-            ensure_copy_models(ModelStore.from_settings(get_settings()),
-                               sources=DataSources.from_settings(get_settings()))
+    ensure_checkout_models()  # the models the guardrails and scorecard load
     if args.worker:
         worker(*args.worker, mode=args.mode, seed=args.seed, backend=args.backend,
                base_url=args.base_url)

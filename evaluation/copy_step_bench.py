@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from checkout_models import ensure_checkout_models, model_store_option
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,21 +35,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.src:
         sys.path.insert(0, str(Path(args.src).resolve()))
-    try:  # the explicit training step of the models the guardrails and scorecard load
-        from adpilot.artifacts import ModelStore
-        from adpilot.models_fetch import ensure_copy_models
-    except ImportError:  # an older checkout (--src) trains them on first use
-        pass
-    else:
-        from adpilot.config import get_settings
-
-        try:
-            from adpilot.datasets_fetch import DataSources
-        except ImportError:  # a checkout before DataSources (issue 19)
-            ensure_copy_models(ModelStore.from_settings(get_settings()))
-        else:
-            ensure_copy_models(ModelStore.from_settings(get_settings()),
-                               sources=DataSources.from_settings(get_settings()))
+    ensure_checkout_models()  # the models the guardrails and scorecard load
 
     from adpilot.generation import CopyGenerator
     from adpilot.generation.campaign import plan_campaign
@@ -65,12 +53,8 @@ def main() -> None:
 
         cache = PromptCache(work / "llm-cache") if args.fresh_cache else False
         gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)  # any checkout
-        import inspect
-
-        store = ({"store": ModelStore.from_settings(get_settings())}  # a checkout since issue 19
-                 if "store" in inspect.signature(CopyGenerator).parameters else {})
         gen = CopyGenerator(get_backend(ctx.llm, model=str(gguf)), cache=cache,
-                            on_message=variants.append, **store)
+                            on_message=variants.append, **model_store_option(CopyGenerator))
         gen.backend._load()  # model load is not copy-writing time
         started = time.perf_counter()
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,
