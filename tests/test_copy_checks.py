@@ -253,6 +253,9 @@ def test_an_email_gets_no_sms_opt_out_and_loses_one_the_model_wrote():
      "today.", "Meet the Linen Wrap Midi Dress, in 100% European linen. Shop it today."),
     ("We're thrilled to share with you our linen dress with a tie waist. Shop it today.",
      "Meet our linen dress with a tie waist. Shop it today."),
+    # a greeting and an introduction in a row: both go (the greeting alone was cut before)
+    ("Hey there! I'm excited to tell you about our Linen Wrap Midi Dress, in 100% European "
+     "linen. Shop it today.", "Meet our Linen Wrap Midi Dress, in 100% European linen. Shop it today."),
     ("Hey there, ladies! The Linen Wrap Midi Dress has side pockets. Shop it today.",
      "The Linen Wrap Midi Dress has side pockets. Shop it today."),
     ("We're thrilled to share that our linen dress has a tie waist. Shop it today.",
@@ -288,6 +291,8 @@ def test_chinese_greeting_openers_are_cut_and_filler_mid_copy_fails():
 
     c = ctx("P09", "social")
     assert tidy({"text": "亲爱的朋友们，你们好！重磅桑蚕丝衬衫，垂感好。快来看看。"}, c)["text"] \
+        == "重磅桑蚕丝衬衫，垂感好。快来看看。"
+    assert tidy({"text": "你好！我们想告诉你，重磅桑蚕丝衬衫，垂感好。快来看看。"}, c)["text"] \
         == "重磅桑蚕丝衬衫，垂感好。快来看看。"
     assert fails({"text": "重磅桑蚕丝衬衫，垂感好。亲爱的朋友们，快来看看。"}, c, "opener")
 

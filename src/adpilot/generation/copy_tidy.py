@@ -21,19 +21,23 @@ from adpilot.generation.guardrails import Fields, GuardContext, guardrail
 
 # --- filler openers, opt-outs out of place, and the repairs that need no model call ------------
 
-# at the start of a field: a greeting or "just wanted to tell you about" before the real opening
-OPENER: dict[str, re.Pattern[str]] = {
+# at the start of a field: greetings, "just wanted to tell you about", or both in a row
+_GREETING = {
     # (a greeting may carry an unfilled name slot: "Hey there, <name!>! " goes with it)
-    "en": re.compile(r"^\s*(?:(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
-                     r"(?:,?\s*(?:<[^<>\n]{1,30}>|\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}))?"
-                     r"\s*[!,.]+\s*)+|(?:(?:we|i)\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+"
-                     r"you\s+(?:know\s+)?about\s+|(?:(?:we|i)(?:'re|’re|'m|’m|\s+are|\s+am)\s+)?(?:so\s+)?"
-                     r"(?:thrilled|excited|happy|delighted)\s+to\s+(?:share(?:\s+with\s+you)?|"
-                     r"introduce(?:\s+you\s+to)?|announce|present|tell\s+you\s+about)(?:\s+that)?\s+)",
-                     re.I),
-    "zh": re.compile(r"^\s*(?:(?:亲爱的[^，,！!。\s]{0,8}|嗨|哈喽|你们好|你好|您好|大家好|各位)"
-                     r"[，,！!。～~\s]+)+|^\s*(?:我们)?(?:今天)?想(?:告诉|分享给)你[，,：:]?"),
+    "en": r"(?:(?:hey|hi|hello|greetings)(?:\s+there)?(?:,?\s+[a-z' ]{1,20}?)?"
+          r"(?:,?\s*(?:<[^<>\n]{1,30}>|\[[^\]\n]{1,30}\]|\{[^}\n]{1,30}\}))?\s*[!,.]+\s*)+",
+    "zh": r"(?:(?:亲爱的[^，,！!。\s]{0,8}|嗨|哈喽|你们好|你好|您好|大家好|各位)[，,！!。～~\s]+)+",
 }
+_INTRO = {
+    "en": r"(?:(?:we|i)\s+)?(?:just\s+)?(?:wanted|want)\s+to\s+(?:tell|let)\s+you\s+(?:know\s+)?"
+          r"about\s+|(?:(?:we|i)(?:'re|’re|'m|’m|\s+are|\s+am)\s+)?(?:so\s+)?(?:thrilled|excited|"
+          r"happy|delighted)\s+to\s+(?:share(?:\s+with\s+you)?|introduce(?:\s+you\s+to)?|announce|"
+          r"present|tell\s+you\s+about)(?:\s+that)?\s+",
+    "zh": r"(?:我们)?(?:今天)?想(?:告诉|分享给)你[，,：:]?",
+}
+OPENER: dict[str, re.Pattern[str]] = {
+    lang: re.compile(rf"^\s*(?:{_GREETING[lang]}(?:{_INTRO[lang]})?|(?:{_INTRO[lang]}))", re.I)
+    for lang in ("en", "zh")}
 # the same filler anywhere (what the repair did not reach): a sentence-level check
 FILLER: dict[str, re.Pattern[str]] = {
     "en": re.compile(r"\bjust wanted to\b|\bwanted to (?:tell|let) you\b|\b(?:hey|hi) there\b|"
