@@ -158,6 +158,8 @@ def test_a_registered_model_needs_the_models_folder_passed_in(tmp_path, isolated
     gguf.write_bytes(b"GGUF")
     assert resolve_model(gguf) == gguf  # a path needs no folder
     assert backend_options("llamacpp", None, None, models_dir=tmp_path) == {"models_dir": tmp_path}
+    assert backend_options("llamacpp", None, None, models_dir=tmp_path, parallel=4) == {
+        "models_dir": tmp_path, "parallel": 4}
     assert backend_options("openai", "m", "http://x/v1", models_dir=tmp_path) == {
         "base_url": "http://x/v1", "model": "m"}
     assert not (isolated_home / "cache").exists()
@@ -213,6 +215,31 @@ def llama_server(small_gguf):
                 pytest.fail("llama.cpp server did not answer /v1/models in 120 s")
             time.sleep(0.25)
         yield srv.url
+
+
+@pytest.mark.slow
+def test_in_process_slots_decode_the_generators_requests_together(small_gguf):
+    """``parallel`` slots are used by ``CopyGenerator.map`` (through ``concurrency``): two
+    requests are in flight at once (one starts before the other ends)."""
+    pytest.importorskip("xllamacpp")
+    from adpilot.backends.llm.llamacpp import LlamaCppBackend
+    from adpilot.generation import CopyGenerator
+
+    backend = LlamaCppBackend(small_gguf, n_ctx=512, parallel=2, chat_template="gemma")
+    assert backend.concurrency == 2
+    backend._load()
+    params = GenerationParams(max_tokens=48, temperature=0.0)
+    gen = CopyGenerator(backend, cache=False)
+
+    def timed(i: int) -> tuple[float, float, int]:
+        started = time.perf_counter()
+        out = backend.complete([Message("user", f"Describe a linen shirt, number {i}.")], params)
+        return started, time.perf_counter(), out.usage.completion_tokens
+
+    spans = gen.map(timed, range(2))
+    assert all(tokens > 0 for _, _, tokens in spans)
+    assert max(s for s, _, _ in spans) < min(e for _, e, _ in spans), spans  # they overlapped
+    backend.close()
 
 
 @pytest.mark.slow

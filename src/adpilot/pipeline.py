@@ -249,7 +249,9 @@ def step_copy(ctx: RunContext) -> None:
         # None: no reply cache, and a registered GGUF model cannot be assembled (pass settings)
         cache = ctx.settings.llm_cache_dir if ctx.settings is not None else None
         models_dir = ctx.settings.models_dir if ctx.settings is not None else None
-        generator = CopyGenerator(build_backend(ctx.llm, models_dir=models_dir), cache=cache,
+        parallel = ctx.settings.llm_parallel if ctx.settings is not None else None
+        generator = CopyGenerator(build_backend(ctx.llm, models_dir=models_dir, parallel=parallel),
+                                  cache=cache,
                                   store=_model_store(ctx))
         _ensure_copy_models(ctx)
         plan = plan_campaign(ctx.profiles.profiles.table, ctx.profiles.segments,

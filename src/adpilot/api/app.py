@@ -45,7 +45,7 @@ def default_backend_factory(settings: ApiSettings) -> Callable[[], object]:
         from adpilot.usecases.llm import build_backend
 
         return build_backend(settings.llm_backend, settings.llm_model, settings.llm_base_url,
-                             models_dir=settings.models_dir)
+                             models_dir=settings.models_dir, parallel=settings.llm_parallel)
 
     return build
 

@@ -161,7 +161,8 @@ def refresh(
             raise ConfigError("--product and --audience go together")
         prod, aud = read_product(product), read_audience(audience)
         generator = CopyGenerator(build_backend(backend, model, base_url,
-                                                models_dir=get_settings().models_dir),
+                                                models_dir=get_settings().models_dir,
+                                                parallel=get_settings().llm_parallel),
                                   brand=load_brand(brand), examples=ExampleBank(camps.store),
                                   cache=get_settings().llm_cache_dir,
                                   store=model_store())

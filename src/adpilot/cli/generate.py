@@ -78,7 +78,9 @@ def open_backend(backend: str, model: str | None, base_url: str | None, concurre
     from adpilot.config import get_settings
     from adpilot.usecases.llm import backend_options
 
-    options = backend_options(backend, model, base_url, models_dir=get_settings().models_dir)
+    settings = get_settings()
+    options = backend_options(backend, model, base_url, models_dir=settings.models_dir,
+                              parallel=settings.llm_parallel)
     if backend == "openai" and concurrency > 1:
         options["concurrency"] = concurrency
     return get_backend(backend, **options)

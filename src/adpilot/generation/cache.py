@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -46,7 +47,8 @@ class PromptCache:
     def put(self, key: str, completion: Completion) -> None:
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        # one temporary name per process and thread: two threads may write one key at once
+        tmp = path.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_text(json.dumps({"text": completion.text, "usage": asdict(completion.usage),
                                    "seconds": completion.seconds, "model": completion.model},
                                   ensure_ascii=False), encoding="utf-8")

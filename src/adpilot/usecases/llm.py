@@ -11,11 +11,14 @@ from adpilot.backends.llm.base import LLMBackend, get_backend
 
 
 def backend_options(backend: str, model: str | None = None, base_url: str | None = None,
-                    models_dir: str | Path | None = None) -> dict[str, str | Path]:
+                    models_dir: str | Path | None = None,
+                    parallel: int | None = None) -> dict[str, str | Path | int]:
     """Constructor options for ``backend`` (each backend names its model differently); unset
     or empty values are left out so the backend's own default applies. ``models_dir``
-    (``Settings.models_dir``) is where the llama.cpp backends assemble a registered model."""
-    options = {"llamacpp": {"model": model, "models_dir": models_dir},
+    (``Settings.models_dir``) is where the llama.cpp backends assemble a registered model;
+    ``parallel`` (``Settings.llm_parallel``) how many requests the in-process llama.cpp model
+    decodes together."""
+    options = {"llamacpp": {"model": model, "models_dir": models_dir, "parallel": parallel},
                "llama-cpp-python": {"models_dir": models_dir},
                "openai": {"base_url": base_url, "model": model},
                "transformers": {"model_dir": model}}.get(backend, {})
@@ -32,6 +35,6 @@ def backend_options(backend: str, model: str | None = None, base_url: str | None
 
 
 def build_backend(backend: str, model: str | None = None, base_url: str | None = None,
-                  models_dir: str | Path | None = None) -> LLMBackend:
+                  models_dir: str | Path | None = None, parallel: int | None = None) -> LLMBackend:
     """The registered backend ``backend`` built from the user-facing settings."""
-    return get_backend(backend, **backend_options(backend, model, base_url, models_dir))
+    return get_backend(backend, **backend_options(backend, model, base_url, models_dir, parallel))

@@ -104,8 +104,8 @@ class LlamaCppBackend(llm.LLMBackend):
     on first use in ``models_dir``, which a shell passes from ``Settings.models_dir``) or a
     path to any GGUF file. JSON schemas become a sampling grammar, so replies
     are well-formed JSON by construction. ``lora_path`` applies a GGUF LoRA adapter at
-    ``lora_scale``; ``parallel`` > 1 decodes that many requests of :meth:`complete_many` together
-    (continuous batching, one ``n_ctx`` per slot)."""
+    ``lora_scale``; ``parallel`` > 1 decodes that many concurrent requests together (continuous
+    batching, one ``n_ctx`` per slot): :meth:`complete_many`, or ``concurrency`` threads."""
 
     name = "llamacpp"
 
@@ -129,6 +129,12 @@ class LlamaCppBackend(llm.LLMBackend):
         self.models_dir = models_dir
         self._server = None
         self._lock = threading.Lock()  # loading only: the server itself is thread-safe
+
+    @property
+    def concurrency(self) -> int:
+        """Requests worth having in flight at once (``CopyGenerator.map`` keeps this many):
+        one per slot, decoded together."""
+        return self.parallel
 
     @property
     def model_id(self) -> str:
