@@ -2,8 +2,10 @@
 
 The same batch of real copy prompts (the generator's e-mail prompt and output schema for the
 built-in sample's English and Chinese products, one variant each, greedy, fixed seed) is
-written by ``LlamaCppBackend(parallel=P).complete_many`` for each P of ``--parallel``, each
-repetition loading nothing new (the model is loaded before the clock starts). Decoding one
+written by ``LlamaCppBackend(parallel=P)`` through ``CopyGenerator.map`` (which keeps the
+backend's ``concurrency`` requests in flight, as the campaign step does) for each P of
+``--parallel``, each repetition loading nothing new (the model is loaded before the clock
+starts). Decoding one
 token reads every weight once; decoding P sequences together reads them once for all P, so on
 a memory-bound CPU the batch should finish in well under P times one request's time.
 Reported per P: wall seconds for the batch and generated tokens per second, median / min / max
@@ -58,14 +60,11 @@ def requests(n: int):
     return out
 
 
-def run_batch(backend, batch) -> tuple[float, int]:
+def run_batch(generator, batch) -> tuple[float, int]:
     """Wall seconds and generated tokens for the whole batch, each request with its own
-    params (what ``CopyGenerator.map`` does with ``concurrency`` threads)."""
-    from concurrent.futures import ThreadPoolExecutor
-
+    params, mapped as the generator maps a campaign's texts."""
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=backend.parallel) as pool:
-        done = list(pool.map(lambda r: backend.complete(*r), batch))
+    done = generator.map(lambda r: generator.backend.complete(*r), batch)
     return time.perf_counter() - started, sum(c.usage.completion_tokens for c in done)
 
 
@@ -84,6 +83,7 @@ def main() -> None:
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
     from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
     from adpilot.config import get_settings
+    from adpilot.generation import CopyGenerator
 
     gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)
     batch = requests(args.requests)
@@ -92,7 +92,8 @@ def main() -> None:
     for p in (int(x) for x in args.parallel.split(",")):
         backend = LlamaCppBackend(str(gguf), parallel=p)
         backend._load()  # loading is not decoding
-        runs = [run_batch(backend, batch) for _ in range(args.reps)]
+        generator = CopyGenerator(backend, cache=False)  # only its map is used
+        runs = [run_batch(generator, batch) for _ in range(args.reps)]
         backend.close()
         result["runs"][p] = {"batch_seconds": stats([s for s, _ in runs]),
                              "tokens": [t for _, t in runs],
