@@ -42,6 +42,7 @@ def _in_facts(term: str, facts: str) -> bool:
 
 # --- audience descriptors ------------------------------------------------------------------------
 
+READER_NOUNS = r"customers?|shoppers?|buyers?|people|those|readers"  # "those who …" says who they are
 AUDIENCE_PATTERNS: dict[str, list[str]] = {
     "en": [r"\baged?\s+\d{2}", r"\bages?\s+\d{2}", r"\b\d{2}\s?(?:-|–|to)\s?\d{2}\s*(?:years?|yrs?)?\b"
            r"(?!\s*(?:hours?|minutes?|mins?|days?|ml|g|cm|mm|w\b|%))",
@@ -52,7 +53,7 @@ AUDIENCE_PATTERNS: dict[str, list[str]] = {
            r"\b(?:wom[ae]n|men|girls|boys)\b",
            r"\byou told us\b", r"\bwe (?:noticed|know|saw|see) (?:that )?you\b",
            r"\bbased on your (?:reviews?|purchases?|orders?|profile|history)\b",
-           r"\b(?:customers?|shoppers?|buyers?|people|those|readers) (?:like you|who)\b",
+           rf"\b(?:{READER_NOUNS}) (?:like you|who)\b",
            r"\bas (?:a|one of our) (?:loyal|valued|frequent|returning|regular|lapsed) (?:customers?|"
            r"shoppers?)\b", r"\byou (?:complained|were unhappy|rarely|often buy|usually buy|"
            r"recently (?:bought|ordered|purchased))\b", r"\b(?:high|big|low) spenders?\b",

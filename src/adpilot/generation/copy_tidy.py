@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from adpilot.generation.copy_checks import _in_text, _text, has_cta
+from adpilot.generation.copy_checks import READER_NOUNS, _in_text, _text, has_cta
 from adpilot.generation.guardrails import Fields, GuardContext, guardrail
 
 # --- filler openers, opt-outs out of place, and the repairs that need no model call ------------
@@ -83,9 +83,8 @@ def check_opt_out(fields: Fields, ctx: GuardContext) -> list[str]:
 
 # "perfect for those who prefer a classic look" says who the reader is; "perfect for a classic
 # look" says what the product is for (only before a noun phrase, where the cut stays grammatical)
-_FOR_THOSE_WHO = re.compile(r"\bfor (?:customers?|shoppers?|buyers?|people|those|readers|anyone|"
-                            r"everyone|someone) who (?:prefer|love|like|want|enjoy|appreciate|need|"
-                            r"value)s? (?=(?:a|an|the)\s)", re.I)
+_FOR_THOSE_WHO = re.compile(rf"\bfor (?:{READER_NOUNS}|anyone|everyone|someone) who (?:prefer|love|"
+                            r"like|want|enjoy|appreciate|need|value)s? (?=(?:a|an|the)\s)", re.I)
 _SLOT = re.compile(r"[<{\[]([^<>{}\[\]\n]{2,60})[>}\]]")
 PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
 
