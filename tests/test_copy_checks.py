@@ -283,6 +283,22 @@ def test_for_those_who_prefer_becomes_what_the_product_is_for():
     assert tidy(clause, c) == clause and fails(clause, c, "audience")
 
 
+def test_value_adjectives_the_record_lacks_are_dropped_as_modifiers():
+    from adpilot.generation.copy_tidy import tidy
+
+    c = ctx("P01")
+    before = {"subject": "Affordable Linen Dress", "body": "An affordable everyday dress in a "
+              "light and affordable linen. It is affordable. Shop it today."}
+    assert fails(before, c, "unsupported")
+    fixed = tidy(before, c)
+    assert fixed["subject"] == "Linen Dress"
+    # the article agrees with the word that now follows; the predicative use is left
+    assert fixed["body"] == "An everyday dress in a light linen. It is affordable. Shop it today."
+    assert fails(fixed, c, "unsupported")  # "it is affordable" still asks for an edit
+    sendable = tidy({"subject": "An affordable, light dress", "body": "Linen. Shop it today."}, c)
+    assert sendable["subject"] == "A light dress" and not fails(sendable, c, "unsupported")
+
+
 def test_chinese_greeting_openers_are_cut_and_filler_mid_copy_fails():
     from adpilot.generation.copy_tidy import tidy
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from adpilot.generation.copy_checks import READER_NOUNS, _in_text, _text, has_cta
+from adpilot.generation.copy_checks import READER_NOUNS, _in_facts, _in_text, _text, has_cta
 from adpilot.generation.guardrails import Fields, GuardContext, guardrail
 
 # --- filler openers, opt-outs out of place, and the repairs that need no model call ------------
@@ -87,11 +87,39 @@ _FOR_THOSE_WHO = re.compile(rf"\bfor (?:{READER_NOUNS}|anyone|everyone|someone) 
                             r"like|want|enjoy|appreciate|need|value)s? (?=(?:a|an|the)\s)", re.I)
 _SLOT = re.compile(r"[<{\[]([^<>{}\[\]\n]{2,60})[>}\]]")
 PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
+# a value adjective no record backs (copy_checks.VALUE): "a reliable and affordable option",
+# "Affordable Hot Water Bottle". As a modifier it goes and the sentence stays; said of the
+# product ("it is affordable") it stays for the `unsupported` check and a sentence repair
+_VALUE_ADJ = r"(?:affordable|inexpensive|budget-friendly|pocket-friendly)"
+_VALUE_LISTED = re.compile(rf"(?:,\s*|\s+and\s+){_VALUE_ADJ}\b(?!-)", re.I)
+_VALUE_MODIFIER = re.compile(rf"\b(?:(an?)\s+)?({_VALUE_ADJ})(?:\s*,\s*|\s+and\s+|\s+)(?=[A-Za-z])",
+                             re.I)
+
+
+def drop_value_adjectives(text: str, facts: str) -> str:
+    """``text`` without the value adjectives that modify a noun, unless ``facts`` has them
+    (an article before one is made to agree: "an affordable hot …" → "a hot …")."""
+    if not re.search(_VALUE_ADJ, text, re.I):
+        return text
+    text = _VALUE_LISTED.sub(lambda m: m.group(0) if _in_facts(m.group(0).split()[-1].strip(","),
+                                                                 facts) else "", text)
+    for m in reversed(list(_VALUE_MODIFIER.finditer(text))):
+        if _in_facts(m.group(2), facts):
+            continue
+        rest = text[m.end():]
+        if m.group(1):  # the article agrees with the word that now follows it
+            article = "an" if rest[:1].lower() in "aeiou" else "a"
+            lead = (article.capitalize() if m.group(1)[0].isupper() else article) + " "
+        else:
+            lead, rest = "", (rest[:1].upper() + rest[1:]) if m.group(2)[0].isupper() else rest
+        text = text[:m.start()] + lead + rest
+    return text
 
 
 def tidy(fields: Fields, ctx: GuardContext) -> Fields:
     """Repairs that need no model call, made before the checks: a filler opener cut (the rest
-    capitalised, or introduced with "Meet"), "for those who prefer a …" as "for a …", a
+    capitalised, or introduced with "Meet"), "for those who prefer a …" as "for a …", a value
+    adjective the record lacks dropped where it modifies a noun, a
     product name or record phrase in ``<…>``/``{…}``/``[…]`` unwrapped (an unknown slot such as
     ``<name!>`` stays for the placeholder check), stray braces removed, and an SMS opt-out
     dropped from a channel whose disclaimer is not one."""
@@ -105,7 +133,7 @@ def tidy(fields: Fields, ctx: GuardContext) -> Fields:
         if m and len(rest.strip()) >= 3 and m.group(0).strip(" !,.，！。").lower() not in facts:
             text = _after_opener(m.group(0), rest, ctx.lang)
         if ctx.lang == "en":
-            text = _FOR_THOSE_WHO.sub("for ", text)
+            text = drop_value_adjectives(_FOR_THOSE_WHO.sub("for ", text), facts)
         text = _SLOT.sub(lambda m: m.group(1) if m.group(1).strip().lower() in facts
                          else m.group(0), text)
         slots = [m.span() for m in PLACEHOLDER_SLOT.finditer(text)]
