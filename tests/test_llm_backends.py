@@ -400,3 +400,20 @@ def test_llamacpp_backend_applies_a_lora_adapter(small_gguf, small_llamacpp, tmp
     with pytest.raises(LLMError, match="LoRA adapter file .*nope.gguf does not exist"):
         get_backend("llamacpp", model=small_gguf, lora_path=tmp_path / "nope.gguf").complete(
             msgs, params)
+
+
+def test_prompt_reading_gets_every_core_and_decoding_its_own_threads(tmp_path, monkeypatch):
+    """llama.cpp reads a prompt with ``n_threads_batch`` and decodes with ``n_threads``: the
+    backend gives the first every core (compute-bound) and leaves the second at one per
+    physical core unless told otherwise."""
+    from adpilot.backends.llm.llamacpp import LlamaCppBackend, default_batch_threads, server_params
+
+    model = tmp_path / "m.gguf"
+    model.write_bytes(b"GGUF")
+    p = server_params(model, n_ctx=512, n_threads=1, n_threads_batch=3)
+    assert (p.cpuparams.n_threads, p.cpuparams_batch.n_threads) == (1, 3)
+    assert server_params(model, n_ctx=512, n_threads=2).cpuparams_batch.n_threads == 2
+    monkeypatch.delenv("ADPILOT_LLM_BATCH_THREADS", raising=False)
+    assert LlamaCppBackend(model, n_threads=1).n_threads_batch == os.cpu_count()
+    monkeypatch.setenv("ADPILOT_LLM_BATCH_THREADS", "5")
+    assert default_batch_threads() == 5 and LlamaCppBackend(model).n_threads_batch == 5

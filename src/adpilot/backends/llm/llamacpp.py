@@ -24,10 +24,19 @@ from adpilot.deps import require
 
 
 def default_threads() -> int:
-    """One thread per physical core: llama.cpp threads spin-wait on each other, so extra threads
-    on a busy machine cost more than they give (measured 2x slower with 2 threads than 1 on 2
-    shared cores); ``ADPILOT_LLM_THREADS`` overrides."""
+    """Decoding threads, one per physical core: llama.cpp threads spin-wait on each other, so
+    extra threads on a busy machine cost more than they give (2 threads were 2x slower than 1
+    on 2 shared cores; on the same 2 cores idle, ``benchmarks/llm_threads.py``, they decoded
+    1.65x faster but wrote other replies); ``ADPILOT_LLM_THREADS`` overrides."""
     return int(os.environ.get("ADPILOT_LLM_THREADS", 0)) or max(1, (os.cpu_count() or 2) // 2)
+
+
+def default_batch_threads() -> int:
+    """Every core for reading the prompt: one large matrix product per layer, compute-bound,
+    so the threads do not wait on each other (``benchmarks/llm_threads.py`` on 2 cores: 31 vs
+    18 prompt tokens/s, the copy batch 1.28x faster, the same replies byte for byte);
+    ``ADPILOT_LLM_BATCH_THREADS`` overrides."""
+    return int(os.environ.get("ADPILOT_LLM_BATCH_THREADS", 0)) or max(1, os.cpu_count() or 1)
 
 
 def resolve_model(model: str | Path, models_dir: str | Path | None = None) -> Path:
@@ -66,18 +75,20 @@ def grammar_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def server_params(model: Path, *, n_ctx: int, n_threads: int, parallel: int = 1,
+def server_params(model: Path, *, n_ctx: int, n_threads: int, n_threads_batch: int | None = None,
+                  parallel: int = 1,
                   lora_path: Path | None = None, lora_scale: float = 1.0,
                   chat_template: str | None = None, host: str = "127.0.0.1", port: int = 0,
                   alias: str | None = None, api_key: str | None = None):
-    """xllamacpp ``CommonParams`` for one model; each of ``parallel`` slots gets ``n_ctx``."""
+    """xllamacpp ``CommonParams`` for one model; each of ``parallel`` slots gets ``n_ctx``.
+    ``n_threads`` decode; ``n_threads_batch`` (default ``n_threads``) read the prompt."""
     xlc = require("xllamacpp", feature="the llamacpp backend")
     p = xlc.CommonParams()
     p.model.path = str(model)
     p.n_parallel = parallel
     p.n_ctx = n_ctx * parallel
     p.cpuparams.n_threads = n_threads
-    p.cpuparams_batch.n_threads = n_threads
+    p.cpuparams_batch.n_threads = n_threads_batch or n_threads
     p.warmup = False  # the first request pages the weights in anyway
     p.verbosity = -1  # llama.cpp's per-request log lines would drown adpilot's own output
     p.hostnames = [host]
@@ -113,13 +124,14 @@ class LlamaCppBackend(llm.LLMBackend):
                  n_threads: int | None = None, seed: int = 0, use_grammar: bool = True,
                  lora_path: str | Path | None = None, lora_scale: float = 1.0,
                  parallel: int = 1, chat_template: str | None = None,
-                 models_dir: str | Path | None = None) -> None:
+                 models_dir: str | Path | None = None, n_threads_batch: int | None = None) -> None:
         if parallel < 1:
             raise llm.LLMError(f"The 'parallel' parameter of LlamaCppBackend must be an int >= 1. "
                                f"Got {parallel}.")
         self.model = str(model)
         self.n_ctx = n_ctx
         self.n_threads = n_threads or default_threads()
+        self.n_threads_batch = n_threads_batch or default_batch_threads()
         self.seed = seed  # used when a request carries no seed of its own
         self.use_grammar = use_grammar
         self.lora_path = Path(lora_path) if lora_path else None
@@ -148,7 +160,8 @@ class LlamaCppBackend(llm.LLMBackend):
                 # the server also listens on a random loopback port; a key nobody knows keeps
                 # other local processes out (in-process calls do not go through HTTP)
                 params = server_params(resolve_model(self.model, self.models_dir), n_ctx=self.n_ctx,
-                                       n_threads=self.n_threads, parallel=self.parallel,
+                                       n_threads=self.n_threads,
+                                       n_threads_batch=self.n_threads_batch, parallel=self.parallel,
                                        lora_path=self.lora_path, lora_scale=self.lora_scale,
                                        chat_template=self.chat_template,
                                        api_key=secrets.token_urlsafe(24))

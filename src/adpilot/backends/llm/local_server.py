@@ -15,7 +15,12 @@ import signal
 import threading
 from pathlib import Path
 
-from adpilot.backends.llm.llamacpp import default_threads, resolve_model, server_params
+from adpilot.backends.llm.llamacpp import (
+    default_batch_threads,
+    default_threads,
+    resolve_model,
+    server_params,
+)
 from adpilot.deps import require
 
 
@@ -47,6 +52,7 @@ def start_server(model: str | Path, *, host: str = "127.0.0.1", port: int = 0, n
     xlc = require("xllamacpp", feature="the local llama.cpp server")
     params = server_params(resolve_model(model, models_dir), n_ctx=n_ctx,
                            n_threads=n_threads or default_threads(),
+                           n_threads_batch=default_batch_threads(),
                            parallel=parallel, lora_path=Path(lora_path) if lora_path else None,
                            lora_scale=lora_scale, chat_template=chat_template, host=host, port=port,
                            alias=alias, api_key=api_key or os.environ.get("ADPILOT_LLM_SERVER_KEY"))
