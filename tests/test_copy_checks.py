@@ -295,6 +295,10 @@ def test_value_adjectives_the_record_lacks_are_dropped_as_modifiers():
     # the article agrees with the word that now follows; the predicative use is left
     assert fixed["body"] == "An everyday dress in a light linen. It is affordable. Shop it today."
     assert fails(fixed, c, "unsupported")  # "it is affordable" still asks for an edit
+    # said of the product or graded, the word is not a modifier: the sentence stays whole
+    for kept in ("Linen, making it affordable for everyone. Shop it today.",
+                 "The most affordable linen dress. Shop it today."):
+        assert tidy(email(kept), c)["body"] == kept
     sendable = tidy({"subject": "An affordable, light dress", "body": "Linen. Shop it today."}, c)
     assert sendable["subject"] == "A light dress" and not fails(sendable, c, "unsupported")
 

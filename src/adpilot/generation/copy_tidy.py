@@ -92,8 +92,13 @@ PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
 # product ("it is affordable") it stays for the `unsupported` check and a sentence repair
 _VALUE_ADJ = r"(?:affordable|inexpensive|budget-friendly|pocket-friendly)"
 _VALUE_LISTED = re.compile(rf"(?:,\s*|\s+and\s+){_VALUE_ADJ}\b(?!-)", re.I)
-_VALUE_MODIFIER = re.compile(rf"\b(?:(an?)\s+)?({_VALUE_ADJ})(?:\s*,\s*|\s+and\s+|\s+)(?=[A-Za-z])",
-                             re.I)
+# only before a word that can start a noun phrase ("affordable for everyone" is said of the
+# product) and not after a degree word ("the most affordable lamp")
+_VALUE_MODIFIER = re.compile(
+    rf"(?<!most )(?<!more )(?<!very )(?<!so )(?<!quite )(?<!really )(?<!truly )(?<!super )"
+    rf"\b(?:(an?)\s+)?({_VALUE_ADJ})(?:\s*,\s*|\s+and\s+|\s+)"
+    r"(?!(?:for|to|at|in|on|with|by|from|than|enough|or|but|yet|so|as|too|if|when|and)\b)"
+    r"(?=[A-Za-z])", re.I)
 
 
 def drop_value_adjectives(text: str, facts: str) -> str:
