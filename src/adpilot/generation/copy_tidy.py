@@ -91,7 +91,7 @@ PLACEHOLDER_SLOT = re.compile(r"\{[^{}\n]{1,30}\}")
 # "Affordable Hot Water Bottle". As a modifier it goes and the sentence stays; said of the
 # product ("it is affordable") it stays for the `unsupported` check and a sentence repair
 _VALUE_ADJ = r"(?:affordable|inexpensive|budget-friendly|pocket-friendly)"
-_VALUE_LISTED = re.compile(rf"(?:,\s*|\s+and\s+){_VALUE_ADJ}\b(?!-)", re.I)
+_VALUE_LISTED = re.compile(rf"(?:,\s*|\s+and\s+)({_VALUE_ADJ})\b(?!-)", re.I)
 # only before a word that can start a noun phrase ("affordable for everyone" is said of the
 # product) and not after a degree word ("the most affordable lamp")
 _VALUE_MODIFIER = re.compile(
@@ -106,8 +106,7 @@ def drop_value_adjectives(text: str, facts: str) -> str:
     (an article before one is made to agree: "an affordable hot …" → "a hot …")."""
     if not re.search(_VALUE_ADJ, text, re.I):
         return text
-    text = _VALUE_LISTED.sub(lambda m: m.group(0) if _in_facts(m.group(0).split()[-1].strip(","),
-                                                                 facts) else "", text)
+    text = _VALUE_LISTED.sub(lambda m: m.group(0) if _in_facts(m.group(1), facts) else "", text)
     for m in reversed(list(_VALUE_MODIFIER.finditer(text))):
         if _in_facts(m.group(2), facts):
             continue
