@@ -11,7 +11,7 @@ import pytest
 from adpilot.data.records import Product
 from adpilot.generation import GuardContext, channel_spec, check_copy, load_brand
 from adpilot.generation.audience import product_facts
-from adpilot.generation.generator import close_cut
+from adpilot.generation.finalize import close_cut
 
 
 def sample_product(pid: str) -> Product:
@@ -198,7 +198,7 @@ def test_a_subject_loses_its_dangling_tail():
     import json as _json
 
     from adpilot.generation.channels import channel_spec as spec_of
-    from adpilot.generation.generator import finalize
+    from adpilot.generation.finalize import finalize
 
     spec = spec_of("email", "en")
     model = spec.schema().model_validate_json(_json.dumps({

@@ -420,7 +420,7 @@ def test_campaign_bounds_llm_variants_per_language():
 
 
 def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
-    from adpilot.generation.generator import close_cut
+    from adpilot.generation.finalize import close_cut
 
     cut = "Comfy and easy to care for. Made to last. Plus, they have great,"
     assert close_cut(cut, len(cut), 10) == "Comfy and easy to care for. Made to last."
@@ -429,6 +429,12 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     assert close_cut("透气亚麻，宽松版型，夏天穿着清爽舒适好打理", 21, 5) == "透气亚麻，宽松版型。"
     assert close_cut("no clause boundary at all here", 30, 10) == "no clause boundary at all here"
     assert close_cut("Short and sweet", 30, 10) == "Short and sweet"  # not at the cap: untouched
+    # a subject filling the cap exactly may end on a whole word of the record: kept, not cut
+    full = "Discover the Perfect Hot Water Bottle: White Skull"
+    facts = "White Skull Hot Water Bottle\nprice: 4.25 GBP"
+    assert close_cut(full, len(full), 10, phrase=True, facts=facts) == full
+    assert close_cut(full[:-2], len(full) - 2, 10, phrase=True, facts=facts) \
+        == "Discover the Perfect Hot Water Bottle"  # "…: White Sku" cut: no half name left
     llm = CannedLLM([sms(("Breathable linen for warm days. " * 5)[:109])])  # the sms target: 110
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
     # closed at its last sentence, the model's repeated sentences kept once, a second record

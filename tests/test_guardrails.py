@@ -275,7 +275,7 @@ def test_copy_that_runs_the_product_down_names_other_sellers_or_invents_facts_fa
 def test_placeholders_fail_and_the_disclaimer_is_appended_once():
     from adpilot.generation.brand import load_brand
     from adpilot.generation.channels import channel_spec
-    from adpilot.generation.generator import finalize
+    from adpilot.generation.finalize import finalize
     from adpilot.generation.guardrails import GuardContext, check_copy
 
     kit = load_brand()

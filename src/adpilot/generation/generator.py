@@ -7,7 +7,6 @@ and seconds. A model that never produces valid JSON raises
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -34,13 +33,13 @@ from adpilot.generation.audience import Audience
 from adpilot.generation.brand import BrandKit, load_brand
 from adpilot.generation.cache import PromptCache
 from adpilot.generation.channels import ChannelSpec, channel_spec
-from adpilot.generation.copy_checks import dedupe_clauses, with_cta
+from adpilot.generation.copy_checks import with_cta
 from adpilot.generation.copy_tidy import tidy
 from adpilot.generation.examples import ExampleBank
 from adpilot.generation.fewshot import ShotLibrary, borrowed_facts
+from adpilot.generation.finalize import closed_fields, finalize
 from adpilot.generation.grounding import with_facts
 from adpilot.generation.guardrails import (
-    ENDS_SENTENCE,
     GuardContext,
     Violation,
     check_copy,
@@ -121,68 +120,6 @@ class GenerationResult:
 def passing_first(variants: list[CopyVariant]) -> list[CopyVariant]:
     """``variants`` with those that passed every guardrail first, each group in its order."""
     return sorted(variants, key=lambda v: not v.passed)
-
-
-_DEBRIS = re.compile(r"\s*[{}]+\s*$")  # a stray brace the model left at the end of a field
-_SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
-_DANGLING = re.compile(r"[\s,;:–-]+(?:(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|from)\b"
-                       r"[\s,;:–-]*)*$", re.I)
-
-
-def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False) -> str:
-    """Copy that ran into the length cap (grammar-limited backends stop it there) ends at its
-    last complete sentence; a short ``phrase`` field (title, headline) loses its dangling last
-    words instead. Anything else is left for the guardrails to reject."""
-    if len(text) < cap - 1 or ENDS_SENTENCE.search(text):
-        return text
-    ends = [m.end() for m in _SENTENCE_END.finditer(text)]
-    if ends and ends[-1] >= lo:
-        return text[: ends[-1]].rstrip()
-    if not phrase:  # close at the last clause boundary: "…for your mom, featuring a" → "…for your mom."
-        cut = max(text.rfind(c) for c in ",;:，；：、")
-        stop = "。" if re.search(r"[\u4e00-\u9fff]", text) else "."
-        return text[:cut].rstrip() + stop if cut >= lo else text
-    if re.search(r"[\u4e00-\u9fff]", text):  # no spaces in Chinese: close at the last 、，
-        cut = max(text.rfind(c) for c in "，,；;：、 ")
-        return text[:cut].rstrip() if cut >= lo else text
-    trimmed = _DANGLING.sub("", text.rsplit(" ", 1)[0] if " " in text else text)
-    return trimmed if len(trimmed) >= lo else text
-
-
-_PHRASE_TAIL = re.compile(r"(?:[\s,;:–—-]+(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|"
-                          r"from)\b)+[\s,;:–—\-，、；：]*$|[\s,;:–—\-，、；：]+$", re.I)
-
-
-def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
-    """Whitespace tidied; a phrase field (subject, title, headline) loses a dangling tail
-    ("…: A Natural Choice for", 「温暖呵护 -」) wherever the model stopped."""
-    raw = {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
-           else str(getattr(value, f)).strip() for f in spec.fields}
-    return {f: _PHRASE_TAIL.sub("", v) or v if f != spec.main_field else v for f, v in raw.items()}
-
-
-def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> list[str]:
-    """Fields :func:`close_cut` changed (reported, so evaluations can count them)."""
-    raw = _raw_fields(value, spec)
-    return [f for f, v in raw.items() if close_cut(v, target(spec, brand, f), spec.limits[f][0],
-                                                   phrase=f != spec.main_field) != v]
-
-
-def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit) -> dict[str, str]:
-    """The model's fields, tidied (whitespace; copy cut off at the length cap closed at its last
-    sentence or clause), with the brand's disclaimer appended to the main field."""
-    fields = {f: dedupe_clauses(close_cut(_DEBRIS.sub("", v), target(spec, brand, f),
-                                          spec.limits[f][0], phrase=f != spec.main_field))
-              for f, v in _raw_fields(value, spec).items()}
-    disclaimer = brand.disclaimer_for(spec.channel, spec.lang)
-    main = spec.main_field
-    if disclaimer:  # ours is appended once: drop the model's own copies of it first
-        fields[main] = re.sub(rf"(?:\s*{re.escape(disclaimer)}[\s。.!！]*)+$", "",
-                              fields[main]).rstrip()
-    if disclaimer and not fields[main].endswith(disclaimer):
-        sep = "" if spec.lang == "zh" and fields[main][-1:] in "。！？" else " "
-        fields[main] = f"{fields[main]}{sep}{disclaimer}"
-    return fields
 
 
 # characters no copy needs and a small model writes when it drifts into a letter template or
@@ -379,7 +316,7 @@ class CopyGenerator:
             def complete(f: dict[str, str]) -> dict[str, str]:
                 return with_facts(with_cta(f, spec, self.brand), spec, self.brand, ctx.facts)
 
-            written = tidy(finalize(value, spec, self.brand), ctx)
+            written = tidy(finalize(value, spec, self.brand, ctx.facts), ctx)
             fields = complete(written)
             violations = check_copy(fields, ctx)
             for clauses in (False, True) if violations else ():  # whole sentences first
@@ -403,7 +340,7 @@ class CopyGenerator:
         fields, violations, dropped = edited(result.value)
         out = CopyVariant(fields, violations, len(result.attempts), result.usage,
                           result.seconds, result.cached,
-                          closed_fields(result.value, spec, self.brand), dropped)
+                          closed_fields(result.value, spec, self.brand, ctx.facts), dropped)
         if planned:  # the plan turn's cost is the variant's
             out.usage, out.seconds = out.usage + planned.usage, out.seconds + planned.seconds
         return out
