@@ -435,6 +435,9 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     assert close_cut(full, len(full), 10, phrase=True, facts=facts) == full
     assert close_cut(full[:-2], len(full) - 2, 10, phrase=True, facts=facts) \
         == "Discover the Perfect Hot Water Bottle"  # "…: White Sku" cut: no half name left
+    amp = "Retrospot Red Washing Up Gloves - Get Your Hands &"  # "&" is in "Lumen & Loom"
+    assert close_cut(amp, len(amp), 10, phrase=True, facts=facts + "\nLumen & Loom") \
+        == "Retrospot Red Washing Up Gloves - Get Your Hands"
     llm = CannedLLM([sms(("Breathable linen for warm days. " * 5)[:109])])  # the sms target: 110
     v = gen(llm).generate(PRODUCT, Audience(), "sms", "en").variants[0]
     # closed at its last sentence, the model's repeated sentences kept once, a second record

@@ -39,7 +39,8 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False, facts: str 
         cut = max(text.rfind(c) for c in "，,；;：、 ")
         return text[:cut].rstrip() if cut >= lo else text
     head, _, last = text.rpartition(" ")
-    whole = bool(last) and bool(re.search(rf"(?<!\w){re.escape(last)}(?!\w)", facts, re.I))
+    whole = bool(re.search(r"\w", last)) and bool(  # "&" of the brand's name is no word
+        re.search(rf"(?<!\w){re.escape(last)}(?!\w)", facts, re.I))
     trimmed = _DANGLING.sub("", text if whole or not head else head)
     if not whole:  # one word left after a colon or dash is half a thought: "…Bottle: White"
         trimmed = re.sub(r"\s*[:–—|]\s*\S+$", "", trimmed)
