@@ -135,11 +135,10 @@ def main() -> None:
     # llama-cpp-python's Llama API (create_completion, token_eos) is what this script drives;
     # benchmarks/llm_bindings.py measures the default xllamacpp binding beside it
     from adpilot.backends.llm.llamacpp_python import LlamaCppPythonBackend as LlamaCppBackend
-    from adpilot.backends.llm.models import DEFAULT_MODEL
+    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
     from adpilot.config import get_settings
-    from adpilot.usecases.llm import default_model_file
 
-    path = default_model_file()
+    path = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)
     size = path.stat().st_size
     bw = copy_bandwidth(size, args.reps + 2)
     backend = LlamaCppBackend(DEFAULT_MODEL, models_dir=get_settings().models_dir)

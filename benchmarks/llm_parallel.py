@@ -81,10 +81,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "llm_parallel.json")
     args = ap.parse_args()
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
+    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
+    from adpilot.config import get_settings
     from adpilot.generation import CopyGenerator
-    from adpilot.usecases.llm import default_model_file
 
-    gguf = default_model_file()
+    gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)
     batch = requests(args.requests)
     result = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
               "model": gguf.name, "requests": len(batch), "reps": args.reps, "runs": {}}

@@ -62,9 +62,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "llm_threads.json")
     args = ap.parse_args()
     from adpilot.backends.llm.llamacpp import LlamaCppBackend
-    from adpilot.usecases.llm import default_model_file
+    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
+    from adpilot.config import get_settings
 
-    gguf = default_model_file()
+    gguf = model_path(DEFAULT_MODEL, cache_dir=get_settings().models_dir)
     batch = requests(args.requests)
     settings = [tuple(int(x) for x in pair.split(":")) for pair in args.threads.split(",")]
     runs: dict[tuple[int, int], list[dict]] = {s: [] for s in settings}

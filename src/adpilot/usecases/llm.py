@@ -38,13 +38,3 @@ def build_backend(backend: str, model: str | None = None, base_url: str | None =
                   models_dir: str | Path | None = None, parallel: int | None = None) -> LLMBackend:
     """The registered backend ``backend`` built from the user-facing settings."""
     return get_backend(backend, **backend_options(backend, model, base_url, models_dir, parallel))
-
-
-def default_model_file(models_dir: str | Path | None = None) -> Path:
-    """The default local GGUF generator in ``models_dir`` (default: the configured
-    ``Settings.models_dir``), assembled from its installed parts on first use: what benchmarks,
-    evaluations and a llama.cpp server started by hand load."""
-    from adpilot.backends.llm.models import DEFAULT_MODEL, model_path
-    from adpilot.config import get_settings
-
-    return model_path(DEFAULT_MODEL, cache_dir=models_dir or get_settings().models_dir)
