@@ -216,7 +216,12 @@ def test_second_run_examples_placeholder_loop_and_a_cta_only_in_name():
     assert fails(email("Hey there, <name!>! 2% hyaluronic acid. Shop it today."), serum,
                  "placeholder")
     looped = "这款衬衫版型略宽松，版型舒适，版型宽松，版型宽松，版型宽松。欢迎选购。"
-    assert dedupe_clauses(looped) == "这款衬衫版型略宽松，版型舒适，版型宽松，欢迎选购。"
+    assert dedupe_clauses(looped) == "这款衬衫版型略宽松，欢迎选购。"
+    # the same loop with other endings (the demo's silk shirt): one clause of the run is kept
+    assert dedupe_clauses("这款衬衫版型略宽松，版型舒适，版型宽松。售价599元。") \
+        == "这款衬衫版型略宽松。售价599元。"
+    assert dedupe_clauses("面料柔软，面料透气。版型宽松，颜色百搭。") \
+        == "面料柔软，面料透气。版型宽松，颜色百搭。"  # two on one word, or no shared word: kept
     dangling = "版型略宽松，版型宽松，版型宽松，。欢迎选购。"
     assert dedupe_clauses(dangling) == "版型略宽松，版型宽松。欢迎选购。"
     dress = ctx("P01")

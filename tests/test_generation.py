@@ -425,6 +425,8 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     cut = "Comfy and easy to care for. Made to last. Plus, they have great,"
     assert close_cut(cut, len(cut), 10) == "Comfy and easy to care for. Made to last."
     assert close_cut("Soft, Comfortable Sweaters for", 30, 10, phrase=True) == "Soft, Comfortable Sweaters"
+    assert close_cut("Linen Wrap Midi Dress - Perfect Linen for Any", 45, 10, phrase=True) \
+        == "Linen Wrap Midi Dress - Perfect Linen"
     assert close_cut("Perfect for your mom, featuring a timeless", 42, 10) == "Perfect for your mom."
     assert close_cut("透气亚麻，宽松版型，夏天穿着清爽舒适好打理", 21, 5) == "透气亚麻，宽松版型。"
     assert close_cut("no clause boundary at all here", 30, 10) == "no clause boundary at all here"

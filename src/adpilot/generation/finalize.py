@@ -16,8 +16,9 @@ from adpilot.generation.prompts import target
 
 _DEBRIS = re.compile(r"\s*[{}]+\s*$")  # a stray brace the model left at the end of a field
 _SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
-_DANGLING = re.compile(r"[\s,;:–-]+(?:(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|from)\b"
-                       r"[\s,;:–-]*)*$", re.I)
+# words a phrase cannot end on ("…Perfect Linen for Any", "…: A Natural Choice for")
+_TAIL_WORDS = r"for|and|or|the|a|an|with|to|of|in|on|at|your|our|its|their|any|every|each|by|from"
+_DANGLING = re.compile(rf"[\s,;:–-]+(?:(?:{_TAIL_WORDS})\b[\s,;:–-]*)*$", re.I)
 
 
 def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False, facts: str = "") -> str:
@@ -47,8 +48,8 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False, facts: str 
     return trimmed if len(trimmed) >= lo else text
 
 
-_PHRASE_TAIL = re.compile(r"(?:[\s,;:–—-]+(?:for|and|or|the|a|an|with|to|of|in|on|at|your|our|by|"
-                          r"from)\b)+[\s,;:–—\-，、；：]*$|[\s,;:–—\-，、；：]+$", re.I)
+_PHRASE_TAIL = re.compile(rf"(?:[\s,;:–—-]+(?:{_TAIL_WORDS})\b)+[\s,;:–—\-，、；：]*$"
+                          r"|[\s,;:–—\-，、；：]+$", re.I)
 
 
 def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
