@@ -57,7 +57,19 @@ def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
     ("…: A Natural Choice for", 「温暖呵护 -」) wherever the model stopped."""
     raw = {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
            else str(getattr(value, f)).strip() for f in spec.fields}
-    return {f: _PHRASE_TAIL.sub("", v) or v if f != spec.main_field else v for f, v in raw.items()}
+    return {f: _phrase_end(v) if f != spec.main_field else v for f, v in raw.items()}
+
+
+_HALF_TAIL = re.compile(r"\s*(?::|\s[-–—|])\s*\S+$")  # "…Silk Fan - Perfect", "…: Perfect"
+
+
+def _phrase_end(text: str) -> str:
+    """A phrase without its dangling words; where that leaves one word after a colon or dash
+    ("Silk Fan - Perfect for Any" → "Silk Fan - Perfect"), without that half thought too."""
+    trimmed = _PHRASE_TAIL.sub("", text)
+    if trimmed != text and not re.search(r"[，、；：]$", text):
+        trimmed = _HALF_TAIL.sub("", trimmed)
+    return trimmed or text
 
 
 def closed_fields(value: BaseModel, spec: ChannelSpec, brand: BrandKit,
