@@ -427,6 +427,9 @@ def test_copy_cut_at_the_cap_is_closed_at_its_last_sentence():
     assert close_cut("Soft, Comfortable Sweaters for", 30, 10, phrase=True) == "Soft, Comfortable Sweaters"
     assert close_cut("Linen Wrap Midi Dress - Perfect Linen for Any", 45, 10, phrase=True) \
         == "Linen Wrap Midi Dress - Perfect Linen"
+    fan = "Assorted Colours Silk Fan - Perfect for Any Occasi"  # cut at the cap, after a dash
+    assert close_cut(fan, len(fan), 10, phrase=True, facts="Assorted Colours Silk Fan") \
+        == "Assorted Colours Silk Fan"
     from adpilot.generation.channels import channel_spec
     from adpilot.generation.finalize import finalize
 

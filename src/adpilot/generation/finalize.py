@@ -18,6 +18,7 @@ _DEBRIS = re.compile(r"\s*[{}]+\s*$")  # a stray brace the model left at the end
 _SENTENCE_END = re.compile(r"[.!?…。！？](?=\s|$)")
 # words a phrase cannot end on ("…Perfect Linen for Any", "…: A Natural Choice for")
 _TAIL_WORDS = r"for|and|or|the|a|an|with|to|of|in|on|at|your|our|its|their|any|every|each|by|from"
+_HALF_TAIL = re.compile(r"\s*(?::|\s[-–—|])\s*\S+$")  # "…Silk Fan - Perfect", "…: Perfect"
 _DANGLING = re.compile(rf"[\s,;:–-]+(?:(?:{_TAIL_WORDS})\b[\s,;:–-]*)*$", re.I)
 
 
@@ -44,7 +45,7 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False, facts: str 
         re.search(rf"(?<!\w){re.escape(last)}(?!\w)", facts, re.I))
     trimmed = _DANGLING.sub("", text if whole or not head else head)
     if not whole:  # one word left after a colon or dash is half a thought: "…Bottle: White"
-        trimmed = re.sub(r"\s*[:–—|]\s*\S+$", "", trimmed)
+        trimmed = _HALF_TAIL.sub("", trimmed)
     return trimmed if len(trimmed) >= lo else text
 
 
@@ -58,9 +59,6 @@ def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
     raw = {f: " ".join(str(getattr(value, f)).split()) if spec.single_line(f)
            else str(getattr(value, f)).strip() for f in spec.fields}
     return {f: _phrase_end(v) if f != spec.main_field else v for f, v in raw.items()}
-
-
-_HALF_TAIL = re.compile(r"\s*(?::|\s[-–—|])\s*\S+$")  # "…Silk Fan - Perfect", "…: Perfect"
 
 
 def _phrase_end(text: str) -> str:
