@@ -170,6 +170,8 @@ def test_every_channel_needs_a_call_to_action_and_the_opt_out_does_not_count():
 def test_a_chinese_subject_is_never_cut_mid_word():
     cut = "轻盈透气的亚麻衬衫，日常耐穿、好打"
     assert close_cut(cut, len(cut), 5, phrase=True) == "轻盈透气的亚麻衬衫，日常耐穿"
+    shampoo = "【氨基酸洗发水】体验油性和混合性"  # no comma to close at: the bracketed name stays
+    assert close_cut(shampoo, len(shampoo), 5, phrase=True) == "【氨基酸洗发水】"
 
 
 # --- grounded in the record; the record's own wording is not a claim ----------------------------

@@ -39,6 +39,8 @@ def close_cut(text: str, cap: int, lo: int, *, phrase: bool = False, facts: str 
         return text[:cut].rstrip() + stop if cut >= lo else text
     if re.search(r"[\u4e00-\u9fff]", text):  # no spaces in Chinese: close at the last 、，
         cut = max(text.rfind(c) for c in "，,；;：、 ")
+        if cut < lo:  # or after a closing bracket: 「【洗发水】体验油性和混合性」 → 「【洗发水】」
+            cut = max(text.rfind(c) + 1 for c in "】」》）")
         return text[:cut].rstrip() if cut >= lo else text
     head, _, last = text.rpartition(" ")
     whole = bool(re.search(r"\w", last)) and bool(  # "&" of the brand's name is no word
