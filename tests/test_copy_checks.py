@@ -212,7 +212,7 @@ def test_a_subject_loses_its_dangling_tail():
 def test_second_run_examples_placeholder_loop_and_a_cta_only_in_name():
     """From the second measured run: an unfilled <name!>, a sampling loop, and "add a touch of
     elegance" counted as a call to action."""
-    from adpilot.generation.copy_checks import dedupe_clauses
+    from adpilot.generation.finalize import dedupe_clauses
 
     serum = ctx("P04", "email")
     assert fails(email("Hey there, <name!>! 2% hyaluronic acid. Shop it today."), serum,

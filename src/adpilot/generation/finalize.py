@@ -1,6 +1,7 @@
 """The model's fields as copy, before any check runs: whitespace tidied, a stray brace
 dropped, copy that ran into the length cap (grammar-limited backends stop it there) closed at
-its last sentence or clause, and the brand's disclaimer appended once to the main field."""
+its last sentence or clause, a clause the model repeats in a loop kept once, and the brand's
+disclaimer appended once to the main field."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from pydantic import BaseModel
 
 from adpilot.generation.brand import BrandKit
 from adpilot.generation.channels import ChannelSpec
-from adpilot.generation.copy_checks import dedupe_clauses
 from adpilot.generation.guardrails import ENDS_SENTENCE
 from adpilot.generation.prompts import target
 
@@ -98,3 +98,46 @@ def finalize(value: BaseModel, spec: ChannelSpec, brand: BrandKit,
         sep = "" if spec.lang == "zh" and fields[main][-1:] in "。！？" else " "
         fields[main] = f"{fields[main]}{sep}{disclaimer}"
     return fields
+
+
+_REPEAT_SPLIT = re.compile(r"(?<=[，,；;、。！？!?])|(?<=\.)(?=\s)")
+
+
+def dedupe_clauses(text: str) -> str:
+    """A clause the model repeats (「版型宽松，版型宽松，版型宽松」, a sampling loop) is kept once,
+    and so is a Chinese run of three or more clauses in one sentence on the same word
+    (「版型略宽松，版型舒适，版型宽松」 keeps its first: the same loop with other endings)."""
+    seen: set[str] = set()
+    out = []
+    for part in _REPEAT_SPLIT.split(text):
+        key = re.sub(r"[\W_]", "", part)
+        if key and key in seen:
+            continue
+        seen.add(key)
+        out.append(part)
+    return re.sub(r"[，,；;、]+(?=[。！？.!?])", "", "".join(_one_of_each_run(out)))  # no 「宽松，。」
+
+
+def _one_of_each_run(parts: list[str]) -> list[str]:
+    """``parts`` without the 2nd, 3rd … clause of a run of ≥ 3 consecutive clauses of one
+    sentence that all contain the same two-character Chinese word."""
+    out: list[str] = []
+    i = 0
+    while i < len(parts):
+        words = {parts[i][k:k + 2] for k in range(len(parts[i]) - 1)
+                 if re.fullmatch(r"[\u4e00-\u9fff]{2}", parts[i][k:k + 2])}
+        j = i + 1  # how far a word of clause i runs through the next clauses of the sentence
+        while words and j < len(parts) and not re.search(r"[。！？!?.]\s*$", parts[j - 1]):
+            shared = {w for w in words if w in parts[j]}
+            if not shared:
+                break
+            words, j = shared, j + 1
+        if j - i >= 3:  # the run's first clause, with the last clause's end (「。」 or 「，」)
+            last_end = re.search(r"[，,；;、。！？!?.]?\s*$", parts[j - 1]).group(0)
+            first = re.sub(r"[，,；;、]\s*$", "", parts[i])
+            out.append(first + last_end)
+            i = j
+        else:
+            out.append(parts[i])
+            i += 1
+    return out
