@@ -207,6 +207,12 @@ def test_a_subject_loses_its_dangling_tail():
         "subject": "Argan Repair Hair Mask: A Natural Choice for",
         "body": "Argan oil and shea butter for dry hair. Shop it today."}))
     assert finalize(model, spec, load_brand())["subject"] == "Argan Repair Hair Mask: A Natural Choice"
+    email = spec.schema()
+    for subject, want in [("Assorted Colours Silk Fan - Perfect for Any", "Assorted Colours Silk Fan"),
+                          ("Cups: A Perfect Gift for any", "Cups: A Perfect Gift"),
+                          ("Linen: Cut for Summer", "Linen: Cut for Summer")]:  # no tail: as is
+        body = "Light silk in assorted colours. Shop it today."
+        assert finalize(email(subject=subject, body=body), spec, load_brand())["subject"] == want
 
 
 def test_second_run_examples_placeholder_loop_and_a_cta_only_in_name():

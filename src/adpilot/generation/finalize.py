@@ -64,10 +64,10 @@ def _raw_fields(value: BaseModel, spec: ChannelSpec) -> dict[str, str]:
 
 
 def _phrase_end(text: str) -> str:
-    """A phrase without its dangling words; where that leaves one word after a colon or dash
-    ("Silk Fan - Perfect for Any" → "Silk Fan - Perfect"), without that half thought too."""
+    """A phrase without its dangling words; where that leaves one word after a colon or dash,
+    without that half thought too ("Silk Fan - Perfect for Any" → "Silk Fan")."""
     trimmed = _PHRASE_TAIL.sub("", text)
-    if trimmed != text and not re.search(r"[，、；：]$", text):
+    if trimmed != text and not re.search(r"[，、；：]$", text):  # not where only 「，」 went
         trimmed = _HALF_TAIL.sub("", trimmed)
     return trimmed or text
 
